@@ -1,0 +1,126 @@
+public import WalleEnvironment
+
+/// The time model every lease depends on (docs/protocol.md, "Lease margin").
+///
+/// Every node's monotonic clock advances at a rate between `rateMin` and `rateMax` of true
+/// time, and the rate may change at any moment. Rates are kept as exact fractions so the margin
+/// below is computed without rounding surprises.
+public enum TimeModel {
+    public static let rateMinNumerator: Int64 = 3
+    public static let rateMinDenominator: Int64 = 4
+    public static let rateMaxNumerator: Int64 = 5
+    public static let rateMaxDenominator: Int64 = 4
+
+    /// How long after sending its last successful put or heartbeat a writer may treat itself as
+    /// exclusive: `lease · rateMin / rateMax` = 0.6 · lease.
+    ///
+    /// Proof sketch (docs/protocol.md): a member renews on receipt, after the send, and keeps
+    /// the lease for `lease` of its own time, which is at least `lease / rateMax` of true time.
+    /// The writer's own `window` of local time lasts at most `window / rateMin` of true time.
+    /// `window / rateMin <= lease / rateMax` gives `window <= lease · rateMin / rateMax`.
+    /// Upstream's 0.75 assumed a bound on the ratio of two clocks, not on each clock, and is
+    /// unsafe under this model.
+    public static func exclusivityWindow(lease: Duration) -> Duration {
+        let numerator = rateMinNumerator * rateMaxDenominator
+        let denominator = rateMinDenominator * rateMaxNumerator
+        return .nanoseconds(lease.nanoseconds / denominator * numerator)
+    }
+}
+
+/// A deliberate bug, for proving that the simulator finds it (docs/simulation.md).
+///
+/// Only debug builds consult these: `plantedBugIsActive` is `false` in release builds, so a
+/// production node cannot run with one.
+package enum PlantedBug: String, CaseIterable, Sendable {
+    /// A member acknowledges a put before the write is synced.
+    case acknowledgeBeforeSync
+    /// NewWriter answers without waiting out the previous writer's lease.
+    case skipLeaseWait
+    /// The writer uses upstream's 0.75 · lease window, too long for the ±25% rate model.
+    case leaseMarginTooLarge
+    /// A commit marker commits the local entry without comparing checksums (WS-1 and WS-11).
+    case commitWithoutChecksum
+    /// A member accepts the zero writer id on a put (WS-9).
+    case acceptZeroWriter
+}
+
+/// Limits and timings of a server. Every queue has its bound here.
+public struct ServerConfiguration: Sendable {
+    /// Smallest lease a claim may ask for ([CLAIM-0]).
+    public var leaseMin: Duration = .milliseconds(100)
+    /// Largest lease a claim may ask for; upstream has none (WS-8), which can freeze failover.
+    public var leaseMax: Duration = .seconds(60)
+    /// [LOG-2]: a put of an uncommitted entry is refused once T − C reaches this.
+    public var uncommittedEntriesMax: UInt64 = 4096
+    /// Bytes of uncommitted data a stream may hold; bounds memory next to the count.
+    public var uncommittedBytesMax = 64 << 20
+    /// Out-of-order puts a stream may hold while it waits for their predecessors.
+    public var queuedPutsMax = 4096
+    /// How long a queued put waits for its predecessor before it fails ([PIPE-5]).
+    public var queuedPutTimeout: Duration = .seconds(1)
+    /// Wait before fetching a committed entry this member has not received ([PIPE-6]).
+    public var fastForwardDelay: Duration = .milliseconds(250)
+    /// Timeout of one server-to-server call.
+    public var callTimeout: Duration = .seconds(5)
+    /// Extra time a NewWriter call may take beyond the longest lease it may wait out.
+    public var newWriterCallSlack: Duration = .seconds(5)
+    /// Server-to-server calls in flight at once ([HDR-1] on the sending side).
+    public var callsInFlightMax = 65_536
+    /// Long polls held at once, over all streams.
+    public var pollWaitersMax = 4096
+    /// How long PollStream and StreamEntries wait for a commit before OutOfRange.
+    public var pollTimeout: Duration = .seconds(5)
+    /// Entries in one StreamEntries or ReadEntries answer.
+    public var readBatchCountMax = 512
+    /// Entries fetched per backfill step.
+    public var backfillBatchCountMax = 512
+    /// Pause before a failed backfill or fast-forward is tried again.
+    public var catchUpRetryDelay: Duration = .milliseconds(500)
+    /// Claim rounds of committed-id alignment before giving up ([CLAIM-2]).
+    public var claimAlignRoundsMax = 8
+    /// Whether the core emits `.note` effects describing its decisions (traces, tests).
+    public var notesEnabled = false
+    package var plantedBugs: Set<PlantedBug> = []
+
+    public init() {}
+
+    package func plantedBugIsActive(_ bug: PlantedBug) -> Bool {
+        #if DEBUG
+            return plantedBugs.contains(bug)
+        #else
+            return false
+        #endif
+    }
+}
+
+/// What a state machine asks its host to do. The host carries these out in order.
+public enum Effect: Sendable {
+    case send(Message, to: NodeID)
+    case disk(DiskRequest)
+    /// A human-readable account of a decision, for the trace (only when notes are enabled).
+    case note(String)
+}
+
+/// Where an answer goes: the requesting node and its request id.
+public struct Route: Hashable, Sendable, CustomStringConvertible {
+    public var node: NodeID
+    public var requestID: RequestID
+
+    public init(node: NodeID, requestID: RequestID) {
+        self.node = node
+        self.requestID = requestID
+    }
+
+    public var description: String { "\(node)#\(requestID)" }
+}
+
+/// Both clock readings at the moment an event is handled. The core reads no clock itself.
+public struct NodeTime: Sendable {
+    public var monotonic: Instant
+    public var wall: WallTime
+
+    public init(monotonic: Instant, wall: WallTime) {
+        self.monotonic = monotonic
+        self.wall = wall
+    }
+}

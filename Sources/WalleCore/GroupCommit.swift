@@ -1,0 +1,63 @@
+public import WalleEnvironment
+
+/// Group commit: acknowledgements wait for a sync that covers their write, and one sync
+/// covers every write submitted before it ([DUR-2]). At most one sync is in flight; waiters
+/// that arrive meanwhile share the next one.
+///
+/// Invariant: waiters are in non-decreasing write-sequence order, so they are released from
+/// the front.
+struct GroupCommit {
+    /// What to do once a write is durable.
+    enum Continuation {
+        case reply(Route, Reply)
+        /// NewWriter: answer at `until` (after the previous lease) once the writer id is synced.
+        case replyAfter(until: Instant, Route, Reply)
+        /// Keep the backfill going once its progress is durable.
+        case resumeBackfill(StreamURI)
+    }
+
+    private(set) var writeSequence: UInt64 = 0
+    private(set) var syncedSequence: UInt64 = 0
+    private var syncInFlight: (token: UInt64, upTo: UInt64)?
+    private var nextToken: UInt64 = 0
+    private var waiters: [(sequence: UInt64, continuation: Continuation)] = []
+    private var waitersHead = 0
+
+    var waiterCount: Int { waiters.count - waitersHead }
+
+    /// Called for every write transaction submitted to the disk.
+    mutating func recordWrite() { writeSequence += 1 }
+
+    /// Waits for everything written so far. Returns a sync request to submit, if one is needed
+    /// now, or `nil` when the continuation can run at once or a sync is already on its way.
+    mutating func await(_ continuation: Continuation) -> (run: Continuation?, sync: DiskRequest?) {
+        if syncedSequence >= writeSequence { return (continuation, nil) }
+        precondition(waiters.last.map { $0.sequence <= writeSequence } ?? true)
+        waiters.append((writeSequence, continuation))
+        return (nil, startSyncIfIdle())
+    }
+
+    /// A sync finished: returns the continuations it released and the next sync, if any.
+    mutating func synced(token: UInt64) -> (released: [Continuation], sync: DiskRequest?) {
+        guard let inFlight = syncInFlight, inFlight.token == token else { return ([], nil) }
+        syncInFlight = nil
+        syncedSequence = max(syncedSequence, inFlight.upTo)
+        var released: [Continuation] = []
+        while waitersHead < waiters.count, waiters[waitersHead].sequence <= syncedSequence {
+            released.append(waiters[waitersHead].continuation)
+            waitersHead += 1
+        }
+        if waitersHead == waiters.count {
+            waiters.removeAll(keepingCapacity: true)
+            waitersHead = 0
+        }
+        return (released, waiterCount > 0 ? startSyncIfIdle() : nil)
+    }
+
+    private mutating func startSyncIfIdle() -> DiskRequest? {
+        guard syncInFlight == nil else { return nil }
+        nextToken += 1
+        syncInFlight = (nextToken, writeSequence)
+        return .sync(token: nextToken)
+    }
+}

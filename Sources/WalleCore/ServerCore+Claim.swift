@@ -1,0 +1,194 @@
+public import WalleEnvironment
+
+/// The phases of ClaimWriter (§6), in order.
+enum ClaimPhase: Hashable {
+    case newWriter
+    case tails
+    case align
+    case restamp
+    case commit
+}
+
+/// One ClaimWriter this node coordinates.
+struct ClaimProcess {
+    var route: Route
+    var uri: StreamURI
+    var writer: WriterID
+    var members: [NodeID]
+    var phase: ClaimPhase = .newWriter
+    var quorum: Quorum
+    /// The members that answered NewWriter first, a majority ([CLAIM-1]).
+    var claimSet: [NodeID] = []
+    var outstanding = 0
+    var tails: [NodeID: [Entry]] = [:]
+    var alignRounds = 0
+    var maxEntry: Entry?
+}
+
+// ClaimWriter (§6): NewWriter to all, collect and align tails, choose the winning chain,
+// re-stamp it under the new writer, commit it.
+extension ServerCore {
+    mutating func startClaim(_ route: Route, _ uri: StreamURI, address: String, leaseMilliseconds: Int64) {
+        guard let replica = streams[uri] else {
+            fail(route, .notFound, "stream \(uri) is not stored on \(id)")
+            return
+        }
+        if let error = validateClaim(address: address, leaseMilliseconds: leaseMilliseconds) {
+            reply(route, .failed(error))
+            return
+        }
+        // [WID-1], with WS-8 softened: never propose a ts at or below what this node knows.
+        let wall = UInt64(max(0, time.wall.nanosecondsSinceEpoch))
+        let writer = WriterID(ts: max(wall, replica.metadata.writerID.ts + 1), id: random.next())
+        let members = replica.metadata.topology.members
+        let claimID = makeProcessID()
+        claims[claimID] = ClaimProcess(
+            route: route, uri: uri, writer: writer, members: members,
+            quorum: Quorum(memberCount: members.count))
+        note("claim \(claimID) of \(uri) as \(writer)")
+        let timeout = configuration.leaseMax + configuration.newWriterCallSlack
+        for member in members {
+            call(member, .claim(claimID, uri, .newWriter), timeout: timeout) {
+                .newWriter($0, writer, writerAddress: address, leaseMilliseconds: leaseMilliseconds)
+            }
+        }
+    }
+
+    mutating func claimCallCompleted(_ claimID: UInt64, phase: ClaimPhase, from source: NodeID, _ reply: Reply) {
+        guard var claim = claims[claimID], claim.phase == phase else { return }
+        if phase == .newWriter {
+            let decision: Quorum.Decision?
+            if case .failed(let error) = reply {
+                decision = claim.quorum.recordFailure(error)
+            } else {
+                decision = claim.quorum.recordSuccess(source)
+            }
+            claims[claimID] = claim
+            switch decision {
+            case .succeeded(let claimSet)?: collectTails(claimID, claimSet: claimSet)
+            case .failed(let error)?: finishClaim(claimID, .failed(error))
+            case nil: break
+            }
+            return
+        }
+        if case .failed(let error) = reply {
+            finishClaim(claimID, .failed(error))
+            return
+        }
+        if phase == .tails, case .entries(let entries) = reply {
+            claim.tails[source] = entries
+        }
+        claim.outstanding -= 1
+        claims[claimID] = claim
+        guard claim.outstanding == 0 else { return }
+        switch phase {
+        case .tails: alignCommitted(claimID)
+        case .align: collectTails(claimID, claimSet: claim.claimSet)
+        case .restamp: commitTail(claimID)
+        case .commit: finishClaim(claimID, .claimed(claim.writer, tail: claim.maxEntry!))
+        case .newWriter: preconditionFailure("handled above")
+        }
+    }
+
+    /// [CLAIM-2] step 1: every claim-set member's committed entry and uncommitted tail.
+    private mutating func collectTails(_ claimID: UInt64, claimSet: [NodeID]) {
+        guard var claim = claims[claimID] else { return }
+        claim.phase = .tails
+        claim.claimSet = claimSet
+        claim.tails = [:]
+        claim.outstanding = claimSet.count
+        claims[claimID] = claim
+        for member in claimSet {
+            call(member, .claim(claimID, claim.uri, .tails)) { .tailEntries($0) }
+        }
+    }
+
+    /// [CLAIM-2] steps 2 and 3: bring every member up to the highest committed entry.
+    private mutating func alignCommitted(_ claimID: UInt64) {
+        var claim = claims[claimID]!
+        let committed = claim.claimSet.map { claim.tails[$0]![0] }
+        let highest = committed.max { $0.id < $1.id }!
+        if committed.contains(where: { $0.id == highest.id && $0.checksum != highest.checksum }) {
+            finishClaim(claimID, .failed(WalleError(.dataLoss, "members disagree on committed entry \(highest.id)")))
+            return
+        }
+        let lagging = claim.claimSet.filter { claim.tails[$0]![0].id < highest.id }
+        if lagging.isEmpty {
+            chooseAndRestamp(claimID)
+            return
+        }
+        guard claim.alignRounds < configuration.claimAlignRoundsMax else {
+            finishClaim(claimID, .failed(WalleError(.unavailable, "committed ids did not align")))
+            return
+        }
+        claim.alignRounds += 1
+        claim.phase = .align
+        claim.outstanding = lagging.count
+        claims[claimID] = claim
+        for member in lagging {
+            call(member, .claim(claimID, claim.uri, .align)) {
+                .putEntryInternal($0, .claimAlign, highest, committedID: highest.id, committedChecksum: highest.checksum)
+            }
+        }
+    }
+
+    /// [CLAIM-3] and [CLAIM-4]: the tail with the highest writer id (then the highest entry
+    /// id) wins; every member gets the winning chain from the first differing index, stamped
+    /// with the new writer id.
+    private mutating func chooseAndRestamp(_ claimID: UInt64) {
+        var claim = claims[claimID]!
+        let winner = claim.claimSet.max { lhs, rhs in
+            let (a, b) = (claim.tails[lhs]!.last!, claim.tails[rhs]!.last!)
+            return a.writerID != b.writerID ? a.writerID < b.writerID : a.id < b.id
+        }!
+        let chain = claim.tails[winner]!
+        let base = chain[0]
+        claim.maxEntry = chain.last!.stamped(claim.writer)
+        claim.phase = .restamp
+        var sends: [(NodeID, Entry)] = []
+        for member in claim.claimSet {
+            let list = claim.tails[member]!
+            var start = member == winner ? chain.count - 1 : 0
+            if member != winner {
+                while start < min(list.count, chain.count) && list[start].checksum == chain[start].checksum {
+                    start += 1
+                }
+            }
+            for index in max(start, 1)..<chain.count {
+                sends.append((member, chain[index].stamped(claim.writer)))
+            }
+        }
+        claim.outstanding = sends.count
+        claims[claimID] = claim
+        note("claim \(claimID) chose \(chain.last!.brief) from \(winner); \(sends.count) re-stamps")
+        if sends.isEmpty {
+            commitTail(claimID)
+            return
+        }
+        for (member, entry) in sends {
+            call(member, .claim(claimID, claim.uri, .restamp)) {
+                .putEntryInternal($0, .claimRestamp, entry, committedID: base.id, committedChecksum: base.checksum)
+            }
+        }
+    }
+
+    /// [CLAIM-5]: commit the winning tail on every claim-set member.
+    private mutating func commitTail(_ claimID: UInt64) {
+        var claim = claims[claimID]!
+        let tail = claim.maxEntry!
+        claim.phase = .commit
+        claim.outstanding = claim.claimSet.count
+        claims[claimID] = claim
+        for member in claim.claimSet {
+            call(member, .claim(claimID, claim.uri, .commit)) {
+                .putEntryInternal($0, .claimCommit, tail, committedID: tail.id, committedChecksum: tail.checksum)
+            }
+        }
+    }
+
+    private mutating func finishClaim(_ claimID: UInt64, _ answer: Reply) {
+        guard let claim = claims.removeValue(forKey: claimID) else { return }
+        note("claim \(claimID) of \(claim.uri): \(answer)")
+        reply(claim.route, answer)
+    }
+}

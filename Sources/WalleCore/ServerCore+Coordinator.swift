@@ -1,0 +1,108 @@
+public import WalleEnvironment
+
+/// A public request this node coordinates by asking every member.
+struct Coordination {
+    enum Kind {
+        case put
+        case writerStatus([WriterInfo])
+    }
+
+    var route: Route
+    var kind: Kind
+    var quorum: Quorum
+}
+
+// Coordinating PutEntry (§7.2) and WriterStatus (§5.3).
+extension ServerCore {
+    mutating func coordinatePut(_ route: Route, _ uri: StreamURI, _ entry: Entry, commit: CommitMarker) {
+        guard let replica = streams[uri] else {
+            fail(route, .notFound, "stream \(uri) is not stored on \(id)")
+            return
+        }
+        if let error = validatePublicPut(entry, commit: commit) {
+            reply(route, .failed(error))
+            return
+        }
+        let members = replica.metadata.topology.members
+        let coordinationID = makeProcessID()
+        coordinations[coordinationID] = Coordination(
+            route: route, kind: .put, quorum: Quorum(memberCount: members.count))
+        for member in members {
+            call(member, .coordination(coordinationID, uri)) {
+                .putEntryInternal($0, .write, entry, committedID: commit.id, committedChecksum: commit.checksum)
+            }
+        }
+    }
+
+    /// The public boundary checks what upstream did not (§12.3).
+    func validatePublicPut(_ entry: Entry, commit: CommitMarker) -> WalleError? {
+        if entry.writerID.isZero && !configuration.plantedBugIsActive(.acceptZeroWriter) {
+            return WalleError(.invalidArgument, "the zero writer id cannot write (claim the stream first)")
+        }
+        if entry.id > 0 && commit.id >= entry.id {
+            // WS-10: a client cannot declare its own entry committed.
+            return WalleError(
+                .invalidArgument, "committed id \(commit.id) must be below the entry id \(entry.id)")
+        }
+        return validateEntry(entry, kind: .write)
+    }
+
+    mutating func coordinateWriterStatus(_ route: Route, _ uri: StreamURI) {
+        guard let replica = streams[uri] else {
+            fail(route, .notFound, "stream \(uri) is not stored on \(id)")
+            return
+        }
+        let members = replica.metadata.topology.members
+        let coordinationID = makeProcessID()
+        coordinations[coordinationID] = Coordination(
+            route: route, kind: .writerStatus([]), quorum: Quorum(memberCount: members.count))
+        for member in members {
+            call(member, .coordination(coordinationID, uri)) { .writerInfo($0) }
+        }
+    }
+
+    mutating func coordinationCallCompleted(_ coordinationID: UInt64, from source: NodeID, _ reply: Reply) {
+        guard var coordination = coordinations[coordinationID] else { return }
+        let decision: Quorum.Decision?
+        switch reply {
+        case .ok:
+            decision = coordination.quorum.recordSuccess(source)
+        case .writerInfo(let info):
+            if case .writerStatus(var infos) = coordination.kind {
+                infos.append(info)
+                coordination.kind = .writerStatus(infos)
+            }
+            decision = coordination.quorum.recordSuccess(source)
+        case .failed(let error):
+            decision = coordination.quorum.recordFailure(error)
+        default:
+            decision = coordination.quorum.recordFailure(WalleError(.internal, "unexpected answer from \(source)"))
+        }
+        guard let decision else {
+            coordinations[coordinationID] = coordination
+            return
+        }
+        coordinations.removeValue(forKey: coordinationID)
+        switch (decision, coordination.kind) {
+        case (.failed(let error), _):
+            self.reply(coordination.route, .failed(error))
+        case (.succeeded(let servers), .put):
+            self.reply(coordination.route, .putAcknowledged(servers: servers))
+        case (.succeeded, .writerStatus(let infos)):
+            self.reply(coordination.route, .writerInfo(merge(infos)))
+        }
+    }
+
+    /// [WI-1], [WI-3]; the remaining lease is taken only from answers about the newest writer
+    /// (upstream mixes writers, WS-14), and the longest of those, to be polite.
+    func merge(_ infos: [WriterInfo]) -> WriterInfo {
+        precondition(!infos.isEmpty)
+        let newest = infos.max { $0.writerID < $1.writerID }!
+        let remaining = infos.filter { $0.writerID == newest.writerID }
+            .map(\.remainingLeaseMilliseconds).max()!
+        var merged = newest
+        merged.remainingLeaseMilliseconds = remaining
+        merged.streamVersion = infos.map(\.streamVersion).max()!
+        return merged
+    }
+}

@@ -1,0 +1,234 @@
+public import WalleEnvironment
+
+// The member side: server-to-server requests about streams this node stores.
+extension ServerCore {
+    mutating func receiveInternal(_ message: Message, from source: NodeID) {
+        let header: InternalHeader
+        switch message {
+        case .newWriter(let h, _, _, _), .writerInfo(let h), .putEntryInternal(let h, _, _, _, _),
+            .tailEntries(let h), .readEntries(let h, _, _):
+            header = h
+        default:
+            preconditionFailure("not an internal request: \(message)")
+        }
+        let route = Route(node: source, requestID: header.requestID)
+        if let error = checkHeader(header, from: source) {
+            reply(route, .failed(error))
+            return
+        }
+        let uri = header.stream
+        switch message {
+        case .newWriter(_, let writer, let address, let lease):
+            memberNewWriter(route, uri, writer, address: address, leaseMilliseconds: lease)
+        case .writerInfo:
+            reply(route, .writerInfo(writerInfo(uri)))
+        case .putEntryInternal(_, let kind, let entry, let committedID, let committedChecksum):
+            memberPut(route, uri, kind, entry, commit: CommitMarker(id: committedID, checksum: committedChecksum))
+        case .tailEntries:
+            reply(route, .entries(streams[uri]!.window))
+        case .readEntries(_, let start, let end):
+            memberReadEntries(route, uri, start: start, end: end)
+        default:
+            preconditionFailure("unreachable")
+        }
+    }
+
+    /// [HDR-2], [HDR-4], [HDR-5].
+    func checkHeader(_ header: InternalHeader, from source: NodeID) -> WalleError? {
+        guard header.target == id else {
+            return WalleError(.notFound, "this is server \(id), not \(header.target)")
+        }
+        guard let replica = streams[header.stream] else {
+            return WalleError(.notFound, "stream \(header.stream) is not stored on \(id)")
+        }
+        let local = replica.metadata.topology.version
+        let compatible =
+            header.streamVersion == local || header.streamVersion == local + 1
+            || (header.streamVersion + 1 == local && replica.metadata.topology.contains(source))
+        guard compatible else {
+            return WalleError(.notFound, "stream version \(header.streamVersion) is incompatible with \(local)")
+        }
+        return nil
+    }
+
+    func writerInfo(_ uri: StreamURI) -> WriterInfo {
+        let replica = streams[uri]!
+        return WriterInfo(
+            writerID: replica.metadata.writerID, writerAddress: replica.metadata.writerAddress,
+            leaseMilliseconds: replica.metadata.leaseMilliseconds,
+            remainingLeaseMilliseconds: replica.remainingLease(now: time.monotonic).milliseconds,
+            streamVersion: replica.metadata.topology.version)
+    }
+
+    /// Claim phase 1 at a member ([CLAIM-1] step 3). The answer waits until the writer id is
+    /// durable and the previous writer's lease has run out here. A repeated NewWriter for the
+    /// same writer waits for the same moment instead of answering at once (closes WS-16).
+    mutating func memberNewWriter(
+        _ route: Route, _ uri: StreamURI, _ writer: WriterID, address: String, leaseMilliseconds: Int64
+    ) {
+        if let error = validateClaim(address: address, leaseMilliseconds: leaseMilliseconds) {
+            reply(route, .failed(error))
+            return
+        }
+        switch streams[uri]!.checkWriter(writer) {
+        case .older:
+            fail(route, .failedPrecondition, "writer \(writer) is older than \(streams[uri]!.metadata.writerID)")
+            return
+        case .current:
+            note("NewWriter \(writer) repeated on \(uri): waits for the same lease end")
+        case .newer:
+            let end = streams[uri]!.installWriter(
+                writer, address: address, leaseMilliseconds: leaseMilliseconds,
+                now: time.monotonic, writes: &pendingWrites)
+            note("installed \(writer) on \(uri); previous lease ends at \(end)")
+        }
+        var until = streams[uri]!.previousLeaseEnd
+        if configuration.plantedBugIsActive(.skipLeaseWait) { until = time.monotonic }
+        whenDurable(.replyAfter(until: until, route, .ok))
+    }
+
+    func validateClaim(address: String, leaseMilliseconds: Int64) -> WalleError? {
+        guard !address.isEmpty else {
+            return WalleError(.invalidArgument, "writer address must not be empty")
+        }
+        let lease = Duration.milliseconds(leaseMilliseconds)
+        guard leaseMilliseconds == 0 || (lease >= configuration.leaseMin && lease <= configuration.leaseMax) else {
+            return WalleError(
+                .invalidArgument,
+                "lease \(leaseMilliseconds)ms is outside [\(configuration.leaseMin.milliseconds), \(configuration.leaseMax.milliseconds)]ms (or 0)")
+        }
+        return nil
+    }
+
+    mutating func memberPut(_ route: Route, _ uri: StreamURI, _ kind: PutKind, _ entry: Entry, commit: CommitMarker) {
+        if let error = validateEntry(entry, kind: kind) {
+            reply(route, .failed(error))
+            return
+        }
+        switch kind {
+        case .write:
+            memberWrite(route, uri, entry, commit: commit)
+        case .claimRestamp:
+            if let error = writerMismatch(uri, entry.writerID) {
+                reply(route, .failed(error))
+                return
+            }
+            applyUncommittedPut(route, uri, entry)
+        case .claimAlign, .claimCommit:
+            let outcome = streams[uri]!.applyCommitted(entry, writes: &pendingWrites)
+            resolve([route], outcome, uri, entry)
+        }
+        afterWindowChange(uri)
+    }
+
+    func validateEntry(_ entry: Entry, kind: PutKind) -> WalleError? {
+        guard entry.data.count <= Entry.dataSizeMax else {
+            return WalleError(.invalidArgument, "entry \(entry.id) has \(entry.data.count) bytes, limit is \(Entry.dataSizeMax)")
+        }
+        if entry.id == 0 && kind != .claimAlign && kind != .claimCommit {
+            guard kind == .write, entry.data.isEmpty else {
+                return WalleError(.invalidArgument, "entry 0 can only be a heartbeat, without data")
+            }
+        }
+        // WS-9: the zero writer id never writes; only Entry0 carries it.
+        if entry.writerID.isZero && entry.id > 0 && !configuration.plantedBugIsActive(.acceptZeroWriter) {
+            return WalleError(.invalidArgument, "entry \(entry.id) carries the zero writer id")
+        }
+        return nil
+    }
+
+    func writerMismatch(_ uri: StreamURI, _ writer: WriterID) -> WalleError? {
+        switch streams[uri]!.checkWriter(writer) {
+        case .current:
+            return nil
+        case .older:
+            return WalleError(.failedPrecondition, "writer \(writer) is no longer active on \(id)")
+        case .newer:
+            return WalleError(.unavailable, "writer \(writer) is not yet installed on \(id)")
+        }
+    }
+
+    /// A writer's put or heartbeat: writer check, lease renewal, the piggy-backed commit, then
+    /// the entry itself ([PEI-1] to [PEI-4]).
+    mutating func memberWrite(_ route: Route, _ uri: StreamURI, _ entry: Entry, commit: CommitMarker) {
+        let zeroAllowed = entry.writerID.isZero && configuration.plantedBugIsActive(.acceptZeroWriter)
+        if let error = writerMismatch(uri, entry.writerID), !zeroAllowed {
+            reply(route, .failed(error))
+            return
+        }
+        streams[uri]!.renewLease(now: time.monotonic)
+        let commitError = streams[uri]!.applyCommitMarker(commit, limits: limits, writes: &pendingWrites)
+        if let commitError { note("commit marker \(commit.id) on \(uri): \(commitError)") }
+        if entry.id == 0 {
+            // Heartbeats renew and commit; neither needs a sync ([PEI-4], [CRASH-2]).
+            reply(route, commitError.map { .failed($0) } ?? .ok)
+            return
+        }
+        applyUncommittedPut(route, uri, entry)
+    }
+
+    mutating func applyUncommittedPut(_ route: Route, _ uri: StreamURI, _ entry: Entry) {
+        let outcome = streams[uri]!.applyUncommitted(entry, limits: limits, writes: &pendingWrites)
+        guard outcome == .queued else {
+            resolve([route], outcome, uri, entry)
+            return
+        }
+        if let error = streams[uri]!.enqueue(entry, route: route, now: time.monotonic, limits: limits) {
+            reply(route, .failed(error))
+            return
+        }
+        timers.schedule(at: time.monotonic + configuration.queuedPutTimeout, .queuedPutExpiry(uri, entry.id))
+    }
+
+    mutating func resolve(_ routes: [Route], _ outcome: PutOutcome, _ uri: StreamURI, _ entry: Entry) {
+        switch outcome {
+        case .applied, .gapCommitted:
+            if outcome == .gapCommitted { note("gap commit of \(entry.brief) on \(uri)") }
+            for route in routes { acknowledgeWhenDurable(route) }
+        case .failed(let error):
+            for route in routes { reply(route, .failed(error)) }
+        case .queued:
+            preconditionFailure("a put is queued only on arrival")
+        }
+    }
+
+    /// After the window changed: apply queued puts that are now in order, re-try a pending
+    /// commit, answer readers, and start catching up if this member is behind.
+    mutating func afterWindowChange(_ uri: StreamURI) {
+        var applied = 0
+        while let queued = streams[uri]?.dequeueNext() {
+            applied += 1
+            precondition(applied <= configuration.queuedPutsMax, "queue drain is unbounded")
+            let outcome = streams[uri]!.applyUncommitted(queued.entry, limits: limits, writes: &pendingWrites)
+            resolve(queued.routes, outcome == .queued ? .failed(WalleError(.internal, "requeued")) : outcome, uri, queued.entry)
+            streams[uri]!.retryPendingCommit(limits: limits, writes: &pendingWrites)
+        }
+        guard streams[uri] != nil else { return }
+        streams[uri]!.retryPendingCommit(limits: limits, writes: &pendingWrites)
+        for overtaken in streams[uri]!.removeOvertakenQueued() {
+            resolve(overtaken.routes, .failed(WalleError(.outOfRange, "entry \(overtaken.entry.id) was overtaken by a commit")), uri, overtaken.entry)
+        }
+        if streams[uri]!.pendingCommit != nil && !streams[uri]!.fastForwardInFlight {
+            streams[uri]!.fastForwardInFlight = true
+            timers.schedule(at: time.monotonic + configuration.fastForwardDelay, .fastForward(uri))
+        }
+        if streams[uri]!.metadata.hasGap { startBackfill(uri) }
+        answerReadWaiters(uri)
+        streams[uri]!.checkInvariants()
+    }
+
+    mutating func expireQueuedPut(_ uri: StreamURI, _ entryID: EntryID) {
+        guard let expired = streams[uri]?.expire(entryID, now: time.monotonic) else { return }
+        let error = WalleError(.outOfRange, "entry \(entryID) waited too long for entry \(entryID - 1)")
+        resolve(expired.routes, .failed(error), uri, expired.entry)
+    }
+
+    mutating func memberReadEntries(_ route: Route, _ uri: StreamURI, start: EntryID, end: EntryID) {
+        let committed = streams[uri]!.committedID
+        guard start < end, start <= committed else {
+            fail(route, .notFound, "entry \(start) is not committed on \(id) (committed \(committed))")
+            return
+        }
+        readCommitted(uri, start: start, end: min(end, committed + 1), then: .answerInternal(route))
+    }
+}

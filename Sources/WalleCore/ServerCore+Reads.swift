@@ -1,0 +1,147 @@
+public import WalleEnvironment
+
+/// A read of committed entries waiting for the disk.
+struct DiskRead {
+    enum Purpose {
+        case answerInternal(Route)
+        case answerPublic(Route)
+    }
+
+    var uri: StreamURI
+    var start: EntryID
+    var purpose: Purpose
+}
+
+/// A PollStream or StreamEntries waiting for the committed id to reach what it asks for.
+struct ReadWaiter {
+    enum Kind {
+        case poll(EntryID)
+        case entries(start: EntryID, end: EntryID)
+
+        var firstNeeded: EntryID {
+            switch self {
+            case .poll(let id): return id
+            case .entries(let start, _): return start
+            }
+        }
+    }
+
+    var route: Route
+    var kind: Kind
+}
+
+// Reads (§11). Servers return only entries they hold as committed ([READ-SAFE-2]); the lease
+// is not consulted for data that is already committed (closes WS-21).
+extension ServerCore {
+    mutating func pollStream(_ route: Route, _ uri: StreamURI, from pollEntryID: EntryID) {
+        guard let replica = streams[uri] else {
+            fail(route, .notFound, "stream \(uri) is not stored on \(id)")
+            return
+        }
+        if replica.committedID >= pollEntryID {
+            reply(route, .entry(replica.committedEntry))
+            return
+        }
+        wait(ReadWaiter(route: route, kind: .poll(pollEntryID)), uri)
+    }
+
+    mutating func streamEntries(_ route: Route, _ uri: StreamURI, start: EntryID, end: EntryID) {
+        guard start < end else {
+            fail(route, .invalidArgument, "start \(start) must be below end \(end)")
+            return
+        }
+        guard let replica = streams[uri] else {
+            fail(route, .notFound, "stream \(uri) is not stored on \(id)")
+            return
+        }
+        if replica.committedID >= start {
+            readCommitted(uri, start: start, end: min(end, replica.committedID + 1), then: .answerPublic(route))
+            return
+        }
+        wait(ReadWaiter(route: route, kind: .entries(start: start, end: end)), uri)
+    }
+
+    private mutating func wait(_ waiter: ReadWaiter, _ uri: StreamURI) {
+        guard readWaiterCount < configuration.pollWaitersMax else {
+            fail(waiter.route, .resourceExhausted, "\(readWaiterCount) reads are already waiting on \(id)")
+            return
+        }
+        readWaiters[uri, default: []].append(waiter)
+        readWaiterCount += 1
+        timers.schedule(at: time.monotonic + configuration.pollTimeout, .readWaiterDeadline(uri, waiter.route))
+    }
+
+    mutating func answerReadWaiters(_ uri: StreamURI) {
+        guard let waiters = readWaiters[uri], let replica = streams[uri] else { return }
+        let committed = replica.committedID
+        var still: [ReadWaiter] = []
+        for waiter in waiters {
+            guard committed >= waiter.kind.firstNeeded else {
+                still.append(waiter)
+                continue
+            }
+            readWaiterCount -= 1
+            switch waiter.kind {
+            case .poll:
+                reply(waiter.route, .entry(replica.committedEntry))
+            case .entries(let start, let end):
+                readCommitted(uri, start: start, end: min(end, committed + 1), then: .answerPublic(waiter.route))
+            }
+        }
+        readWaiters[uri] = still.isEmpty ? nil : still
+    }
+
+    mutating func expireReadWaiter(_ uri: StreamURI, _ route: Route) {
+        guard var waiters = readWaiters[uri], let index = waiters.firstIndex(where: { $0.route == route }) else {
+            return
+        }
+        let waiter = waiters.remove(at: index)
+        readWaiters[uri] = waiters.isEmpty ? nil : waiters
+        readWaiterCount -= 1
+        // OutOfRange, not DeadlineExceeded: "nothing new yet, poll again" ([11.1]).
+        let committed = streams[uri]?.committedID ?? 0
+        fail(waiter.route, .outOfRange, "committed id \(committed) is below \(waiter.kind.firstNeeded)")
+    }
+
+    /// Reads committed entries `[start, end)`; the committed entry itself is in memory.
+    mutating func readCommitted(_ uri: StreamURI, start: EntryID, end: EntryID, then purpose: DiskRead.Purpose) {
+        let replica = streams[uri]!
+        precondition(start < end && end <= replica.committedID + 1, "reads return committed entries only")
+        if start == replica.committedID {
+            answerRead(purpose, [replica.committedEntry], uri: uri, start: start)
+            return
+        }
+        nextDiskToken += 1
+        diskReads[nextDiskToken] = DiskRead(uri: uri, start: start, purpose: purpose)
+        let count = Int(min(UInt64(configuration.readBatchCountMax), end - start))
+        outbox.append(.disk(.read(token: nextDiskToken, uri, range: start..<end, countMax: count)))
+    }
+
+    mutating func readCompleted(_ read: DiskRead, _ entries: [Entry]) {
+        answerRead(read.purpose, entries, uri: read.uri, start: read.start)
+    }
+
+    /// Answers with the entries contiguous from `start`; a hole (a gap not yet backfilled)
+    /// ends the answer there. Nothing at all is an error the reader can retry elsewhere.
+    private mutating func answerRead(_ purpose: DiskRead.Purpose, _ entries: [Entry], uri: StreamURI, start: EntryID) {
+        var contiguous: [Entry] = []
+        for entry in entries {
+            guard entry.id == start + UInt64(contiguous.count) else { break }
+            contiguous.append(entry)
+        }
+        switch purpose {
+        case .answerInternal(let route):
+            if contiguous.isEmpty {
+                fail(route, .notFound, "entry \(start) of \(uri) is missing on \(id)")
+            } else {
+                reply(route, .entries(contiguous))
+            }
+        case .answerPublic(let route):
+            if contiguous.isEmpty {
+                fail(route, .unavailable, "entry \(start) of \(uri) is not backfilled on \(id) yet")
+            } else {
+                reply(route, .entries(contiguous))
+            }
+        }
+    }
+}

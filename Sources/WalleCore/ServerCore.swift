@@ -1,0 +1,294 @@
+public import WalleEnvironment
+
+/// The server side of the protocol for one node: member of many streams, coordinator of the
+/// requests clients send it. Sans-IO: events in (`receive`, `diskCompleted`, `wake`), effects
+/// out (`takeEffects`), and the next instant it wants to be woken at (`nextWakeup`).
+///
+/// Overview: each stream this node is a member of is a `StreamReplica`. Client requests are
+/// coordinated here by fanning out server-to-server calls (`calls`) and counting answers
+/// (`Quorum`). Acknowledgements of writes wait for group commit (`GroupCommit`).
+///
+/// Invariants: every pending call has a timeout timer; every queued put has an expiry timer;
+/// no acknowledgement of a put leaves before the sync that covers it.
+public struct ServerCore {
+    public let id: NodeID
+    let configuration: ServerConfiguration
+    let limits: ReplicaLimits
+    var random: any RandomNumberGenerator
+    var streams: [StreamURI: StreamReplica] = [:]
+    var outbox: [Effect] = []
+    var pendingWrites: [DiskOperation] = []
+    var groupCommit = GroupCommit()
+    var timers: TimerQueue<ServerTimer>
+    var calls: [RequestID: PendingCall] = [:]
+    var nextRequestID: RequestID = 0
+    var claims: [UInt64: ClaimProcess] = [:]
+    var coordinations: [UInt64: Coordination] = [:]
+    var nextProcessID: UInt64 = 0
+    var readWaiters: [StreamURI: [ReadWaiter]] = [:]
+    var readWaiterCount = 0
+    var diskReads: [UInt64: DiskRead] = [:]
+    var nextDiskToken: UInt64 = 1 << 32
+    /// The time of the event being handled.
+    var time = NodeTime(monotonic: Instant(nanoseconds: 0), wall: WallTime(nanosecondsSinceEpoch: 0))
+
+    /// Starts a server from what its disk recovered. `random` supplies writer-id bits and peer
+    /// order; the host seeds it.
+    public init(
+        id: NodeID, configuration: ServerConfiguration, recovered: RecoveredState,
+        random: any RandomNumberGenerator, time: NodeTime
+    ) {
+        self.id = id
+        self.configuration = configuration
+        self.limits = ReplicaLimits(configuration)
+        self.random = random
+        self.time = time
+        self.timers = TimerQueue(countMax: configuration.callsInFlightMax * 4)
+        for stream in recovered.streams {
+            var replica = StreamReplica(uri: stream.uri, metadata: stream.metadata, window: stream.window)
+            replica.restarted(now: time.monotonic)
+            streams[stream.uri] = replica
+        }
+        for uri in streams.keys.sorted() where streams[uri]!.metadata.hasGap {
+            startBackfill(uri)
+        }
+    }
+
+    /// Makes this node a member of a stream it does not have yet (static topology for now).
+    public mutating func createStream(_ uri: StreamURI, topology: StreamTopology) {
+        precondition(topology.contains(id), "only members store a stream")
+        guard streams[uri] == nil else { return }
+        let metadata = StreamMetadata(topology: topology)
+        streams[uri] = StreamReplica(uri: uri, metadata: metadata, window: [.zero])
+        pendingWrites.append(.createStream(uri, metadata))
+        flushWrites()
+    }
+
+    // MARK: Host interface
+
+    public var nextWakeup: Instant? { timers.nextDeadline }
+
+    public mutating func takeEffects() -> [Effect] {
+        flushWrites()
+        defer { outbox.removeAll(keepingCapacity: true) }
+        return outbox
+    }
+
+    public mutating func receive(_ message: Message, from source: NodeID, at time: NodeTime) {
+        self.time = time
+        switch message {
+        case .claimWriter(let requestID, let uri, let address, let lease):
+            startClaim(Route(node: source, requestID: requestID), uri, address: address, leaseMilliseconds: lease)
+        case .writerStatus(let requestID, let uri):
+            coordinateWriterStatus(Route(node: source, requestID: requestID), uri)
+        case .putEntry(let requestID, let uri, let committedID, let committedChecksum, let entry):
+            coordinatePut(
+                Route(node: source, requestID: requestID), uri, entry,
+                commit: CommitMarker(id: committedID, checksum: committedChecksum))
+        case .pollStream(let requestID, let uri, let pollEntryID):
+            pollStream(Route(node: source, requestID: requestID), uri, from: pollEntryID)
+        case .streamEntries(let requestID, let uri, let start, let end):
+            streamEntries(Route(node: source, requestID: requestID), uri, start: start, end: end)
+        case .newWriter, .writerInfo, .putEntryInternal, .tailEntries, .readEntries:
+            receiveInternal(message, from: source)
+        case .response(let requestID, let reply):
+            receiveResponse(requestID, reply, from: source)
+        }
+        flushWrites()
+    }
+
+    public mutating func diskCompleted(_ completion: DiskCompletion, at time: NodeTime) {
+        self.time = time
+        switch completion {
+        case .synced(let token):
+            let (released, sync) = groupCommit.synced(token: token)
+            for continuation in released { run(continuation) }
+            if let sync { outbox.append(.disk(sync)) }
+        case .read(let token, let entries):
+            if let read = diskReads.removeValue(forKey: token) { readCompleted(read, entries) }
+        }
+        flushWrites()
+    }
+
+    public mutating func wake(at time: NodeTime) {
+        self.time = time
+        var firedCount = 0
+        while let timer = timers.popDue(now: time.monotonic) {
+            firedCount += 1
+            precondition(firedCount <= timers.countMax + 1, "timer loop is unbounded")
+            fire(timer)
+        }
+        flushWrites()
+    }
+
+    // MARK: Observation (oracles, tests)
+
+    package var streamURIs: [StreamURI] { streams.keys.sorted() }
+
+    package func metadata(of uri: StreamURI) -> StreamMetadata? { streams[uri]?.metadata }
+
+    package func window(of uri: StreamURI) -> [Entry]? { streams[uri]?.window }
+
+    package func remainingLease(of uri: StreamURI) -> Duration? {
+        streams[uri]?.remainingLease(now: time.monotonic)
+    }
+}
+
+// MARK: - Plumbing
+
+extension ServerCore {
+    mutating func note(_ text: @autoclosure () -> String) {
+        if configuration.notesEnabled { outbox.append(.note(text())) }
+    }
+
+    mutating func send(_ message: Message, to target: NodeID) {
+        outbox.append(.send(message, to: target))
+    }
+
+    mutating func reply(_ route: Route, _ reply: Reply) {
+        send(.response(route.requestID, reply), to: route.node)
+    }
+
+    mutating func fail(_ route: Route, _ code: WalleError.Code, _ message: String) {
+        reply(route, .failed(WalleError(code, message)))
+    }
+
+    /// Submits the writes gathered while handling one event as one transaction.
+    mutating func flushWrites() {
+        guard !pendingWrites.isEmpty else { return }
+        outbox.append(.disk(.write(pendingWrites)))
+        pendingWrites.removeAll(keepingCapacity: true)
+        groupCommit.recordWrite()
+    }
+
+    /// Runs `continuation` once everything written so far is durable.
+    mutating func whenDurable(_ continuation: GroupCommit.Continuation) {
+        flushWrites()
+        let (runNow, sync) = groupCommit.await(continuation)
+        if let sync { outbox.append(.disk(sync)) }
+        if let runNow { run(runNow) }
+    }
+
+    mutating func run(_ continuation: GroupCommit.Continuation) {
+        switch continuation {
+        case .reply(let route, let answer):
+            reply(route, answer)
+        case .replyAfter(let until, let route, let answer):
+            if until <= time.monotonic {
+                reply(route, answer)
+            } else {
+                timers.schedule(at: until, .deferredReply(route, answer))
+            }
+        case .resumeBackfill(let uri):
+            streams[uri]?.backfillInFlight = false
+            startBackfill(uri)
+        }
+    }
+
+    /// Acknowledges a write: after the sync that covers it (unless a planted bug says not).
+    mutating func acknowledgeWhenDurable(_ route: Route, _ answer: Reply = .ok) {
+        if configuration.plantedBugIsActive(.acknowledgeBeforeSync) {
+            flushWrites()
+            reply(route, answer)
+            return
+        }
+        whenDurable(.reply(route, answer))
+    }
+
+    mutating func makeRequestID() -> RequestID {
+        nextRequestID += 1
+        return nextRequestID
+    }
+
+    mutating func makeProcessID() -> UInt64 {
+        nextProcessID += 1
+        return nextProcessID
+    }
+
+    /// Sends a server-to-server request and remembers why, with a timeout.
+    mutating func call(
+        _ target: NodeID, _ purpose: CallPurpose, timeout: Duration? = nil,
+        _ build: (InternalHeader) -> Message
+    ) {
+        guard let replica = streams[purpose.stream] else { return }
+        guard calls.count < configuration.callsInFlightMax else {
+            receiveCallResult(purpose, from: target, .failed(WalleError(.resourceExhausted, "too many calls in flight")))
+            return
+        }
+        let requestID = makeRequestID()
+        let header = InternalHeader(
+            requestID: requestID, stream: purpose.stream, target: target,
+            streamVersion: replica.metadata.topology.version)
+        calls[requestID] = PendingCall(target: target, purpose: purpose)
+        timers.schedule(at: time.monotonic + (timeout ?? configuration.callTimeout), .callTimeout(requestID))
+        send(build(header), to: target)
+    }
+
+    mutating func receiveResponse(_ requestID: RequestID, _ reply: Reply, from source: NodeID) {
+        guard let pending = calls[requestID], pending.target == source else { return }
+        calls.removeValue(forKey: requestID)
+        receiveCallResult(pending.purpose, from: source, reply)
+    }
+
+    mutating func fire(_ timer: ServerTimer) {
+        switch timer {
+        case .callTimeout(let requestID):
+            guard let pending = calls.removeValue(forKey: requestID) else { return }
+            let error = WalleError(.deadlineExceeded, "no answer from \(pending.target)")
+            receiveCallResult(pending.purpose, from: pending.target, .failed(error))
+        case .deferredReply(let route, let answer):
+            reply(route, answer)
+        case .queuedPutExpiry(let uri, let entryID):
+            expireQueuedPut(uri, entryID)
+        case .fastForward(let uri):
+            fastForward(uri)
+        case .backfillRetry(let uri):
+            streams[uri]?.backfillInFlight = false
+            startBackfill(uri)
+        case .readWaiterDeadline(let uri, let route):
+            expireReadWaiter(uri, route)
+        }
+    }
+
+    mutating func receiveCallResult(_ purpose: CallPurpose, from source: NodeID, _ reply: Reply) {
+        switch purpose {
+        case .claim(let claimID, _, let phase):
+            claimCallCompleted(claimID, phase: phase, from: source, reply)
+        case .coordination(let coordinationID, _):
+            coordinationCallCompleted(coordinationID, from: source, reply)
+        case .fastForward(let uri):
+            fastForwardCompleted(uri, from: source, reply)
+        case .backfill(let uri):
+            backfillCompleted(uri, from: source, reply)
+        }
+    }
+}
+
+/// Why a server-to-server call was made.
+enum CallPurpose {
+    case claim(UInt64, StreamURI, ClaimPhase)
+    case coordination(UInt64, StreamURI)
+    case fastForward(StreamURI)
+    case backfill(StreamURI)
+
+    var stream: StreamURI {
+        switch self {
+        case .claim(_, let uri, _), .coordination(_, let uri), .fastForward(let uri), .backfill(let uri):
+            return uri
+        }
+    }
+}
+
+struct PendingCall {
+    var target: NodeID
+    var purpose: CallPurpose
+}
+
+enum ServerTimer {
+    case callTimeout(RequestID)
+    case deferredReply(Route, Reply)
+    case queuedPutExpiry(StreamURI, EntryID)
+    case fastForward(StreamURI)
+    case backfillRetry(StreamURI)
+    case readWaiterDeadline(StreamURI, Route)
+}

@@ -1,0 +1,312 @@
+public import WalleEnvironment
+
+/// Limits a replica needs while applying puts (a subset of `ServerConfiguration`).
+struct ReplicaLimits {
+    var uncommittedEntriesMax: UInt64
+    var uncommittedBytesMax: Int
+    var queuedPutsMax: Int
+    var queuedPutTimeout: Duration
+    var commitWithoutChecksum: Bool
+
+    init(_ configuration: ServerConfiguration) {
+        uncommittedEntriesMax = configuration.uncommittedEntriesMax
+        uncommittedBytesMax = configuration.uncommittedBytesMax
+        queuedPutsMax = configuration.queuedPutsMax
+        queuedPutTimeout = configuration.queuedPutTimeout
+        commitWithoutChecksum = configuration.plantedBugIsActive(.commitWithoutChecksum)
+    }
+}
+
+// MARK: - Uncommitted puts (§7.5 with this project's fixes)
+
+extension StreamReplica {
+    /// Applies a writer's put or a claim's re-stamp. The caller has checked the writer id;
+    /// it is checked again here because a queued put is applied later ([PEI-1] at apply time).
+    mutating func applyUncommitted(
+        _ entry: Entry, limits: ReplicaLimits, writes: inout [DiskOperation]
+    ) -> PutOutcome {
+        precondition(entry.id > 0, "entry 0 is never put")
+        if entry.writerID < metadata.writerID {
+            return .failed(WalleError(.failedPrecondition, "writer \(entry.writerID) is no longer active"))
+        }
+        if entry.id <= committedID {
+            return applyAtOrBelowCommitted(entry, writes: &writes)
+        }
+        if entry.id <= tailID {
+            return replaceInWindow(entry, limits: limits, writes: &writes)
+        }
+        if entry.id > tailID + 1 {
+            return .queued
+        }
+        guard entry.chains(onto: tail.checksum) else {
+            return .failed(WalleError(.outOfRange, "entry \(entry.id) does not chain onto local entry \(tailID)"))
+        }
+        if tailID - committedID >= limits.uncommittedEntriesMax {
+            return .failed(WalleError(.outOfRange, "too many uncommitted entries (\(tailID - committedID))"))
+        }
+        if uncommittedBytes + entry.data.count > limits.uncommittedBytesMax {
+            return .failed(WalleError(.outOfRange, "too many uncommitted bytes (\(uncommittedBytes))"))
+        }
+        append(entry, writes: &writes)
+        return .applied
+    }
+
+    private mutating func applyAtOrBelowCommitted(
+        _ entry: Entry, writes: inout [DiskOperation]
+    ) -> PutOutcome {
+        guard let known = knownCommittedChecksum(entry.id) else {
+            return .failed(WalleError(.outOfRange, "entry \(entry.id) is below committed \(committedID)"))
+        }
+        guard known == entry.checksum else {
+            return .failed(WalleError(.outOfRange, "entry \(entry.id) differs from the committed one"))
+        }
+        if entry.id == committedID && entry.id > 0 && entry.writerID > window[0].writerID {
+            // §7.5 step 5: a claim re-stamps the committed entry under its writer id.
+            window[0].writerID = entry.writerID
+            writes.append(.putEntry(uri, .live, window[0]))
+        }
+        return .applied
+    }
+
+    /// `C < id <= T`: the same entry is a retry; a newer writer's entry replaces the stale
+    /// suffix (needsTrim); an older writer's is refused.
+    private mutating func replaceInWindow(
+        _ entry: Entry, limits: ReplicaLimits, writes: inout [DiskOperation]
+    ) -> PutOutcome {
+        let index = Int(entry.id - committedID)
+        let existing = window[index]
+        if existing.writerID > entry.writerID {
+            return .failed(WalleError(.outOfRange, "entry \(entry.id): writer too old"))
+        }
+        if existing.writerID == entry.writerID {
+            return existing.checksum == entry.checksum
+                ? .applied
+                : .failed(WalleError(.outOfRange, "entry \(entry.id): same writer, other content"))
+        }
+        if existing.checksum == entry.checksum {
+            // Same content, newer writer: re-stamp in place. The suffix still chains onto it,
+            // and parallel re-stamps of a claim then land in any order.
+            window[index].writerID = entry.writerID
+            writes.append(.putEntry(uri, .live, window[index]))
+            return .applied
+        }
+        guard entry.chains(onto: window[index - 1].checksum) else {
+            return .failed(WalleError(.outOfRange, "entry \(entry.id) does not chain onto local entry \(entry.id - 1)"))
+        }
+        truncate(from: entry.id, writes: &writes)
+        append(entry, writes: &writes)
+        return .applied
+    }
+
+    private mutating func append(_ entry: Entry, writes: inout [DiskOperation]) {
+        precondition(entry.id == tailID + 1 && entry.chains(onto: tail.checksum))
+        window.append(entry)
+        uncommittedBytes += entry.data.count
+        writes.append(.putEntry(uri, .live, entry))
+    }
+
+    /// Drops the uncommitted entries with id >= `id`.
+    private mutating func truncate(from id: EntryID, writes: inout [DiskOperation]) {
+        precondition(id > committedID, "committed entries are never dropped")
+        guard id <= tailID else { return }
+        let keep = Int(id - committedID)
+        uncommittedBytes -= window[keep...].reduce(0) { $0 + $1.data.count }
+        window.removeSubrange(keep...)
+        writes.append(.deleteLiveEntries(uri, from: id))
+    }
+}
+
+// MARK: - Commits
+
+extension StreamReplica {
+    /// A commit marker from the writer (piggy-backed on a put or heartbeat).
+    ///
+    /// Closes WS-1 and WS-11: the marker commits the local entry only when the checksums
+    /// match. A marker at or below C is compared when the checksum is still known; a mismatch
+    /// there is divergence and is reported as DataLoss instead of hidden.
+    mutating func applyCommitMarker(
+        _ marker: CommitMarker, limits: ReplicaLimits, writes: inout [DiskOperation]
+    ) -> WalleError? {
+        if marker.id <= committedID {
+            if let known = knownCommittedChecksum(marker.id), known != marker.checksum {
+                return WalleError(.dataLoss, "committed entry \(marker.id) differs from the writer's")
+            }
+            return nil
+        }
+        guard let local = windowEntry(marker.id) else {
+            if (pendingCommit?.id ?? 0) < marker.id { pendingCommit = marker }
+            return nil
+        }
+        if local.checksum == marker.checksum || limits.commitWithoutChecksum {
+            advanceCommitted(to: marker.id, writes: &writes)
+            return nil
+        }
+        // The local entry at the marker is stale (an overruled writer's). Entries below it
+        // may still be right, so keep them and fetch the committed entry (fast-forward).
+        truncate(from: marker.id, writes: &writes)
+        pendingCommit = marker
+        return nil
+    }
+
+    /// Re-applies a pending commit marker after the window grew.
+    mutating func retryPendingCommit(limits: ReplicaLimits, writes: inout [DiskOperation]) {
+        guard let marker = pendingCommit, marker.id <= tailID else { return }
+        pendingCommit = nil
+        _ = applyCommitMarker(marker, limits: limits, writes: &writes)
+    }
+
+    private mutating func advanceCommitted(to id: EntryID, writes: inout [DiskOperation]) {
+        precondition(id > committedID && id <= tailID)
+        let drop = Int(id - committedID)
+        for entry in window[1...drop] {
+            remember(entry)
+            uncommittedBytes -= entry.data.count
+        }
+        window.removeFirst(drop)
+        metadata.committedID = id
+        if let pending = pendingCommit, pending.id <= id { pendingCommit = nil }
+        writes.append(.setMetadata(uri, metadata))
+    }
+
+    /// A put whose entry is known to be committed (claim alignment and final commit): skips
+    /// the writer check (§6.8), may create a gap ([GAP-1]).
+    mutating func applyCommitted(_ entry: Entry, writes: inout [DiskOperation]) -> PutOutcome {
+        if entry.id <= committedID {
+            guard let known = knownCommittedChecksum(entry.id) else { return .applied }
+            guard known == entry.checksum else {
+                return .failed(WalleError(.dataLoss, "committed entry \(entry.id) differs from the local committed one"))
+            }
+            return applyAtOrBelowCommitted(entry, writes: &writes)
+        }
+        if let local = windowEntry(entry.id), local.checksum == entry.checksum {
+            if entry.writerID > local.writerID {
+                // The claim's final commit: the suffix behind it is an older writer's.
+                truncate(from: entry.id, writes: &writes)
+                append(entry, writes: &writes)
+            }
+            advanceCommitted(to: entry.id, writes: &writes)
+            return .applied
+        }
+        let previous = windowEntry(entry.id - 1)
+        if let previous, entry.chains(onto: previous.checksum) {
+            truncate(from: entry.id, writes: &writes)
+            append(entry, writes: &writes)
+            advanceCommitted(to: entry.id, writes: &writes)
+            return .applied
+        }
+        if previous?.id == committedID {
+            return .failed(WalleError(.dataLoss, "committed entry \(entry.id) does not chain onto committed \(committedID)"))
+        }
+        gapCommit(entry, writes: &writes)
+        return .gapCommitted
+    }
+
+    /// Jumps the committed id to `entry` without its predecessors, which the backfill fetches
+    /// later (§7.5 "Gap commit"). Uncommitted entries of another writer are stale and dropped;
+    /// the same writer's are one chain with `entry` and stay ([LOG-3], WS-17).
+    private mutating func gapCommit(_ entry: Entry, writes: inout [DiskOperation]) {
+        precondition(entry.id > committedID + 1)
+        if tailID > committedID && tail.writerID != entry.writerID {
+            truncate(from: committedID + 1, writes: &writes)
+        }
+        for kept in window.dropFirst() where kept.id < entry.id { remember(kept) }
+        if !metadata.hasGap {
+            metadata.gapStart = committedID + 1
+            metadata.gapPreviousChecksum = window[0].checksum
+        }
+        metadata.gapEnd = entry.id
+        metadata.gapEndChecksum = entry.checksum
+        metadata.committedID = entry.id
+        window = [entry]
+        uncommittedBytes = 0
+        if let pending = pendingCommit, pending.id <= entry.id { pendingCommit = nil }
+        remember(entry)
+        writes.append(.putEntry(uri, .live, entry))
+        writes.append(.setMetadata(uri, metadata))
+    }
+}
+
+// MARK: - Queue and backfill
+
+extension StreamReplica {
+    mutating func enqueue(_ entry: Entry, route: Route, now: Instant, limits: ReplicaLimits) -> WalleError? {
+        precondition(entry.id > tailID + 1)
+        if var queued = queue[entry.id] {
+            guard queued.entry.writerID == entry.writerID, queued.entry.checksum == entry.checksum else {
+                // Different content at the same id: keep the newer writer's ([PIPE-3]).
+                if entry.writerID <= queued.entry.writerID {
+                    return WalleError(.failedPrecondition, "a newer writer's entry \(entry.id) is queued")
+                }
+                queue[entry.id] = QueuedPut(entry: entry, routes: [route], expiresAt: now + limits.queuedPutTimeout)
+                return nil
+            }
+            queued.routes.append(route)
+            queue[entry.id] = queued
+            return nil
+        }
+        guard queue.count < limits.queuedPutsMax else {
+            return WalleError(.resourceExhausted, "\(queue.count) puts are already waiting on \(uri)")
+        }
+        queue[entry.id] = QueuedPut(entry: entry, routes: [route], expiresAt: now + limits.queuedPutTimeout)
+        return nil
+    }
+
+    /// Takes the queued put that can be applied next, if any.
+    mutating func dequeueNext() -> QueuedPut? {
+        queue.removeValue(forKey: tailID + 1)
+    }
+
+    /// Removes a queued put whose time ran out (or that the tail has passed).
+    mutating func expire(_ id: EntryID, now: Instant) -> QueuedPut? {
+        guard let queued = queue[id], queued.expiresAt <= now || id <= tailID else { return nil }
+        return queue.removeValue(forKey: id)
+    }
+
+    /// Queued puts at or below the tail can no longer be applied in order (a gap commit
+    /// jumped past them). Sorted by id so their answers go out in a fixed order.
+    mutating func removeOvertakenQueued() -> [QueuedPut] {
+        let stale = queue.keys.filter { $0 <= tailID }.sorted()
+        return stale.compactMap { queue.removeValue(forKey: $0) }
+    }
+
+    /// Records backfilled entries `[gapStart, ...)` after checking they chain from the entry
+    /// before the gap and end exactly at the gap-commit entry (closes WS-4). An entry right
+    /// before `gapEnd` is kept only once the link to `gapEnd` itself has been checked.
+    mutating func applyBackfill(_ entries: [Entry], writes: inout [DiskOperation]) -> WalleError? {
+        precondition(metadata.hasGap)
+        var accepted: [Entry] = []
+        var previous = metadata.gapPreviousChecksum
+        var reachedEnd = false
+        for entry in entries {
+            guard entry.id == metadata.gapStart + UInt64(accepted.count) else { break }
+            guard entry.chains(onto: previous) else {
+                return WalleError(.dataLoss, "backfilled entry \(entry.id) does not chain onto \(entry.id - 1)")
+            }
+            if entry.id == metadata.gapEnd {
+                guard entry.checksum == metadata.gapEndChecksum else {
+                    return WalleError(.dataLoss, "backfilled chain does not lead to committed \(entry.id)")
+                }
+                reachedEnd = true
+                break
+            }
+            accepted.append(entry)
+            previous = entry.checksum
+        }
+        if !reachedEnd, accepted.last?.id == metadata.gapEnd - 1 { accepted.removeLast() }
+        guard !accepted.isEmpty || reachedEnd else {
+            return WalleError(.unavailable, "peer sent nothing usable from \(metadata.gapStart)")
+        }
+        for entry in accepted { writes.append(.putEntry(uri, .backfill, entry)) }
+        if reachedEnd {
+            metadata.gapStart = 0
+            metadata.gapEnd = 0
+            metadata.gapPreviousChecksum = 0
+            metadata.gapEndChecksum = 0
+        } else {
+            metadata.gapStart += UInt64(accepted.count)
+            metadata.gapPreviousChecksum = accepted[accepted.count - 1].checksum
+        }
+        writes.append(.setMetadata(uri, metadata))
+        return nil
+    }
+}

@@ -1,0 +1,151 @@
+public import WalleEnvironment
+
+/// A commit marker that arrived before the entry it commits: "entry `id` with `checksum` is
+/// committed". Applied only once the local entry at `id` is known to have that checksum.
+struct CommitMarker: Hashable {
+    var id: EntryID
+    var checksum: UInt64
+}
+
+/// A put that arrived before its predecessor ([PIPE-2]).
+struct QueuedPut {
+    var entry: Entry
+    var routes: [Route]
+    var expiresAt: Instant
+}
+
+/// What became of a put at this member.
+enum PutOutcome: Equatable {
+    /// Applied (or already present); acknowledge once the disk has synced it.
+    case applied
+    /// Waiting for an earlier entry; answered when it is applied or expires.
+    case queued
+    /// Applied as a gap commit: the entries below it must be backfilled.
+    case gapCommitted
+    case failed(WalleError)
+}
+
+/// One member's copy of one stream: the live window `[C..T]`, the writer and lease, the
+/// out-of-order queue and the gap. Pure: changes come back as disk operations in `writes`.
+///
+/// Invariants (checked by `checkInvariants`):
+/// - `window[0]` is the committed entry C, `window[i]` is entry C+i, and the window is a valid
+///   checksum chain ([LOG-3], [LOG-4]).
+/// - `metadata.committedID == window[0].id`.
+/// - Every queued put is beyond the tail.
+struct StreamReplica {
+    let uri: StreamURI
+    var metadata: StreamMetadata
+    var window: [Entry]
+    /// When the current writer last renewed, on this node's monotonic clock. Volatile.
+    var renewedAt: Instant = .distantPast
+    /// When the previous writer's lease ended, as computed by the last NewWriter (WS-16).
+    var previousLeaseEnd: Instant = .distantPast
+    var queue: [EntryID: QueuedPut] = [:]
+    /// The highest commit marker beyond what is applied locally.
+    var pendingCommit: CommitMarker?
+    /// A fast-forward is scheduled or its fetches are out; `fastForwardOutstanding` counts them.
+    var fastForwardInFlight = false
+    var fastForwardOutstanding = 0
+    /// Rotates the peer the backfill asks next.
+    var backfillPeerIndex = 0
+    var backfillInFlight = false
+    var uncommittedBytes = 0
+    /// Checksums of recently committed ids, so a commit marker at or below C can be compared
+    /// instead of trusted (WS-11). Indexed by id modulo the capacity.
+    var recentCommitted: [CommitMarker?]
+
+    static let recentCommittedCapacity = 1024
+
+    init(uri: StreamURI, metadata: StreamMetadata, window: [Entry]) {
+        precondition(window.first?.id == metadata.committedID, "the committed entry must exist")
+        self.uri = uri
+        self.metadata = metadata
+        self.window = window
+        self.recentCommitted = Array(repeating: nil, count: StreamReplica.recentCommittedCapacity)
+        self.uncommittedBytes = window.dropFirst().reduce(0) { $0 + $1.data.count }
+        remember(window[0])
+        checkInvariants()
+    }
+
+    var committedID: EntryID { window[0].id }
+    var committedEntry: Entry { window[0] }
+    var tailID: EntryID { window[window.count - 1].id }
+    var tail: Entry { window[window.count - 1] }
+    var leaseDuration: Duration { .milliseconds(metadata.leaseMilliseconds) }
+    var queueCount: Int { queue.count }
+
+    func remainingLease(now: Instant) -> Duration { renewedAt + leaseDuration - now }
+
+    /// The checksum this member knows for a committed id, if it still remembers it.
+    func knownCommittedChecksum(_ id: EntryID) -> UInt64? {
+        if id == committedID { return window[0].checksum }
+        guard let marker = recentCommitted[Int(id % UInt64(recentCommitted.count))],
+            marker.id == id
+        else { return nil }
+        return marker.checksum
+    }
+
+    /// The window entry at `id`, if `C <= id <= T`.
+    func windowEntry(_ id: EntryID) -> Entry? {
+        guard id >= committedID, id <= tailID else { return nil }
+        return window[Int(id - committedID)]
+    }
+
+    func checkInvariants() {
+        precondition(metadata.committedID == window[0].id, "metadata and window disagree on C")
+        precondition(!metadata.hasGap || metadata.gapEnd <= metadata.committedID, "gap beyond C")
+        #if DEBUG
+            for index in window.indices.dropFirst() {
+                precondition(window[index].id == window[index - 1].id + 1, "window ids not dense")
+                precondition(
+                    window[index].chains(onto: window[index - 1].checksum),
+                    "window is not a valid chain ([LOG-3])")
+            }
+        #endif
+    }
+
+    mutating func remember(_ entry: Entry) {
+        recentCommitted[Int(entry.id % UInt64(recentCommitted.count))] =
+            CommitMarker(id: entry.id, checksum: entry.checksum)
+    }
+}
+
+// MARK: - Writer and lease
+
+extension StreamReplica {
+    enum WriterCheck { case current, older, newer }
+
+    func checkWriter(_ writer: WriterID) -> WriterCheck {
+        if writer == metadata.writerID { return .current }
+        return writer < metadata.writerID ? .older : .newer
+    }
+
+    mutating func renewLease(now: Instant) {
+        renewedAt = max(renewedAt, now)
+    }
+
+    /// [LEASE-3] with [DRIFT-4]: installs a newer writer and returns when the previous
+    /// writer's lease ends on this member. The new lease counts from that moment.
+    mutating func installWriter(
+        _ writer: WriterID, address: String, leaseMilliseconds: Int64, now: Instant,
+        writes: inout [DiskOperation]
+    ) -> Instant {
+        precondition(writer > metadata.writerID, "writer ids never decrease (invariant 11)")
+        let previousEnd = max(now, renewedAt + leaseDuration)
+        metadata.writerID = writer
+        metadata.writerAddress = address
+        metadata.leaseMilliseconds = leaseMilliseconds
+        renewedAt = previousEnd
+        previousLeaseEnd = previousEnd
+        writes.append(.setMetadata(uri, metadata))
+        return previousEnd
+    }
+
+    /// Restart rule: the lease timer is volatile, so treat every writer as renewed at the
+    /// moment of restart. Any renewal before the crash happened earlier, so this is safe.
+    mutating func restarted(now: Instant) {
+        renewedAt = now
+        previousLeaseEnd = now
+    }
+}

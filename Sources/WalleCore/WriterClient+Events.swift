@@ -1,0 +1,231 @@
+public import WalleEnvironment
+
+extension WriterClient {
+    /// Starts a claim through the next server. Allowed when idle or after the writer closed.
+    public mutating func claim(now: Instant) {
+        switch phase {
+        case .idle, .closed: break
+        case .claiming, .confirming, .active: preconditionFailure("claim while \(phase)")
+        }
+        resetWriterState()
+        phase = .claiming
+        let requestID = makeRequestID()
+        outstanding[requestID] = .claim
+        // A claim may wait out the previous lease; give it that long and more ([6.7]).
+        timeouts.schedule(at: now + configuration.requestTimeout + configuration.lease * 3, requestID)
+        send(.claimWriter(requestID, uri, writerAddress: configuration.address,
+                          leaseMilliseconds: configuration.lease.milliseconds))
+    }
+
+    /// Appends `data` as the next entry and pipelines it. Returns the entry it will become.
+    public mutating func put(_ data: [UInt8], now: Instant) throws(WalleError) -> Entry {
+        guard phase == .active else {
+            throw WalleError(.failedPrecondition, "not the writer of \(uri) (\(phase))")
+        }
+        guard data.count <= Entry.dataSizeMax else {
+            throw WalleError(.invalidArgument, "entry has \(data.count) bytes, limit is \(Entry.dataSizeMax)")
+        }
+        guard pending.count < configuration.putsPendingMax else {
+            throw WalleError(.resourceExhausted, "\(pending.count) puts are already pending")
+        }
+        let entry = Entry(
+            id: tail.id + 1, writerID: writerID,
+            checksum: chainChecksum(previous: tail.checksum, data: data), data: data)
+        tail = entry
+        pending.append(PendingPut(entry: entry, requestID: nil, retryAt: now))
+        pump(now: now)
+        return entry
+    }
+
+    public mutating func receive(_ message: Message, from source: NodeID, now: Instant) {
+        guard case .response(let requestID, let reply) = message,
+            let what = outstanding.removeValue(forKey: requestID)
+        else { return }
+        switch what {
+        case .claim:
+            claimAnswered(reply, now: now)
+        case .put(let entryID, let sentAt, let told):
+            putsInFlight -= 1
+            if let index = pendingIndex(entryID), pending[index].requestID == requestID {
+                bytesInFlight -= pending[index].entry.data.count
+                pending[index].requestID = nil
+            }
+            putAnswered(entryID, reply, sentAt: sentAt, told: told, now: now)
+        case .heartbeat(let sentAt, let told):
+            heartbeatRequest = nil
+            heartbeatAnswered(reply, sentAt: sentAt, told: told, now: now)
+        }
+        pump(now: now)
+    }
+
+    public mutating func wake(now: Instant) {
+        while let requestID = timeouts.popDue(now: now) {
+            guard outstanding[requestID] != nil else { continue }
+            let timeout = WalleError(.deadlineExceeded, "no answer in time")
+            receive(.response(requestID, .failed(timeout)), from: id, now: now)
+        }
+        pump(now: now)
+    }
+
+    private mutating func claimAnswered(_ reply: Reply, now: Instant) {
+        guard phase == .claiming else { return }
+        switch reply {
+        case .claimed(let writer, let claimedTail):
+            writerID = writer
+            tail = claimedTail
+            committed = CommitMarkerValue(id: claimedTail.id, checksum: claimedTail.checksum)
+            phase = .confirming
+            sendHeartbeat(now: now)
+        case .failed(let error):
+            phase = .idle
+            events.append(.claimFailed(error))
+        default:
+            phase = .idle
+            events.append(.claimFailed(WalleError(.internal, "unexpected answer to ClaimWriter: \(reply)")))
+        }
+    }
+
+    private mutating func putAnswered(_ entryID: EntryID, _ reply: Reply, sentAt: Instant, told: EntryID, now: Instant) {
+        guard phase == .active else { return }
+        switch reply {
+        case .putAcknowledged:
+            succeeded(sentAt: sentAt, told: told, now: now)
+            acknowledge(upTo: entryID)
+        case .failed(let error) where error.isFinal:
+            close(error)
+        default:
+            guard let index = pendingIndex(entryID), pending[index].requestID == nil else { return }
+            pending[index].retryAt = now + configuration.retryDelay
+            timeouts.schedule(at: pending[index].retryAt, 0)
+        }
+    }
+
+    private mutating func heartbeatAnswered(_ reply: Reply, sentAt: Instant, told: EntryID, now: Instant) {
+        switch (phase, reply) {
+        case (.confirming, .ok), (.active, .ok):
+            succeeded(sentAt: sentAt, told: told, now: now)
+            if phase == .confirming {
+                phase = .active
+                events.append(.claimed(writerID, tail: tail))
+            }
+        case (.confirming, .failed(let error)) where error.isFinal,
+            (.active, .failed(let error)) where error.isFinal:
+            close(error)
+        case (.confirming, _), (.active, _):
+            heartbeatRetryAt = now + configuration.retryDelay
+        default:
+            break
+        }
+    }
+
+    /// [W-6]: the exclusivity window restarts from the send time of what succeeded.
+    private mutating func succeeded(sentAt: Instant, told: EntryID, now: Instant) {
+        commitTime = max(commitTime ?? sentAt, sentAt)
+        toldCommitted = max(toldCommitted, told)
+        lastAcknowledgedAt = now
+    }
+
+    /// An acknowledged entry is on a majority, and so is every entry before it (each member
+    /// checked the chain), so everything up to it is committed.
+    private mutating func acknowledge(upTo entryID: EntryID) {
+        var count = 0
+        while count < pending.count && pending[count].entry.id <= entryID { count += 1 }
+        for put in pending[..<count] {
+            if put.requestID != nil { bytesInFlight -= put.entry.data.count }
+            events.append(.putAcknowledged(put.entry))
+            committed = CommitMarkerValue(id: put.entry.id, checksum: put.entry.checksum)
+        }
+        pending.removeFirst(count)
+    }
+
+    private mutating func close(_ error: WalleError) {
+        phase = .closed(error)
+        events.append(.closed(error))
+        pending.removeAll()
+        bytesInFlight = 0
+    }
+}
+
+// MARK: - Sending
+
+extension WriterClient {
+    /// Sends what may be sent now: due retries and new puts within the in-flight bounds, and a
+    /// heartbeat when one is due.
+    mutating func pump(now: Instant) {
+        guard phase == .active || phase == .confirming else { return }
+        if phase == .active {
+            for index in pending.indices {
+                guard putsInFlight < configuration.putsInFlightMax,
+                    bytesInFlight < configuration.bytesInFlightMax
+                else { break }
+                guard pending[index].requestID == nil, pending[index].retryAt <= now else { continue }
+                sendPut(index, now: now)
+            }
+        }
+        if let due = heartbeatDue, due <= now { sendHeartbeat(now: now) }
+    }
+
+    private mutating func sendPut(_ index: Int, now: Instant) {
+        let requestID = makeRequestID()
+        let entry = pending[index].entry
+        pending[index].requestID = requestID
+        putsInFlight += 1
+        bytesInFlight += entry.data.count
+        outstanding[requestID] = .put(entry.id, sentAt: now, told: committed.id)
+        timeouts.schedule(at: now + configuration.requestTimeout, requestID)
+        send(.putEntry(requestID, uri, committedID: committed.id, committedChecksum: committed.checksum, entry))
+    }
+
+    /// [W-7]: at least every lease/4, and soon after the last acknowledgement when members
+    /// have not yet been told what committed.
+    var heartbeatDue: Instant? {
+        guard phase == .active || phase == .confirming, heartbeatRequest == nil else { return nil }
+        guard let commitTime else { return heartbeatRetryAt }
+        var due = commitTime + configuration.lease / 4
+        if committed.id > toldCommitted && putsInFlight == 0 {
+            due = min(due, lastAcknowledgedAt + configuration.shortBeat)
+        }
+        return max(due, heartbeatRetryAt)
+    }
+
+    mutating func sendHeartbeat(now: Instant) {
+        let requestID = makeRequestID()
+        heartbeatRequest = requestID
+        outstanding[requestID] = .heartbeat(sentAt: now, told: committed.id)
+        timeouts.schedule(at: now + min(configuration.requestTimeout, configuration.lease / 4), requestID)
+        let beat = Entry(id: 0, writerID: writerID, checksum: 0, data: [])
+        send(.putEntry(requestID, uri, committedID: committed.id, committedChecksum: committed.checksum, beat))
+    }
+
+    private mutating func send(_ message: Message) {
+        let target = servers[serverCursor]
+        serverCursor = (serverCursor + 1) % servers.count
+        outbox.append(.send(message, to: target))
+    }
+
+    private mutating func makeRequestID() -> RequestID {
+        nextRequestID += 1
+        return nextRequestID
+    }
+
+    private func pendingIndex(_ entryID: EntryID) -> Int? {
+        guard let first = pending.first, entryID >= first.entry.id else { return nil }
+        let index = Int(entryID - first.entry.id)
+        return index < pending.count ? index : nil
+    }
+
+    private mutating func resetWriterState() {
+        writerID = .zero
+        tail = .zero
+        committed = CommitMarkerValue(id: 0, checksum: 0)
+        toldCommitted = 0
+        commitTime = nil
+        pending.removeAll()
+        outstanding.removeAll()
+        bytesInFlight = 0
+        putsInFlight = 0
+        heartbeatRequest = nil
+        heartbeatRetryAt = .distantPast
+        timeouts.removeAll()
+    }
+}

@@ -1,0 +1,141 @@
+public import WalleEnvironment
+
+/// What a writer tells the application.
+public enum WriterEvent: Sendable, Equatable {
+    /// The claim succeeded and its first heartbeat too: this client is the writer, and `tail`
+    /// is the last committed entry it starts from.
+    case claimed(WriterID, tail: Entry)
+    case claimFailed(WalleError)
+    /// Entry is durable on a majority: committed. Reported in id order.
+    case putAcknowledged(Entry)
+    /// A final error: some newer writer took over (or the request was invalid). The writer
+    /// never sends again; what was not acknowledged may or may not commit (invariant 3).
+    case closed(WalleError)
+}
+
+public struct WriterConfiguration: Sendable {
+    public var address: String
+    public var lease: Duration
+    /// [W-2] pipelining bounds.
+    public var putsInFlightMax = 128
+    public var bytesInFlightMax = 4 << 20
+    /// Puts accepted from the application but not yet acknowledged.
+    public var putsPendingMax = 4096
+    public var requestTimeout: Duration = .seconds(2)
+    public var retryDelay: Duration = .milliseconds(20)
+    /// How soon after the last acknowledgement an idle writer tells members what committed.
+    public var shortBeat: Duration = .milliseconds(5)
+    package var plantedBugs: Set<PlantedBug> = []
+
+    public init(address: String, lease: Duration) {
+        precondition(lease >= .milliseconds(100), "leases below 100ms are refused by servers")
+        self.address = address
+        self.lease = lease
+    }
+
+    /// How long after a successful send this writer counts itself exclusive.
+    public var exclusivityWindow: Duration {
+        #if DEBUG
+            if plantedBugs.contains(.leaseMarginTooLarge) {
+                return .nanoseconds(lease.nanoseconds / 4 * 3)
+            }
+        #endif
+        return TimeModel.exclusivityWindow(lease: lease)
+    }
+}
+
+/// The writer client of one stream (§6.7, §7.1): claims, pipelines puts, heartbeats, and knows
+/// when it is exclusive. Sans-IO like the server: events in, effects and `WriterEvent`s out.
+///
+/// Invariants: `pending` is sorted by entry id and contiguous up to `tail`; at most
+/// `putsInFlightMax` puts are outstanding; the exclusivity window counts from the *send* time
+/// of the last request that succeeded ([DRIFT-1]).
+public struct WriterClient {
+    public enum Phase: Equatable, Sendable {
+        case idle
+        case claiming
+        case confirming
+        case active
+        case closed(WalleError)
+    }
+
+    struct PendingPut {
+        var entry: Entry
+        var requestID: RequestID?
+        var retryAt: Instant
+    }
+
+    enum Outstanding {
+        case claim
+        case put(EntryID, sentAt: Instant, told: EntryID)
+        case heartbeat(sentAt: Instant, told: EntryID)
+    }
+
+    public let id: NodeID
+    public let uri: StreamURI
+    public let configuration: WriterConfiguration
+    let servers: [NodeID]
+    public internal(set) var phase: Phase = .idle
+    public internal(set) var writerID: WriterID = .zero
+    /// The last entry this writer created (or the claimed tail).
+    public internal(set) var tail: Entry = .zero
+    /// The highest acknowledged entry: committed ([W-3]).
+    public internal(set) var committed = CommitMarkerValue(id: 0, checksum: 0)
+    var toldCommitted: EntryID = 0
+    /// Send time of the last request that succeeded.
+    public internal(set) var commitTime: Instant?
+    var lastAcknowledgedAt = Instant.distantPast
+    var pending: [PendingPut] = []
+    var bytesInFlight = 0
+    var putsInFlight = 0
+    var outstanding: [RequestID: Outstanding] = [:]
+    var heartbeatRequest: RequestID?
+    var heartbeatRetryAt = Instant.distantPast
+    var timeouts: TimerQueue<RequestID>
+    var nextRequestID: RequestID = 0
+    var serverCursor: Int
+    var outbox: [Effect] = []
+    var events: [WriterEvent] = []
+
+    public init(id: NodeID, uri: StreamURI, servers: [NodeID], configuration: WriterConfiguration, firstServer: Int = 0) {
+        precondition(!servers.isEmpty)
+        self.id = id
+        self.uri = uri
+        self.servers = servers
+        self.configuration = configuration
+        self.serverCursor = firstServer % servers.count
+        self.timeouts = TimerQueue(countMax: configuration.putsPendingMax + 16)
+    }
+
+    public mutating func takeEffects() -> [Effect] {
+        defer { outbox.removeAll(keepingCapacity: true) }
+        return outbox
+    }
+
+    public mutating func takeEvents() -> [WriterEvent] {
+        defer { events.removeAll(keepingCapacity: true) }
+        return events
+    }
+
+    /// Whether this writer may answer reads from its own state right now ([W-8]).
+    public func isExclusive(now: Instant) -> Bool {
+        guard let until = exclusiveUntil else { return false }
+        return now < until
+    }
+
+    public var exclusiveUntil: Instant? { commitTime.map { $0 + configuration.exclusivityWindow } }
+
+    public var pendingCount: Int { pending.count }
+
+    public var nextWakeup: Instant? {
+        let beat = heartbeatDue
+        guard let timeout = timeouts.nextDeadline else { return beat }
+        return beat.map { min($0, timeout) } ?? timeout
+    }
+}
+
+/// A committed position: id and checksum.
+public struct CommitMarkerValue: Hashable, Sendable {
+    public var id: EntryID
+    public var checksum: UInt64
+}

@@ -1,0 +1,110 @@
+/// A node's two clocks, read separately (`walle-protocol.md` §17): monotonic for every lease
+/// and timeout, wall time only for writer ids.
+public protocol Clock: AnyObject {
+    var now: Instant { get }
+    var wallNow: WallTime { get }
+    /// Ask the host to call the node back at or after `instant` (one pending wake-up per node;
+    /// a later request replaces the earlier one).
+    func scheduleWakeup(at instant: Instant)
+}
+
+/// Sends messages. Deliveries come back to the receiving node as events; nothing is returned
+/// here, and a message may be delayed, reordered or lost.
+public protocol Network: AnyObject {
+    func send(_ message: Message, from source: NodeID, to target: NodeID)
+}
+
+/// Durable storage at the level the protocol needs: streams, entries, metadata, transactions
+/// and sync. Completions come back to the node as events (`DiskCompletion`).
+///
+/// Contract (checked by the contract tests against every implementation):
+/// - Writes are applied in submission order and are visible to later reads at once.
+/// - A `sync` completes only when every write submitted before it is durable.
+/// - After a crash, the recovered state is a prefix (in submission order) of the writes, that
+///   includes at least every write covered by a completed sync.
+public protocol Disk: AnyObject {
+    func submit(_ request: DiskRequest)
+    /// The durable state, read when the node starts. Streams are sorted by URI.
+    func recover() throws(WalleError) -> RecoveredState
+}
+
+public enum DiskTable: Hashable, Sendable {
+    /// Entries that arrive through the live path: puts, claim re-stamps, gap commits.
+    case live
+    /// Entries fetched by the gap filler; kept apart so both tables are pure appends (§8.2).
+    case backfill
+}
+
+/// Everything a server keeps about a stream besides its entries (§8.2).
+public struct StreamMetadata: Hashable, Sendable {
+    public var topology: StreamTopology
+    public var writerID: WriterID
+    public var writerAddress: String
+    public var leaseMilliseconds: Int64
+    public var committedID: EntryID
+    /// `[gapStart, gapEnd)` may be missing locally; equal means no gap (§9).
+    public var gapStart: EntryID
+    public var gapEnd: EntryID
+    /// Checksum of entry `gapStart − 1`: the backfill checks fetched entries chain onto it.
+    public var gapPreviousChecksum: UInt64
+    /// Checksum of entry `gapEnd`: the backfilled chain must lead exactly to it (WS-4).
+    public var gapEndChecksum: UInt64
+
+    public init(topology: StreamTopology) {
+        self.topology = topology
+        self.writerID = .zero
+        self.writerAddress = ""
+        self.leaseMilliseconds = 0
+        self.committedID = 0
+        self.gapStart = 0
+        self.gapEnd = 0
+        self.gapPreviousChecksum = 0
+        self.gapEndChecksum = 0
+    }
+
+    public var hasGap: Bool { gapStart < gapEnd }
+}
+
+public enum DiskOperation: Sendable {
+    /// Creates the stream's tables and writes its metadata and Entry0.
+    case createStream(StreamURI, StreamMetadata)
+    /// Inserts or overwrites one entry.
+    case putEntry(StreamURI, DiskTable, Entry)
+    /// Deletes every live entry with id >= the given id (drops a stale uncommitted suffix).
+    case deleteLiveEntries(StreamURI, from: EntryID)
+    case setMetadata(StreamURI, StreamMetadata)
+}
+
+public enum DiskRequest: Sendable {
+    /// One transaction: applied atomically, durable once a later sync completes.
+    case write([DiskOperation])
+    /// Completes with `.synced(token)` once every earlier write is durable.
+    case sync(token: UInt64)
+    /// Reads up to `countMax` entries with ids in `range`, merged from both tables (live wins),
+    /// in id order, possibly with holes. Completes with `.read(token, entries)`.
+    case read(token: UInt64, StreamURI, range: Range<EntryID>, countMax: Int)
+}
+
+public enum DiskCompletion: Sendable {
+    case synced(token: UInt64)
+    case read(token: UInt64, [Entry])
+}
+
+public struct RecoveredStream: Sendable {
+    public var uri: StreamURI
+    public var metadata: StreamMetadata
+    /// Live entries with id >= the committed id, ascending: the window [C..T].
+    public var window: [Entry]
+
+    public init(uri: StreamURI, metadata: StreamMetadata, window: [Entry]) {
+        self.uri = uri
+        self.metadata = metadata
+        self.window = window
+    }
+}
+
+public struct RecoveredState: Sendable {
+    public var streams: [RecoveredStream]
+
+    public init(streams: [RecoveredStream]) { self.streams = streams }
+}

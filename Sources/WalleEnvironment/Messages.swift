@@ -1,0 +1,155 @@
+/// Correlates a response with its request. Unique per sender; the receiver echoes it.
+public typealias RequestID = UInt64
+
+/// The membership of one stream at one version ([TOPO-4]).
+public struct StreamTopology: Hashable, Sendable {
+    public var version: UInt64
+    /// Sorted, no duplicates.
+    public var members: [NodeID]
+
+    public init(version: UInt64, members: [NodeID]) {
+        self.version = version
+        self.members = members.sorted()
+    }
+
+    /// floor(n/2)+1.
+    public var majority: Int { members.count / 2 + 1 }
+
+    public func contains(_ node: NodeID) -> Bool { members.contains(node) }
+}
+
+/// Prefix of every server-to-server request ([HDR-*]).
+public struct InternalHeader: Hashable, Sendable {
+    public var requestID: RequestID
+    public var stream: StreamURI
+    /// The server the sender means to reach; a replaced node with a reused address says no.
+    public var target: NodeID
+    public var streamVersion: UInt64
+
+    public init(requestID: RequestID, stream: StreamURI, target: NodeID, streamVersion: UInt64) {
+        self.requestID = requestID
+        self.stream = stream
+        self.target = target
+        self.streamVersion = streamVersion
+    }
+}
+
+/// Why a server-to-server put was sent. Only claims may send committed puts: a public
+/// PutEntry can never ask a member to treat its entry as committed (closes WS-10).
+public enum PutKind: Hashable, Sendable {
+    /// A writer's put (entry id > 0) or heartbeat (entry id 0), forwarded by a coordinator.
+    case write
+    /// Claim phase 2: spread an entry already committed somewhere; keeps its old writer id.
+    case claimAlign
+    /// Claim phase 4: copy the winning chain under the new writer id, uncommitted.
+    case claimRestamp
+    /// Claim phase 5: commit the winning tail under the new writer id.
+    case claimCommit
+
+    /// Puts that carry an entry known to be committed skip the writer check (§6.8).
+    public var isCommitted: Bool { self == .claimAlign || self == .claimCommit }
+}
+
+/// Every message Walle sends. Public requests come from clients; internal ones from servers.
+public enum Message: Sendable {
+    // Public API.
+    case claimWriter(RequestID, StreamURI, writerAddress: String, leaseMilliseconds: Int64)
+    case writerStatus(RequestID, StreamURI)
+    case putEntry(RequestID, StreamURI, committedID: EntryID, committedChecksum: UInt64, Entry)
+    case pollStream(RequestID, StreamURI, pollEntryID: EntryID)
+    case streamEntries(RequestID, StreamURI, start: EntryID, end: EntryID)
+    // Internal API.
+    case newWriter(InternalHeader, WriterID, writerAddress: String, leaseMilliseconds: Int64)
+    case writerInfo(InternalHeader)
+    case putEntryInternal(
+        InternalHeader, PutKind, Entry, committedID: EntryID, committedChecksum: UInt64)
+    case tailEntries(InternalHeader)
+    case readEntries(InternalHeader, start: EntryID, end: EntryID)
+    // Every answer, public or internal.
+    case response(RequestID, Reply)
+}
+
+/// What a response carries. The requester knows which request it answers.
+public enum Reply: Sendable {
+    case ok
+    case claimed(WriterID, tail: Entry)
+    case writerInfo(WriterInfo)
+    case putAcknowledged(servers: [NodeID])
+    case entry(Entry)
+    case entries([Entry])
+    case failed(WalleError)
+}
+
+/// One member's view of a stream's writer (§5.3).
+public struct WriterInfo: Hashable, Sendable {
+    public var writerID: WriterID
+    public var writerAddress: String
+    public var leaseMilliseconds: Int64
+    public var remainingLeaseMilliseconds: Int64
+    public var streamVersion: UInt64
+
+    public init(
+        writerID: WriterID, writerAddress: String, leaseMilliseconds: Int64,
+        remainingLeaseMilliseconds: Int64, streamVersion: UInt64
+    ) {
+        self.writerID = writerID
+        self.writerAddress = writerAddress
+        self.leaseMilliseconds = leaseMilliseconds
+        self.remainingLeaseMilliseconds = remainingLeaseMilliseconds
+        self.streamVersion = streamVersion
+    }
+}
+
+extension Message: CustomStringConvertible {
+    /// One line, no payload bytes: used in traces, so it must be the same on every platform.
+    public var description: String {
+        switch self {
+        case .claimWriter(let r, let s, let addr, let lease):
+            return "ClaimWriter#\(r) \(s) addr=\(addr) lease=\(lease)ms"
+        case .writerStatus(let r, let s):
+            return "WriterStatus#\(r) \(s)"
+        case .putEntry(let r, let s, let c, _, let e):
+            return "PutEntry#\(r) \(s) \(e.brief) committed=\(c)"
+        case .pollStream(let r, let s, let id):
+            return "PollStream#\(r) \(s) from=\(id)"
+        case .streamEntries(let r, let s, let start, let end):
+            return "StreamEntries#\(r) \(s) [\(start),\(end))"
+        case .newWriter(let h, let w, let addr, let lease):
+            return "NewWriter#\(h.requestID) \(h.stream) \(w) addr=\(addr) lease=\(lease)ms"
+        case .writerInfo(let h):
+            return "WriterInfo#\(h.requestID) \(h.stream)"
+        case .putEntryInternal(let h, let kind, let e, let c, _):
+            return "PutEntryInternal#\(h.requestID) \(h.stream) \(kind) \(e.brief) committed=\(c)"
+        case .tailEntries(let h):
+            return "TailEntries#\(h.requestID) \(h.stream)"
+        case .readEntries(let h, let start, let end):
+            return "ReadEntries#\(h.requestID) \(h.stream) [\(start),\(end))"
+        case .response(let r, let reply):
+            return "Reply#\(r) \(reply)"
+        }
+    }
+}
+
+extension Reply: CustomStringConvertible {
+    public var description: String {
+        switch self {
+        case .ok: return "ok"
+        case .claimed(let w, let tail): return "claimed \(w) tail=\(tail.brief)"
+        case .writerInfo(let i):
+            return "writer \(i.writerID) remaining=\(i.remainingLeaseMilliseconds)ms v\(i.streamVersion)"
+        case .putAcknowledged(let servers): return "acked by \(servers.count)"
+        case .entry(let e): return "entry \(e.brief)"
+        case .entries(let es):
+            guard let first = es.first, let last = es.last else { return "entries []" }
+            return "entries [\(first.id)...\(last.id)]"
+        case .failed(let error): return "failed \(error)"
+        }
+    }
+}
+
+extension Entry {
+    /// "e12(w5.1a2b3c,xx=9f00..,4B)": enough to follow a trace without the payload.
+    public var brief: String {
+        "e\(id)(\(writerID),xx=\(hex16(checksum).prefix(8)),\(data.count)B)"
+    }
+}
