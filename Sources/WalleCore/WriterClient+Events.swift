@@ -101,6 +101,8 @@ extension WriterClient {
     }
 
     private mutating func heartbeatAnswered(_ reply: Reply, sentAt: Instant, told: EntryID, now: Instant) {
+        var reply = reply
+        if case .putAcknowledged = reply { reply = .ok }
         switch (phase, reply) {
         case (.confirming, .ok), (.active, .ok):
             succeeded(sentAt: sentAt, told: told, now: now)

@@ -1,0 +1,210 @@
+import WalleCore
+import WalleEnvironment
+
+/// A broken invariant: which one, when (true time), who was involved, and what was seen.
+public struct Violation: Sendable, CustomStringConvertible {
+    public var invariant: String
+    public var time: Duration
+    public var nodes: [NodeID]
+    public var detail: String
+
+    public var description: String {
+        "\(invariant) at \(time.formattedMilliseconds) on [\(nodes.map(\.description).joined(separator: ", "))]: \(detail)"
+    }
+}
+
+/// Checks `walle-protocol.md` §13 during the run (after every event) and at its end.
+///
+/// It keeps `log`, the oracle's committed log L per stream (id → checksum), fed by everything
+/// that is committed by definition: entries servers report committed, acknowledged puts,
+/// claimed tails and read answers. Any disagreement is a violation.
+final class Oracle {
+    unowned let world: World
+    private(set) var violation: Violation?
+    private var log: [StreamURI: [EntryID: UInt64]] = [:]
+    private var claims: [StreamURI: [(writer: WriterID, tail: Entry)]] = [:]
+    private var acknowledged: [StreamURI: [EntryID: Entry]] = [:]
+    private var lastCommitted: [ServerStream: EntryID] = [:]
+    private var lastWriter: [ServerStream: WriterID] = [:]
+    private var internalPuts: [CallKey: DurableEntryKey] = [:]
+    private(set) var observations = 0
+
+    struct ServerStream: Hashable {
+        var server: NodeID
+        var uri: StreamURI
+    }
+
+    struct CallKey: Hashable {
+        var coordinator: NodeID
+        var member: NodeID
+        var requestID: RequestID
+    }
+
+    init(world: World) { self.world = world }
+
+    func fail(_ invariant: String, _ nodes: [NodeID], _ detail: String) {
+        guard violation == nil else { return }
+        violation = Violation(invariant: invariant, time: .nanoseconds(world.trueNow), nodes: nodes, detail: detail)
+        world.trace.line(world.trueNow, "oracle: VIOLATION \(violation!)")
+    }
+
+    var acknowledgedCount: Int { acknowledged.values.reduce(0) { $0 + $1.count } }
+    var committedCount: Int { log.values.reduce(0) { $0 + $1.count } }
+
+    // MARK: The committed log
+
+    /// Invariants 1 (committed immutability) and 4 (chain validity), and 6(b): no entry of
+    /// an older writer commits above a newer writer's claimed tail.
+    func committed(_ uri: StreamURI, _ entry: Entry, by node: NodeID, what: String) {
+        observations += 1
+        if let known = log[uri]?[entry.id] {
+            if known != entry.checksum {
+                fail("committed-immutability", [node], "\(what): \(uri) entry \(entry.id) has xx=\(hex16(entry.checksum)), committed xx=\(hex16(known))")
+            }
+            return
+        }
+        if entry.id > 0, let previous = log[uri]?[entry.id - 1], !entry.chains(onto: previous) {
+            fail("chain-validity", [node], "\(what): \(uri) entry \(entry.id) does not chain onto committed \(entry.id - 1)")
+        }
+        for claim in claims[uri] ?? [] where claim.writer > entry.writerID && claim.tail.id < entry.id && entry.id > 0 {
+            fail("writer-fencing", [node], "\(what): \(entry.brief) committed above \(claim.writer)'s claimed tail \(claim.tail.id)")
+        }
+        log[uri, default: [:]][entry.id] = entry.checksum
+        world.trace.line(world.trueNow, "oracle: \(uri) \(entry.id) committed (\(what) on \(node))")
+    }
+
+    // MARK: Servers
+
+    /// Invariants 9 (committed id monotonic while up) and 11 (writer ids never decrease); new
+    /// committed entries go into the log.
+    func observeServer(_ host: ServerHost) {
+        for uri in world.workload.streams {
+            guard let metadata = host.node.core.metadata(of: uri) else { continue }
+            let key = ServerStream(server: host.id, uri: uri)
+            let last = lastCommitted[key] ?? 0
+            if metadata.committedID < last {
+                fail("committed-id-monotonic", [host.id], "\(uri) committed id went from \(last) to \(metadata.committedID)")
+            } else if metadata.committedID > last {
+                let image = host.disk.current.streams[uri]!
+                for id in (last + 1)...metadata.committedID {
+                    if let entry = image.entry(id) { committed(uri, entry, by: host.id, what: "server committed") }
+                }
+                lastCommitted[key] = metadata.committedID
+            }
+            if metadata.writerID < (lastWriter[key] ?? .zero) {
+                fail("writer-ids-never-decrease", [host.id], "\(uri) writer went from \(lastWriter[key]!) to \(metadata.writerID)")
+            }
+            lastWriter[key] = metadata.writerID
+        }
+    }
+
+    /// Invariant 2 at the source: a member acknowledges a put only once the entry is durable.
+    func messageSent(_ message: Message, from source: NodeID, to target: NodeID) {
+        switch message {
+        case .putEntryInternal(let header, _, let entry, _, _) where entry.id > 0:
+            internalPuts[CallKey(coordinator: source, member: target, requestID: header.requestID)] =
+                DurableEntryKey(uri: header.stream, id: entry.id, checksum: entry.checksum)
+        case .response(let requestID, let reply):
+            let key = CallKey(coordinator: target, member: source, requestID: requestID)
+            guard let put = internalPuts.removeValue(forKey: key), case .ok = reply,
+                let member = world.servers.first(where: { $0.id == source })
+            else { return }
+            if !member.disk.everDurable.contains(put) {
+                fail("acknowledged-durability", [source, target], "\(source) acknowledged \(put.uri) entry \(put.id) before it was durable")
+            }
+        default:
+            return
+        }
+    }
+
+    // MARK: Writers
+
+    func writerEvent(_ host: WriterHost, _ event: WriterEvent) {
+        switch event {
+        case .claimed(let writer, let tail):
+            claimed(host, writer, tail)
+        case .putAcknowledged(let entry):
+            acknowledged[host.uri, default: [:]][entry.id] = entry
+            committed(host.uri, entry, by: host.id, what: "acknowledged put")
+            for claim in claims[host.uri] ?? [] where claim.writer > entry.writerID && claim.tail.id < entry.id {
+                fail("writer-fencing", [host.id], "\(entry.brief) acknowledged to \(entry.writerID) lies above \(claim.writer)'s claimed tail \(claim.tail.id)")
+            }
+        case .claimFailed, .closed:
+            break
+        }
+    }
+
+    /// Invariant 5 (claim monotonicity) and 6(a): a claimed tail covers every put already
+    /// acknowledged to an older writer, and tails grow with writer ids.
+    private func claimed(_ host: WriterHost, _ writer: WriterID, _ tail: Entry) {
+        committed(host.uri, tail, by: host.id, what: "claimed tail")
+        for other in claims[host.uri] ?? [] {
+            let ordered = other.writer < writer ? other.tail.id <= tail.id : other.tail.id >= tail.id
+            if !ordered {
+                fail("claim-monotonicity", [host.id], "\(writer) claimed tail \(tail.id) but \(other.writer) claimed \(other.tail.id)")
+            }
+        }
+        for (id, entry) in acknowledged[host.uri] ?? [:] where entry.writerID < writer && id > tail.id {
+            fail("writer-fencing", [host.id], "\(writer) claimed tail \(tail.id) below \(entry.brief), acknowledged to an older writer")
+        }
+        claims[host.uri, default: []].append((writer, tail))
+    }
+
+    /// Invariant 7: at any true instant at most one writer of a stream is exclusive, and what
+    /// an exclusive writer holds as committed is in the log.
+    func observeWriter(_ host: WriterHost) {
+        guard host.node.isExclusive() else { return }
+        for other in world.writers where other !== host && other.uri == host.uri && other.node.isExclusive() {
+            fail("lease-exclusivity", [host.id, other.id], "\(host.node.client.writerID) and \(other.node.client.writerID) are both exclusive on \(host.uri)")
+        }
+        let marker = host.node.client.committed
+        if let known = log[host.uri]?[marker.id], known != marker.checksum {
+            fail("lease-exclusivity", [host.id], "exclusive writer's committed entry \(marker.id) is not the log's")
+        }
+    }
+
+    // MARK: Reads
+
+    /// Invariant 8: server reads return committed entries only, contiguous from the start.
+    func readAnswered(_ request: ReaderHost.ReadRequest, _ reply: Reply, reader: NodeID) {
+        switch (request.kind, reply) {
+        case (.poll(let from), .entry(let entry)):
+            if entry.id < from {
+                fail("server-reads", [request.server, reader], "PollStream from \(from) returned \(entry.id)")
+            }
+            committed(request.uri, entry, by: request.server, what: "PollStream")
+        case (.entries(let start, let end), .entries(let entries)):
+            for (offset, entry) in entries.enumerated() where entry.id != start + EntryID(offset) || entry.id >= end {
+                fail("server-reads", [request.server, reader], "StreamEntries [\(start),\(end)) returned \(entry.id) at position \(offset)")
+                return
+            }
+            for entry in entries { committed(request.uri, entry, by: request.server, what: "StreamEntries") }
+        default:
+            return
+        }
+    }
+
+    // MARK: End of run
+
+    /// Every server's committed entries agree with the log and chain; every acknowledged put
+    /// is durable somewhere.
+    func finish() {
+        for host in world.servers {
+            for uri in world.workload.streams {
+                guard let metadata = host.node.core.metadata(of: uri), let image = host.disk.current.streams[uri] else { continue }
+                for id in 0...metadata.committedID {
+                    if let entry = image.entry(id) { committed(uri, entry, by: host.id, what: "final scan") }
+                }
+            }
+        }
+        for uri in world.workload.streams {
+            for id in (acknowledged[uri] ?? [:]).keys.sorted() {
+                let entry = acknowledged[uri]![id]!
+                let holders = world.servers.filter { $0.disk.durable.streams[uri]?.entry(id)?.checksum == entry.checksum }
+                if holders.isEmpty {
+                    fail("acknowledged-durability", [], "\(uri) entry \(id) was acknowledged but no server holds it durably")
+                }
+            }
+        }
+    }
+}

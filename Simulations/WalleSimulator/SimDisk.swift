@@ -1,0 +1,124 @@
+import WalleEnvironment
+
+/// What a disk holds: per stream, metadata and the live and backfill tables.
+struct DiskImage {
+    struct StreamImage {
+        var metadata: StreamMetadata
+        var live: [EntryID: Entry] = [:]
+        var backfill: [EntryID: Entry] = [:]
+
+        /// Live wins over backfill ([8.6]).
+        func entry(_ id: EntryID) -> Entry? { live[id] ?? backfill[id] }
+    }
+
+    var streams: [StreamURI: StreamImage] = [:]
+
+    mutating func apply(_ operations: [DiskOperation]) {
+        for operation in operations {
+            switch operation {
+            case .createStream(let uri, let metadata):
+                streams[uri] = StreamImage(metadata: metadata, live: [0: .zero])
+            case .putEntry(let uri, .live, let entry):
+                streams[uri]!.live[entry.id] = entry
+            case .putEntry(let uri, .backfill, let entry):
+                streams[uri]!.backfill[entry.id] = entry
+            case .deleteLiveEntries(let uri, let from):
+                // Live ids from `from` up are one contiguous run (the uncommitted suffix).
+                var id = from
+                while streams[uri]!.live.removeValue(forKey: id) != nil { id += 1 }
+            case .setMetadata(let uri, let metadata):
+                streams[uri]!.metadata = metadata
+            }
+        }
+    }
+}
+
+/// The simulated disk: writes are visible at once but durable only when a later sync
+/// completes; syncs complete in order after a latency. Keeps the durable image apart from the
+/// current one so a crash can keep only what was synced.
+public final class SimDisk: Disk {
+    unowned let world: World
+    let node: NodeID
+    private var random: SimRandom
+    let profile: DiskProfile
+    /// What reads see: every write applied.
+    private(set) var current = DiskImage()
+    /// What survives a crash: writes covered by a completed sync.
+    private(set) var durable = DiskImage()
+    private var unsynced: [[DiskOperation]] = []
+    private var submittedCount: UInt64 = 0
+    private var durableCount: UInt64 = 0
+    private var lastSyncDone: Int64 = 0
+    /// Every (stream, id, checksum) that has ever been durable here, for the
+    /// acknowledged-durability oracle.
+    private(set) var everDurable: Set<DurableEntryKey> = []
+    var incarnation: UInt64 = 0
+
+    init(world: World, node: NodeID, random: SimRandom, profile: DiskProfile) {
+        self.world = world
+        self.node = node
+        self.random = random
+        self.profile = profile
+    }
+
+    public func submit(_ request: DiskRequest) {
+        switch request {
+        case .write(let operations):
+            current.apply(operations)
+            unsynced.append(operations)
+            submittedCount += 1
+        case .sync(let token):
+            let latency = random.int(in: profile.syncLatencyMin.nanoseconds...profile.syncLatencyMax.nanoseconds)
+            let done = max(lastSyncDone, world.trueNow + latency)
+            lastSyncDone = done
+            world.schedule(at: done, .diskSynced(node, token: token, upTo: submittedCount, incarnation: incarnation))
+        case .read(let token, let uri, let range, let countMax):
+            let entries = read(uri, range: range, countMax: countMax)
+            let latency = random.int(in: profile.readLatencyMin.nanoseconds...profile.readLatencyMax.nanoseconds)
+            world.schedule(at: world.trueNow + latency, .diskRead(node, token: token, entries, incarnation: incarnation))
+        }
+    }
+
+    /// A sync finished: writes up to `upTo` become durable.
+    func syncCompleted(upTo: UInt64) {
+        while durableCount < upTo {
+            let operations = unsynced.removeFirst()
+            durable.apply(operations)
+            durableCount += 1
+            for case .putEntry(let uri, _, let entry) in operations {
+                everDurable.insert(DurableEntryKey(uri: uri, id: entry.id, checksum: entry.checksum))
+            }
+        }
+    }
+
+    public func recover() throws(WalleError) -> RecoveredState {
+        var streams: [RecoveredStream] = []
+        for uri in durable.streams.keys.sorted() {
+            let image = durable.streams[uri]!
+            var window: [Entry] = []
+            var id = image.metadata.committedID
+            while let entry = image.live[id] {
+                window.append(entry)
+                id += 1
+            }
+            streams.append(RecoveredStream(uri: uri, metadata: image.metadata, window: window))
+        }
+        return RecoveredState(streams: streams)
+    }
+
+    private func read(_ uri: StreamURI, range: Range<EntryID>, countMax: Int) -> [Entry] {
+        guard let image = current.streams[uri] else { return [] }
+        let end = min(range.upperBound, range.lowerBound + UInt64(countMax))
+        var entries: [Entry] = []
+        for id in range.lowerBound..<end {
+            if let entry = image.entry(id) { entries.append(entry) }
+        }
+        return entries
+    }
+}
+
+struct DurableEntryKey: Hashable {
+    var uri: StreamURI
+    var id: EntryID
+    var checksum: UInt64
+}

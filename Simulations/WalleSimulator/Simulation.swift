@@ -1,0 +1,51 @@
+import WalleCore
+import WalleEnvironment
+
+/// The outcome of one seed.
+public struct RunResult: Sendable {
+    public var seed: UInt64
+    public var profile: Profile
+    public var traceHash: UInt64
+    public var violation: Violation?
+    public var simulatedDuration: Duration
+    public var events: UInt64
+    public var claims: Int
+    public var putsIssued: Int
+    public var putsAcknowledged: Int
+    public var committedEntries: Int
+    public var oracleObservations: Int
+
+    public var passed: Bool { violation == nil }
+
+    public var summary: String {
+        let status = violation.map { "FAILED \($0)" } ?? "ok"
+        return "seed \(seed) \(status) trace=\(hex16(traceHash)) events=\(events) claims=\(claims) "
+            + "puts=\(putsAcknowledged)/\(putsIssued) committed=\(committedEntries)"
+    }
+}
+
+public enum Simulation {
+    /// Runs one seed to the end (or to the first violation). `printer` receives the trace.
+    public static func run(seed: UInt64, options: RunOptions, printer: ((String) -> Void)? = nil) -> RunResult {
+        let world = World(seed: seed, options: options)
+        world.trace.printer = printer
+        world.trace.line(0, "seed \(seed): \(world.profile)")
+        world.runEvents()
+        if world.oracle.violation == nil { world.oracle.finish() }
+        world.trace.mix(world.oracle.violation == nil ? 1 : 2)
+        return RunResult(
+            seed: seed, profile: world.profile, traceHash: world.trace.hash,
+            violation: world.oracle.violation, simulatedDuration: .nanoseconds(world.trueNow),
+            events: world.trace.eventCount, claims: world.workload.claimsSucceeded,
+            putsIssued: world.workload.putsIssued, putsAcknowledged: world.oracle.acknowledgedCount,
+            committedEntries: world.oracle.committedCount, oracleObservations: world.oracle.observations)
+    }
+
+    /// The one command that replays a seed exactly.
+    public static func replayCommand(seed: UInt64, options: RunOptions) -> String {
+        var command = "swift run walle-sim replay --seed \(seed)"
+        if options.duration != .seconds(30) { command += " --duration \(options.duration.milliseconds / 1000)" }
+        for bug in options.plantedBugs.map(\.rawValue).sorted() { command += " --plant \(bug)" }
+        return command
+    }
+}

@@ -1,0 +1,255 @@
+import WalleCore
+import WalleEnvironment
+import WalleNode
+
+enum WorkloadAction {
+    case claim(writer: Int)
+    case burst(writer: Int, generation: UInt64)
+    case pause(writer: Int)
+    case resume(writer: Int)
+    case read(reader: Int)
+    case clockRate(NodeID)
+}
+
+/// Drives the clients: competing writers that claim, pipeline bursts of puts, pause (a frozen
+/// process, so its lease runs out and another writer takes over) and come back to find they
+/// were fenced; and readers polling random servers.
+final class Workload {
+    unowned let world: World
+    private var random: SimRandom
+    private(set) var streams: [StreamURI] = []
+    private(set) var putsIssued = 0
+    private(set) var claimsSucceeded = 0
+
+    init(world: World, random: SimRandom) {
+        self.world = world
+        self.random = random
+    }
+
+    func buildClients() {
+        let profile = world.profile
+        let servers = world.serverIDs
+        var rateIndex = profile.serverCount
+        for streamIndex in 0..<profile.streamCount {
+            let uri = try! StreamURI("/sim/stream_\(streamIndex)")
+            streams.append(uri)
+            // Five-server clusters give each stream three members, so not every server holds it.
+            let members = profile.serverCount == 3 ? servers : Array(servers.shuffled(using: &random).prefix(3))
+            let topology = StreamTopology(version: 1, members: members)
+            for host in world.servers where topology.contains(host.id) {
+                host.node.createStream(uri, topology: topology)
+            }
+            for _ in 0..<profile.writersPerStream {
+                addWriter(uri, members: topology.members, rateIndex: rateIndex % profile.clockRates.count)
+                rateIndex += 1
+            }
+        }
+        for index in 0..<profile.readerCount {
+            let id = NodeID(UInt64(1000 + index))
+            world.readers.append(ReaderHost(world: world, id: id))
+            world.register(id, .reader(index))
+        }
+    }
+
+    private func addWriter(_ uri: StreamURI, members: [NodeID], rateIndex: Int) {
+        let index = world.writers.count
+        let id = NodeID(UInt64(100 + index))
+        let lease = Duration.milliseconds(
+            random.int(in: world.profile.leaseMin.milliseconds...world.profile.leaseMax.milliseconds))
+        var configuration = WriterConfiguration(address: "client-\(id.rawValue)", lease: lease)
+        configuration.plantedBugs = world.options.plantedBugs
+        let client = WriterClient(
+            id: id, uri: uri, servers: members, configuration: configuration,
+            firstServer: random.int(in: 0...members.count - 1))
+        let clock = world.makeClock(id, rateIndex: rateIndex)
+        world.writers.append(WriterHost(id: id, uri: uri, clock: clock, node: SimWriterNode(client: client, clock: clock, network: world.network)))
+        world.register(id, .writer(index))
+    }
+
+    func start() {
+        for index in world.writers.indices {
+            let first = index % world.profile.writersPerStream == 0
+            after(.milliseconds(first ? random.int(in: 1...200) : random.int(in: 200...5000)), .claim(writer: index))
+        }
+        for index in world.readers.indices {
+            after(.milliseconds(random.int(in: 100...500)), .read(reader: index))
+        }
+        for host in world.servers + [] { scheduleRateChange(host.id) }
+        for host in world.writers { scheduleRateChange(host.id) }
+    }
+
+    private func scheduleRateChange(_ node: NodeID) {
+        guard random.chance(world.profile.rateChangeProbability * 5) else { return }
+        after(.milliseconds(random.int(in: 500...20_000)), .clockRate(node))
+    }
+
+    func after(_ delay: Duration, _ action: WorkloadAction) {
+        world.schedule(at: world.trueNow + delay.nanoseconds, .workload(action))
+    }
+
+    func perform(_ action: WorkloadAction) {
+        switch action {
+        case .claim(let index):
+            let host = world.writers[index]
+            guard !host.paused else { return }
+            switch host.node.client.phase {
+            case .idle, .closed:
+                world.trace.line(world.trueNow, "\(host.id.short) claims \(host.uri)")
+                writerEvents(host, host.node.claim())
+            default:
+                return
+            }
+        case .burst(let index, let generation):
+            burst(world.writers[index], generation: generation)
+        case .pause(let index):
+            pause(world.writers[index])
+        case .resume(let index):
+            resume(world.writers[index])
+        case .read(let index):
+            world.readers[index].issueRead(random: &random, streams: streams)
+            after(.milliseconds(random.int(in: 10...300)), .read(reader: index))
+        case .clockRate(let node):
+            let rate = random.double(in: 0.75...1.25)
+            world.trace.line(world.trueNow, "\(node.short) clock rate -> \(Int(rate * 100))%")
+            world.setClockRate(node, rate)
+            scheduleRateChange(node)
+        }
+    }
+
+    func writerEvents(_ host: WriterHost, _ events: [WriterEvent]) {
+        let index = world.writers.firstIndex { $0 === host }!
+        for event in events {
+            world.trace.line(world.trueNow, "\(host.id.short) event: \(event.brief)")
+            world.oracle.writerEvent(host, event)
+            switch event {
+            case .claimed:
+                claimsSucceeded += 1
+                host.burstGeneration += 1
+                after(.zero, .burst(writer: index, generation: host.burstGeneration))
+                after(.milliseconds(random.int(in: 300...8000)), .pause(writer: index))
+            case .claimFailed, .closed:
+                after(.milliseconds(random.int(in: 50...3000)), .claim(writer: index))
+            case .putAcknowledged:
+                break
+            }
+        }
+        world.oracle.observeWriter(host)
+    }
+
+    private func burst(_ host: WriterHost, generation: UInt64) {
+        guard !host.paused, generation == host.burstGeneration, host.node.client.phase == .active else { return }
+        let count = random.int(in: 1...24)
+        for _ in 0..<count where host.node.client.pendingCount < 512 {
+            let size = random.int(in: 0...300)
+            let fill = UInt8(truncatingIfNeeded: random.next())
+            let data = [UInt8](repeating: fill, count: size)
+            do {
+                let (_, events) = try host.node.put(data)
+                putsIssued += 1
+                writerEvents(host, events)
+            } catch {
+                break
+            }
+        }
+        let index = world.writers.firstIndex { $0 === host }!
+        after(.milliseconds(random.int(in: 2...200)), .burst(writer: index, generation: generation))
+    }
+
+    private func pause(_ host: WriterHost) {
+        guard !host.paused, host.node.client.phase == .active else { return }
+        host.paused = true
+        world.trace.line(world.trueNow, "\(host.id.short) pauses")
+        let index = world.writers.firstIndex { $0 === host }!
+        let lease = host.node.client.configuration.lease
+        after(.nanoseconds(random.int(in: 0...lease.nanoseconds * 4)), .resume(writer: index))
+        // Someone else should notice and take over soon.
+        let peers = world.writers.indices.filter { world.writers[$0].uri == host.uri && $0 != index }
+        if let peer = peers.isEmpty ? nil : random.pick(peers) {
+            after(.milliseconds(random.int(in: 0...200)), .claim(writer: peer))
+        }
+    }
+
+    private func resume(_ host: WriterHost) {
+        guard host.paused else { return }
+        host.paused = false
+        world.trace.line(world.trueNow, "\(host.id.short) resumes")
+        writerEvents(host, host.node.wake())
+        let index = world.writers.firstIndex { $0 === host }!
+        host.burstGeneration += 1
+        after(.zero, .burst(writer: index, generation: host.burstGeneration))
+        after(.milliseconds(random.int(in: 300...8000)), .pause(writer: index))
+    }
+}
+
+extension WriterEvent {
+    var brief: String {
+        switch self {
+        case .claimed(let writer, let tail): return "claimed as \(writer) from \(tail.brief)"
+        case .claimFailed(let error): return "claim failed: \(error)"
+        case .putAcknowledged(let entry): return "acknowledged \(entry.brief)"
+        case .closed(let error): return "closed: \(error)"
+        }
+    }
+}
+
+/// A reader client: PollStream and StreamEntries at random servers; the oracle checks every
+/// answer against the committed log.
+final class ReaderHost {
+    unowned let world: World
+    let id: NodeID
+    private var nextRequestID: RequestID = 0
+    private var pending: [RequestID: ReadRequest] = [:]
+    private var knownCommitted: [StreamURI: EntryID] = [:]
+
+    struct ReadRequest {
+        var uri: StreamURI
+        var server: NodeID
+        var kind: Kind
+
+        enum Kind {
+            case poll(EntryID)
+            case entries(start: EntryID, end: EntryID)
+        }
+    }
+
+    init(world: World, id: NodeID) {
+        self.world = world
+        self.id = id
+    }
+
+    func issueRead(random: inout SimRandom, streams: [StreamURI]) {
+        guard pending.count < 64 else { return }
+        let uri = random.pick(streams)
+        let members = world.servers.filter { $0.node.core.streamURIs.contains(uri) }.map(\.id)
+        let server = random.pick(members)
+        let known = knownCommitted[uri] ?? 0
+        nextRequestID += 1
+        if random.chance(0.5) {
+            let from = known + EntryID(random.int(in: 0...3))
+            pending[nextRequestID] = ReadRequest(uri: uri, server: server, kind: .poll(from))
+            world.network.send(.pollStream(nextRequestID, uri, pollEntryID: from), from: id, to: server)
+        } else {
+            let start = EntryID(random.int(in: max(0, Int64(known) - 50)...Int64(known) + 2))
+            let end = start + EntryID(random.int(in: 1...64))
+            pending[nextRequestID] = ReadRequest(uri: uri, server: server, kind: .entries(start: start, end: end))
+            world.network.send(.streamEntries(nextRequestID, uri, start: start, end: end), from: id, to: server)
+        }
+    }
+
+    func receive(_ message: Message, from source: NodeID) {
+        guard case .response(let requestID, let reply) = message,
+            let request = pending.removeValue(forKey: requestID)
+        else { return }
+        world.oracle.readAnswered(request, reply, reader: id)
+        switch reply {
+        case .entry(let entry):
+            knownCommitted[request.uri] = max(knownCommitted[request.uri] ?? 0, entry.id)
+        case .entries(let entries):
+            if let last = entries.last {
+                knownCommitted[request.uri] = max(knownCommitted[request.uri] ?? 0, last.id)
+            }
+        default:
+            break
+        }
+    }
+}

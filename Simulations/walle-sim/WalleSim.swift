@@ -1,0 +1,105 @@
+import ArgumentParser
+import Dispatch
+import Foundation
+import WalleSimulator
+
+/// Exit codes: 0 every seed passed; 1 a safety invariant broke; 3 a seed ran differently in
+/// two processes; 64 bad arguments.
+enum ExitStatus {
+    static let violation: Int32 = 1
+    static let nondeterministic: Int32 = 3
+    static let usage: Int32 = 64
+}
+
+struct SimulationOptions: ParsableArguments {
+    @Option(help: "Simulated seconds per seed.")
+    var duration: Int = 30
+
+    @Option(name: .customLong("plant"), help: "Plant a deliberate bug (debug builds): \(RunOptions.plantedBugNames.joined(separator: ", ")).")
+    var plantedBugs: [String] = []
+
+    func runOptions() throws -> RunOptions {
+        guard duration > 0 && duration <= 86_400 else {
+            throw ValidationError("--duration must be between 1 and 86400 seconds, got \(duration)")
+        }
+        var options = RunOptions()
+        options.duration = .seconds(duration)
+        do {
+            try options.plant(plantedBugs)
+        } catch {
+            throw ValidationError(error.message)
+        }
+        return options
+    }
+}
+
+@main
+struct WalleSim: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "walle-sim",
+        abstract: "Deterministic simulation of a WALLE cluster: run, sweep and replay seeds.",
+        subcommands: [Run.self, Sweep.self, Replay.self],
+        defaultSubcommand: Sweep.self)
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run one seed and print its result and trace hash.")
+
+    @Option(help: "The seed to run.") var seed: UInt64
+    @OptionGroup var simulation: SimulationOptions
+    @Flag(help: "Run the seed again in a second process and compare trace hashes.")
+    var checkDeterminism = false
+    @Flag(help: "Print only the trace hash (used by --check-determinism).")
+    var hashOnly = false
+
+    func run() throws {
+        let options = try simulation.runOptions()
+        let result = Simulation.run(seed: seed, options: options)
+        if hashOnly {
+            print(String(result.traceHash, radix: 16))
+            return
+        }
+        print(result.profile.description)
+        print(result.summary)
+        if let violation = result.violation {
+            print("replay: \(Simulation.replayCommand(seed: seed, options: options))")
+            _ = violation
+            throw ExitCode(ExitStatus.violation)
+        }
+        if checkDeterminism {
+            let other = try hashInSecondProcess(seed: seed, simulation: simulation)
+            let mine = String(result.traceHash, radix: 16)
+            print("determinism: this process \(mine), second process \(other): \(mine == other ? "same" : "DIFFERENT")")
+            if mine != other { throw ExitCode(ExitStatus.nondeterministic) }
+        }
+    }
+}
+
+struct Replay: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run one seed and print its full trace.")
+
+    @Option(help: "The seed to replay.") var seed: UInt64
+    @OptionGroup var simulation: SimulationOptions
+
+    func run() throws {
+        let options = try simulation.runOptions()
+        let result = Simulation.run(seed: seed, options: options) { print($0) }
+        print(result.summary)
+        if result.violation != nil { throw ExitCode(ExitStatus.violation) }
+    }
+}
+
+/// Runs `walle-sim run --seed N --hash-only` as a child process and returns its hash.
+func hashInSecondProcess(seed: UInt64, simulation: SimulationOptions) throws -> String {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
+    var arguments = ["run", "--seed", String(seed), "--hash-only", "--duration", String(simulation.duration)]
+    for bug in simulation.plantedBugs { arguments += ["--plant", bug] }
+    process.arguments = arguments
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    try process.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+}

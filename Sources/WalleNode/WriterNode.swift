@@ -1,0 +1,55 @@
+public import WalleCore
+public import WalleEnvironment
+
+/// Runs one `WriterClient` against a clock and a network: the same driver for the simulator's
+/// clients and for the client library.
+public final class WriterNode<NodeClock: Clock, NodeNetwork: Network> {
+    public private(set) var client: WriterClient
+    public let clock: NodeClock
+    public let network: NodeNetwork
+    private var scheduledWakeup: Instant?
+
+    public init(client: WriterClient, clock: NodeClock, network: NodeNetwork) {
+        self.client = client
+        self.clock = clock
+        self.network = network
+    }
+
+    public var id: NodeID { client.id }
+
+    public func claim() -> [WriterEvent] {
+        client.claim(now: clock.now)
+        return carryOut()
+    }
+
+    public func put(_ data: [UInt8]) throws(WalleError) -> (Entry, [WriterEvent]) {
+        let entry = try client.put(data, now: clock.now)
+        return (entry, carryOut())
+    }
+
+    public func receive(_ message: Message, from source: NodeID) -> [WriterEvent] {
+        client.receive(message, from: source, now: clock.now)
+        return carryOut()
+    }
+
+    public func wake() -> [WriterEvent] {
+        scheduledWakeup = nil
+        client.wake(now: clock.now)
+        return carryOut()
+    }
+
+    public func isExclusive() -> Bool { client.isExclusive(now: clock.now) }
+
+    private func carryOut() -> [WriterEvent] {
+        for effect in client.takeEffects() {
+            if case .send(let message, let target) = effect {
+                network.send(message, from: client.id, to: target)
+            }
+        }
+        if let next = client.nextWakeup, next != scheduledWakeup {
+            scheduledWakeup = next
+            clock.scheduleWakeup(at: next)
+        }
+        return client.takeEvents()
+    }
+}
