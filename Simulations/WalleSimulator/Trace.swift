@@ -43,6 +43,7 @@ final class Trace {
         case .putEntryInternal(let h, let kind, let e, let c, let x):
             mix(8); mix(h); mix(UInt64(kind.hashTag)); mix(e); mix(c); mix(x)
         case .tailEntries(let h): mix(9); mix(h)
+        case .restampEntries(let h, let entries): mix(12); mix(h); for e in entries { mix(e) }
         case .readEntries(let h, let s, let e): mix(10); mix(h); mix(s); mix(e)
         case .response(let r, let reply): mix(11); mix(r); mix(reply)
         }
@@ -79,7 +80,6 @@ extension PutKind {
         switch self {
         case .write: return 1
         case .claimAlign: return 2
-        case .claimRestamp: return 3
         case .claimCommit: return 4
         }
     }

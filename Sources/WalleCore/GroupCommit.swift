@@ -1,4 +1,4 @@
-public import WalleEnvironment
+import WalleEnvironment
 
 /// Group commit: acknowledgements wait for a sync that covers their write, and one sync
 /// covers every write submitted before it ([DUR-2]). At most one sync is in flight; waiters

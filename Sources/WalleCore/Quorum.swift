@@ -1,4 +1,4 @@
-public import WalleEnvironment
+import WalleEnvironment
 
 /// Counts answers from a fan-out to every member ([BC-2], [BC-3]).
 ///

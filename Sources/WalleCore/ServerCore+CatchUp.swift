@@ -1,4 +1,4 @@
-public import WalleEnvironment
+import WalleEnvironment
 
 // Catching up: fast-forward to a committed entry this member never received ([PIPE-6]), and
 // the backfill of the gap a gap commit leaves ([GAP-5]). Both check what peers send (WS-4).

@@ -1,4 +1,4 @@
-public import WalleEnvironment
+import WalleEnvironment
 
 /// The phases of ClaimWriter (§6), in order.
 enum ClaimPhase: Hashable {
@@ -142,10 +142,9 @@ extension ServerCore {
             return a.writerID != b.writerID ? a.writerID < b.writerID : a.id < b.id
         }!
         let chain = claim.tails[winner]!
-        let base = chain[0]
         claim.maxEntry = chain.last!.stamped(claim.writer)
         claim.phase = .restamp
-        var sends: [(NodeID, Entry)] = []
+        var sends: [(NodeID, [Entry])] = []
         for member in claim.claimSet {
             let list = claim.tails[member]!
             var start = member == winner ? chain.count - 1 : 0
@@ -154,9 +153,8 @@ extension ServerCore {
                     start += 1
                 }
             }
-            for index in max(start, 1)..<chain.count {
-                sends.append((member, chain[index].stamped(claim.writer)))
-            }
+            let suffix = chain[max(start, 1)...].map { $0.stamped(claim.writer) }
+            if !suffix.isEmpty { sends.append((member, suffix)) }
         }
         claim.outstanding = sends.count
         claims[claimID] = claim
@@ -165,10 +163,8 @@ extension ServerCore {
             commitTail(claimID)
             return
         }
-        for (member, entry) in sends {
-            call(member, .claim(claimID, claim.uri, .restamp)) {
-                .putEntryInternal($0, .claimRestamp, entry, committedID: base.id, committedChecksum: base.checksum)
-            }
+        for (member, entries) in sends {
+            call(member, .claim(claimID, claim.uri, .restamp)) { .restampEntries($0, entries) }
         }
     }
 

@@ -1,4 +1,4 @@
-public import WalleEnvironment
+import WalleEnvironment
 
 /// A public request this node coordinates by asking every member.
 struct Coordination {

@@ -1,4 +1,4 @@
-public import WalleEnvironment
+import WalleEnvironment
 
 /// A read of committed entries waiting for the disk.
 struct DiskRead {

@@ -19,6 +19,8 @@ public struct ServerCore {
     var outbox: [Effect] = []
     var pendingWrites: [DiskOperation] = []
     var groupCommit = GroupCommit()
+    /// Continuations waiting for this event's writes to be submitted, then synced.
+    var awaitingFlush: [GroupCommit.Continuation] = []
     var timers: TimerQueue<ServerTimer>
     var calls: [RequestID: PendingCall] = [:]
     var nextRequestID: RequestID = 0
@@ -69,7 +71,7 @@ public struct ServerCore {
     public var nextWakeup: Instant? { timers.nextDeadline }
 
     public mutating func takeEffects() -> [Effect] {
-        flushWrites()
+        finishEvent()
         defer { outbox.removeAll(keepingCapacity: true) }
         return outbox
     }
@@ -89,12 +91,12 @@ public struct ServerCore {
             pollStream(Route(node: source, requestID: requestID), uri, from: pollEntryID)
         case .streamEntries(let requestID, let uri, let start, let end):
             streamEntries(Route(node: source, requestID: requestID), uri, start: start, end: end)
-        case .newWriter, .writerInfo, .putEntryInternal, .tailEntries, .readEntries:
+        case .newWriter, .writerInfo, .putEntryInternal, .tailEntries, .restampEntries, .readEntries:
             receiveInternal(message, from: source)
         case .response(let requestID, let reply):
             receiveResponse(requestID, reply, from: source)
         }
-        flushWrites()
+        finishEvent()
     }
 
     public mutating func diskCompleted(_ completion: DiskCompletion, at time: NodeTime) {
@@ -107,7 +109,7 @@ public struct ServerCore {
         case .read(let token, let entries):
             if let read = diskReads.removeValue(forKey: token) { readCompleted(read, entries) }
         }
-        flushWrites()
+        finishEvent()
     }
 
     public mutating func wake(at time: NodeTime) {
@@ -118,7 +120,7 @@ public struct ServerCore {
             precondition(firedCount <= timers.countMax + 1, "timer loop is unbounded")
             fire(timer)
         }
-        flushWrites()
+        finishEvent()
     }
 
     // MARK: Observation (oracles, tests)
@@ -161,12 +163,28 @@ extension ServerCore {
         groupCommit.recordWrite()
     }
 
-    /// Runs `continuation` once everything written so far is durable.
+    /// Runs `continuation` once everything written while handling this event is durable.
+    /// All of one event's writes go to the disk as one transaction first.
     mutating func whenDurable(_ continuation: GroupCommit.Continuation) {
+        awaitingFlush.append(continuation)
+    }
+
+    /// Ends the handling of one event: submits its writes, then registers what waits on them.
+    mutating func finishEvent() {
+        var rounds = 0
+        while !awaitingFlush.isEmpty {
+            rounds += 1
+            precondition(rounds <= 4, "continuations keep writing: unbounded")
+            flushWrites()
+            let waiting = awaitingFlush
+            awaitingFlush.removeAll(keepingCapacity: true)
+            for continuation in waiting {
+                let (runNow, sync) = groupCommit.await(continuation)
+                if let sync { outbox.append(.disk(sync)) }
+                if let runNow { run(runNow) }
+            }
+        }
         flushWrites()
-        let (runNow, sync) = groupCommit.await(continuation)
-        if let sync { outbox.append(.disk(sync)) }
-        if let runNow { run(runNow) }
     }
 
     mutating func run(_ continuation: GroupCommit.Continuation) {
@@ -188,7 +206,6 @@ extension ServerCore {
     /// Acknowledges a write: after the sync that covers it (unless a planted bug says not).
     mutating func acknowledgeWhenDurable(_ route: Route, _ answer: Reply = .ok) {
         if configuration.plantedBugIsActive(.acknowledgeBeforeSync) {
-            flushWrites()
             reply(route, answer)
             return
         }

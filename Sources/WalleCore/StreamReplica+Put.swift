@@ -1,4 +1,4 @@
-public import WalleEnvironment
+import WalleEnvironment
 
 /// Limits a replica needs while applying puts (a subset of `ServerConfiguration`).
 struct ReplicaLimits {

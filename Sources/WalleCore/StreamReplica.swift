@@ -1,4 +1,4 @@
-public import WalleEnvironment
+import WalleEnvironment
 
 /// A commit marker that arrived before the entry it commits: "entry `id` with `checksum` is
 /// committed". Applied only once the local entry at `id` is known to have that checksum.

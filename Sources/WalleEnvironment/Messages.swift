@@ -41,8 +41,6 @@ public enum PutKind: Hashable, Sendable {
     case write
     /// Claim phase 2: spread an entry already committed somewhere; keeps its old writer id.
     case claimAlign
-    /// Claim phase 4: copy the winning chain under the new writer id, uncommitted.
-    case claimRestamp
     /// Claim phase 5: commit the winning tail under the new writer id.
     case claimCommit
 
@@ -64,6 +62,9 @@ public enum Message: Sendable {
     case putEntryInternal(
         InternalHeader, PutKind, Entry, committedID: EntryID, committedChecksum: UInt64)
     case tailEntries(InternalHeader)
+    /// Claim phase 4: the winning chain from the first entry this member lacks, stamped with
+    /// the new writer id, applied all or nothing (see `ServerCore.memberRestamp`).
+    case restampEntries(InternalHeader, [Entry])
     case readEntries(InternalHeader, start: EntryID, end: EntryID)
     // Every answer, public or internal.
     case response(RequestID, Reply)
@@ -122,6 +123,8 @@ extension Message: CustomStringConvertible {
             return "PutEntryInternal#\(h.requestID) \(h.stream) \(kind) \(e.brief) committed=\(c)"
         case .tailEntries(let h):
             return "TailEntries#\(h.requestID) \(h.stream)"
+        case .restampEntries(let h, let entries):
+            return "RestampEntries#\(h.requestID) \(h.stream) [\(entries.first?.brief ?? "")...\(entries.last?.id ?? 0)]"
         case .readEntries(let h, let start, let end):
             return "ReadEntries#\(h.requestID) \(h.stream) [\(start),\(end))"
         case .response(let r, let reply):

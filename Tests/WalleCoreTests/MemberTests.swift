@@ -1,0 +1,222 @@
+import Testing
+@testable import WalleCore
+import WalleEnvironment
+
+let writerA = WriterID(ts: 10, id: 1)
+let writerB = WriterID(ts: 20, id: 2)
+
+/// Installs `writer` on `core` as member 1 via NewWriter from coordinator 2, completing syncs.
+func install(_ core: inout ServerCore, _ writer: WriterID, lease: Int64 = 1000, at time: Int64 = 0, requestID: RequestID = 1) {
+    core.receive(.newWriter(header(requestID), writer, writerAddress: "w", leaseMilliseconds: lease), from: node(2), at: at(time))
+    for token in core.takeEffects().syncTokens { core.diskCompleted(.synced(token: token), at: at(time)) }
+    _ = core.takeEffects()
+}
+
+func put(_ core: inout ServerCore, _ entry: Entry, committed: Entry = .zero, requestID: RequestID, at time: Int64 = 1, kind: PutKind = .write) -> [Effect] {
+    core.receive(
+        .putEntryInternal(header(requestID), kind, entry, committedID: committed.id, committedChecksum: committed.checksum),
+        from: node(2), at: at(time))
+    return core.takeEffects()
+}
+
+@Suite("Member: puts, syncs and commits")
+struct MemberTests {
+    @Test("A put is acknowledged only after the sync that covers it ([DUR-3])")
+    func ackAfterSync() {
+        var core = makeServer()
+        install(&core, writerA)
+        let entry = chain(from: .zero, count: 1, writer: writerA)[0]
+        let effects = put(&core, entry, requestID: 7)
+        #expect(effects.writeCount == 1)
+        #expect(effects.replies.isEmpty, "no answer before the sync")
+        let tokens = effects.syncTokens
+        #expect(tokens.count == 1)
+        core.diskCompleted(.synced(token: tokens[0]), at: at(2))
+        let after = core.takeEffects()
+        #expect(after.replies.count == 1)
+        #expect(after.replies.first?.requestID == 7)
+        #expect(after.replies.first?.reply.isOK == true)
+    }
+
+    @Test("Group commit: puts that arrive while a sync is out share the next one")
+    func groupCommit() {
+        var core = makeServer()
+        install(&core, writerA)
+        let entries = chain(from: .zero, count: 3, writer: writerA)
+        let first = put(&core, entries[0], requestID: 1)
+        #expect(first.syncTokens.count == 1)
+        #expect(put(&core, entries[1], requestID: 2).syncTokens.isEmpty, "a sync is already in flight")
+        #expect(put(&core, entries[2], requestID: 3).syncTokens.isEmpty)
+        core.diskCompleted(.synced(token: first.syncTokens[0]), at: at(2))
+        let second = core.takeEffects()
+        #expect(second.replies.map(\.requestID) == [1])
+        #expect(second.syncTokens.count == 1, "one sync for the two waiting puts")
+        core.diskCompleted(.synced(token: second.syncTokens[0]), at: at(3))
+        #expect(core.takeEffects().replies.map(\.requestID) == [2, 3])
+    }
+
+    @Test("An older writer's put is refused (FailedPrecondition)")
+    func fencing() {
+        var core = makeServer()
+        install(&core, writerB)
+        let entry = chain(from: .zero, count: 1, writer: writerA)[0]
+        let replies = put(&core, entry, requestID: 3).replies
+        #expect(replies.first?.reply.errorCode == .failedPrecondition)
+    }
+
+    @Test("WS-9: a put carrying the zero writer id is refused")
+    func zeroWriter() {
+        var core = makeServer()
+        let entry = chain(from: .zero, count: 1, writer: .zero)[0]
+        #expect(put(&core, entry, requestID: 1).replies.first?.reply.errorCode == .invalidArgument)
+        core.receive(.putEntry(9, streamURI, committedID: 0, committedChecksum: 0, entry), from: node(100), at: at(1))
+        #expect(core.takeEffects().replies.first?.reply.errorCode == .invalidArgument)
+    }
+
+    @Test("WS-10: a client cannot mark its own entry committed")
+    func selfCommit() {
+        var core = makeServer()
+        let entry = chain(from: .zero, count: 1, writer: writerA)[0]
+        core.receive(.putEntry(9, streamURI, committedID: 1, committedChecksum: entry.checksum, entry), from: node(100), at: at(1))
+        let replies = core.takeEffects().replies
+        #expect(replies.first?.reply.errorCode == .invalidArgument)
+        #expect(core.takeEffects().sends.isEmpty, "nothing was forwarded to members")
+    }
+
+    @Test("Out-of-order puts wait for their predecessor, then apply in order")
+    func reorder() {
+        var core = makeServer()
+        install(&core, writerA)
+        let entries = chain(from: .zero, count: 3, writer: writerA)
+        #expect(put(&core, entries[2], requestID: 3).writeCount == 0, "entry 3 waits for 2")
+        #expect(put(&core, entries[1], requestID: 2).writeCount == 0, "entry 2 waits for 1")
+        let effects = put(&core, entries[0], requestID: 1)
+        #expect(effects.writeCount == 1, "all three in one transaction")
+        #expect(core.window(of: streamURI)?.last?.id == 3)
+    }
+
+    @Test("A queued put that waits too long fails with OutOfRange ([PIPE-5])")
+    func queueExpiry() {
+        var core = makeServer()
+        install(&core, writerA)
+        let entries = chain(from: .zero, count: 2, writer: writerA)
+        _ = put(&core, entries[1], requestID: 2)
+        core.wake(at: at(1 + 1000))
+        let replies = core.takeEffects().replies
+        #expect(replies.first?.requestID == 2)
+        #expect(replies.first?.reply.errorCode == .outOfRange)
+    }
+
+    @Test("A put that does not chain onto the tail is refused")
+    func chainCheck() {
+        var core = makeServer()
+        install(&core, writerA)
+        var entry = chain(from: .zero, count: 1, writer: writerA)[0]
+        entry.checksum ^= 1
+        #expect(put(&core, entry, requestID: 1).replies.first?.reply.errorCode == .outOfRange)
+    }
+
+    @Test("The uncommitted window is bounded ([LOG-2])")
+    func uncommittedBound() {
+        var configuration = ServerConfiguration()
+        configuration.uncommittedEntriesMax = 4
+        var core = makeServer(configuration: configuration)
+        install(&core, writerA)
+        let entries = chain(from: .zero, count: 5, writer: writerA)
+        for (index, entry) in entries.prefix(4).enumerated() { _ = put(&core, entry, requestID: RequestID(index + 1)) }
+        #expect(put(&core, entries[4], requestID: 9).replies.first?.reply.errorCode == .outOfRange)
+    }
+}
+
+@Suite("Member: commit markers (WS-1, WS-11)")
+struct CommitMarkerTests {
+    @Test("A commit marker commits the local entry when checksums match")
+    func commits() {
+        var core = makeServer()
+        install(&core, writerA)
+        let entries = chain(from: .zero, count: 2, writer: writerA)
+        _ = put(&core, entries[0], requestID: 1)
+        _ = put(&core, entries[1], requestID: 2)
+        let beat = Entry(id: 0, writerID: writerA, checksum: 0, data: [])
+        let replies = put(&core, beat, committed: entries[1], requestID: 3).replies
+        #expect(replies.first?.reply.isOK == true, "heartbeats answer without a sync")
+        #expect(core.metadata(of: streamURI)?.committedID == 2)
+    }
+
+    @Test("WS-1: a commit marker does not commit a stale entry with another checksum")
+    func staleEntry() {
+        var core = makeServer()
+        install(&core, writerA)
+        let stale = chain(from: .zero, count: 1, writer: writerA, tag: 1)[0]
+        _ = put(&core, stale, requestID: 1)
+        install(&core, writerB, at: 2000, requestID: 2)
+        let chosen = chain(from: .zero, count: 1, writer: writerB, tag: 2)[0]
+        let beat = Entry(id: 0, writerID: writerB, checksum: 0, data: [])
+        _ = put(&core, beat, committed: chosen, requestID: 3, at: 2001)
+        #expect(core.metadata(of: streamURI)?.committedID == 0, "the stale entry 1 is not committed")
+        #expect(core.window(of: streamURI)?.count == 1, "and it was dropped")
+        // After the fast-forward delay the member fetches the committed entry from its peers.
+        core.wake(at: at(2001 + 250))
+        let fetches = core.takeEffects().sends.filter { if case .readEntries = $0.message { return true } else { return false } }
+        #expect(Set(fetches.map(\.target)) == [node(2), node(3)])
+    }
+
+    @Test("WS-11: a commit marker at the committed id with another checksum is DataLoss")
+    func divergenceReported() {
+        var core = makeServer()
+        install(&core, writerA)
+        let beat = Entry(id: 0, writerID: writerA, checksum: 0, data: [])
+        let replies = put(&core, beat, committed: Entry(id: 0, writerID: .zero, checksum: 99, data: []), requestID: 3).replies
+        #expect(replies.first?.reply.errorCode == .dataLoss)
+    }
+}
+
+@Suite("Member: NewWriter and leases")
+struct NewWriterTests {
+    @Test("NewWriter waits out the previous writer's lease after the writer id is durable")
+    func waitsForLease() {
+        var core = makeServer()
+        install(&core, writerA, lease: 1000, at: 0)
+        let beat = Entry(id: 0, writerID: writerA, checksum: 0, data: [])
+        _ = put(&core, beat, requestID: 5, at: 100)  // renews: lease now ends at 1100
+        core.receive(.newWriter(header(6), writerB, writerAddress: "b", leaseMilliseconds: 500), from: node(3), at: at(200))
+        let effects = core.takeEffects()
+        #expect(effects.replies.isEmpty)
+        core.diskCompleted(.synced(token: effects.syncTokens[0]), at: at(201))
+        #expect(core.takeEffects().replies.isEmpty, "durable, but the old lease still runs")
+        #expect(core.nextWakeup == at(1100).monotonic)
+        core.wake(at: at(1100))
+        let replies = core.takeEffects().replies
+        #expect(replies.map(\.requestID) == [6])
+        #expect(replies.first?.reply.isOK == true)
+    }
+
+    @Test("WS-16: a repeated NewWriter waits for the same lease end instead of answering at once")
+    func repeatedWaits() {
+        var core = makeServer()
+        install(&core, writerA, lease: 1000, at: 0)
+        core.receive(.newWriter(header(6), writerB, writerAddress: "b", leaseMilliseconds: 500), from: node(3), at: at(200))
+        for token in core.takeEffects().syncTokens { core.diskCompleted(.synced(token: token), at: at(201)) }
+        _ = core.takeEffects()
+        core.receive(.newWriter(header(7), writerB, writerAddress: "b", leaseMilliseconds: 500), from: node(3), at: at(300))
+        #expect(core.takeEffects().replies.isEmpty, "the retry must not skip the wait")
+        core.wake(at: at(1000))
+        #expect(Set(core.takeEffects().replies.map(\.requestID)) == [6, 7])
+    }
+
+    @Test("An older writer's NewWriter is refused, and the stored writer id never decreases")
+    func olderRefused() {
+        var core = makeServer()
+        install(&core, writerB)
+        core.receive(.newWriter(header(2), writerA, writerAddress: "a", leaseMilliseconds: 500), from: node(3), at: at(10))
+        #expect(core.takeEffects().replies.first?.reply.errorCode == .failedPrecondition)
+        #expect(core.metadata(of: streamURI)?.writerID == writerB)
+    }
+
+    @Test("Leases outside [100ms, 60s] are refused (WS-8 upper bound)", arguments: [Int64(50), -5, 61_000])
+    func leaseBounds(_ lease: Int64) {
+        var core = makeServer()
+        core.receive(.claimWriter(1, streamURI, writerAddress: "x", leaseMilliseconds: lease), from: node(100), at: at(0))
+        #expect(core.takeEffects().replies.first?.reply.errorCode == .invalidArgument)
+    }
+}
