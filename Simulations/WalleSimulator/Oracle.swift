@@ -24,15 +24,8 @@ final class Oracle {
     private var log: [StreamURI: [EntryID: UInt64]] = [:]
     private var claims: [StreamURI: [(writer: WriterID, tail: Entry)]] = [:]
     private var acknowledged: [StreamURI: [EntryID: Entry]] = [:]
-    private var lastCommitted: [ServerStream: EntryID] = [:]
-    private var lastWriter: [ServerStream: WriterID] = [:]
     private var internalPuts: [CallKey: DurableEntryKey] = [:]
     private(set) var observations = 0
-
-    struct ServerStream: Hashable {
-        var server: NodeID
-        var uri: StreamURI
-    }
 
     struct CallKey: Hashable {
         var coordinator: NodeID
@@ -78,10 +71,14 @@ final class Oracle {
     /// Invariants 9 (committed id monotonic while up) and 11 (writer ids never decrease); new
     /// committed entries go into the log.
     func observeServer(_ host: ServerHost) {
-        for uri in world.workload.streams {
-            guard let metadata = host.node.core.metadata(of: uri) else { continue }
-            let key = ServerStream(server: host.id, uri: uri)
-            let last = lastCommitted[key] ?? 0
+        let streams = world.workload.streams
+        if host.oracleCommitted.isEmpty {
+            host.oracleCommitted = Array(repeating: 0, count: streams.count)
+            host.oracleWriter = Array(repeating: .zero, count: streams.count)
+        }
+        for (index, uri) in streams.enumerated() {
+            guard let metadata = host.node.metadata(of: uri) else { continue }
+            let last = host.oracleCommitted[index]
             if metadata.committedID < last {
                 fail("committed-id-monotonic", [host.id], "\(uri) committed id went from \(last) to \(metadata.committedID)")
             } else if metadata.committedID > last {
@@ -89,12 +86,12 @@ final class Oracle {
                 for id in (last + 1)...metadata.committedID {
                     if let entry = image.entry(id) { committed(uri, entry, by: host.id, what: "server committed") }
                 }
-                lastCommitted[key] = metadata.committedID
+                host.oracleCommitted[index] = metadata.committedID
             }
-            if metadata.writerID < (lastWriter[key] ?? .zero) {
-                fail("writer-ids-never-decrease", [host.id], "\(uri) writer went from \(lastWriter[key]!) to \(metadata.writerID)")
+            if metadata.writerID < host.oracleWriter[index] {
+                fail("writer-ids-never-decrease", [host.id], "\(uri) writer went from \(host.oracleWriter[index]) to \(metadata.writerID)")
             }
-            lastWriter[key] = metadata.writerID
+            host.oracleWriter[index] = metadata.writerID
         }
     }
 
@@ -191,7 +188,7 @@ final class Oracle {
     func finish() {
         for host in world.servers {
             for uri in world.workload.streams {
-                guard let metadata = host.node.core.metadata(of: uri), let image = host.disk.current.streams[uri] else { continue }
+                guard let metadata = host.node.metadata(of: uri), let image = host.disk.current.streams[uri] else { continue }
                 for id in 0...metadata.committedID {
                     if let entry = image.entry(id) { committed(uri, entry, by: host.id, what: "final scan") }
                 }

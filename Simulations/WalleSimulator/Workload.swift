@@ -220,7 +220,7 @@ final class ReaderHost {
     func issueRead(random: inout SimRandom, streams: [StreamURI]) {
         guard pending.count < 64 else { return }
         let uri = random.pick(streams)
-        let members = world.servers.filter { $0.node.core.streamURIs.contains(uri) }.map(\.id)
+        let members = world.servers.filter { $0.node.metadata(of: uri) != nil }.map(\.id)
         let server = random.pick(members)
         let known = knownCommitted[uri] ?? 0
         nextRequestID += 1

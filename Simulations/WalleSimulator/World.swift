@@ -19,6 +19,9 @@ final class ServerHost {
     let clock: SimClock
     let disk: SimDisk
     var node: SimServerNode!
+    /// The oracle's last view of this server, per workload stream (see `Oracle.observeServer`).
+    var oracleCommitted: [EntryID] = []
+    var oracleWriter: [WriterID] = []
 
     init(id: NodeID, clock: SimClock, disk: SimDisk) {
         self.id = id

@@ -44,6 +44,9 @@ public struct WriterID: Comparable, Hashable, Sendable, CustomStringConvertible 
 /// 100 bytes. The pattern is anchored at both ends, which closes WS-7's unanchored match.
 public struct StreamURI: Hashable, Comparable, Sendable, CustomStringConvertible {
     public let rawValue: String
+    /// FNV-1a of the bytes, computed once: streams are looked up on every message, and
+    /// hashing this word is much cheaper than hashing the string each time.
+    private let fingerprint: UInt64
 
     public static let lengthMax = 100
 
@@ -61,7 +64,16 @@ public struct StreamURI: Hashable, Comparable, Sendable, CustomStringConvertible
                 "stream URI \"\(rawValue)\" has \"\(Character(UnicodeScalar(byte)))\"; only a-z 0-9 _ / are allowed")
         }
         self.rawValue = rawValue
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
+        self.fingerprint = hash
     }
+
+    public static func == (lhs: StreamURI, rhs: StreamURI) -> Bool {
+        lhs.fingerprint == rhs.fingerprint && lhs.rawValue == rhs.rawValue
+    }
+
+    public func hash(into hasher: inout Hasher) { hasher.combine(fingerprint) }
 
     private static func allowed(_ byte: UInt8) -> Bool {
         switch byte {

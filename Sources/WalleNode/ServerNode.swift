@@ -31,6 +31,13 @@ public final class ServerNode<NodeClock: Clock, NodeNetwork: Network, NodeDisk: 
         carryOut()
     }
 
+    /// The stream's metadata, read in place (the core is a large value; copying it is not free).
+    /// Reached through an exclusive access: reading a method's result off `core` directly
+    /// would copy the whole core first.
+    package func metadata(of uri: StreamURI) -> StreamMetadata? {
+        withUnsafeMutablePointer(to: &core) { $0.pointee.metadata(of: uri) }
+    }
+
     public func createStream(_ uri: StreamURI, topology: StreamTopology) {
         core.createStream(uri, topology: topology)
         carryOut()
