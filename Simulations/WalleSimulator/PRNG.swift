@@ -58,6 +58,19 @@ public struct SimRandom: RandomNumberGenerator, Sendable {
         range.lowerBound + unit() * (range.upperBound - range.lowerBound)
     }
 
+    /// Fisher-Yates with this generator: the same order on every toolchain (the standard
+    /// library's shuffle algorithm is not promised to stay the same).
+    public mutating func shuffled<T>(_ items: [T]) -> [T] {
+        var result = items
+        var index = result.count - 1
+        while index > 0 {
+            let other = Int(next() % UInt64(index + 1))
+            result.swapAt(index, other)
+            index -= 1
+        }
+        return result
+    }
+
     public mutating func pick<T>(_ items: [T]) -> T {
         precondition(!items.isEmpty)
         return items[Int(next() % UInt64(items.count))]

@@ -28,10 +28,15 @@ public struct Profile: Sendable, CustomStringConvertible {
     public var network: NetworkProfile
     public var disk: DiskProfile
     public var duration: Duration
+    public var faults: FaultProfile
+    public var beyondModel: Bool
 
     /// Draws a profile from the seed (its own fork, so workload draws do not move it).
-    public static func draw(seed: UInt64, duration: Duration) -> Profile {
+    public static func draw(seed: UInt64, options: RunOptions) -> Profile {
         var random = SimRandom.fork(seed: seed, "profile")
+        var faultRandom = SimRandom.fork(seed: seed, "faults")
+        // Beyond the model, clocks may run from half to 1.6 times true time.
+        let rates: ClosedRange<Double> = options.beyondModel ? 0.5...1.6 : 0.75...1.25
         let servers = random.chance(0.5) ? 3 : 5
         let clients = 8
         return Profile(
@@ -41,7 +46,7 @@ public struct Profile: Sendable, CustomStringConvertible {
             readerCount: random.int(in: 1...2),
             leaseMin: .milliseconds(random.int(in: 100...400)),
             leaseMax: .milliseconds(random.int(in: 500...2000)),
-            clockRates: (0..<(servers + clients)).map { _ in random.double(in: 0.75...1.25) },
+            clockRates: (0..<(servers + clients)).map { _ in random.double(in: rates) },
             rateChangeProbability: random.double(in: 0...0.2),
             network: NetworkProfile(
                 latencyMin: .microseconds(random.int(in: 20...200)),
@@ -52,23 +57,36 @@ public struct Profile: Sendable, CustomStringConvertible {
                 syncLatencyMax: .microseconds(random.int(in: 200...3000)),
                 readLatencyMin: .microseconds(10),
                 readLatencyMax: .microseconds(random.int(in: 50...500))),
-            duration: duration)
+            duration: options.duration,
+            faults: options.faults ? FaultProfile.draw(&faultRandom) : .none,
+            beyondModel: options.beyondModel)
     }
+
+    public var clockRateRange: ClosedRange<Double> { beyondModel ? 0.5...1.6 : 0.75...1.25 }
 
     public var description: String {
         let rates = clockRates.prefix(serverCount).map { String(Int(($0 * 100).rounded())) + "%" }
         return "servers=\(serverCount) streams=\(streamCount) writers/stream=\(writersPerStream) "
             + "readers=\(readerCount) lease=\(leaseMin.milliseconds)-\(leaseMax.milliseconds)ms "
             + "server-clock-rates=[\(rates.joined(separator: ","))] "
-            + "net=\(network.latencyMin.milliseconds)-\(network.latencyMax.milliseconds)ms+jitter\(network.jitterMax.milliseconds)ms "
+            + "net=\(network.latencyMin.nanoseconds / 1000)-\(network.latencyMax.nanoseconds / 1000)us+jitter\(network.jitterMax.nanoseconds / 1000)us "
             + "sync=\(disk.syncLatencyMin.nanoseconds / 1000)-\(disk.syncLatencyMax.nanoseconds / 1000)us "
-            + "duration=\(duration.milliseconds / 1000)s"
+            + "duration=\(duration.milliseconds / 1000)s\(beyondModel ? " BEYOND-MODEL" : "")\n"
+            + "faults: \(faults)"
     }
 }
 
 /// Options a user passes to one run.
 public struct RunOptions: Sendable {
+    /// Simulated length of the fault phase.
     public var duration: Duration = .seconds(30)
+    /// Inject faults (partitions, loss, crashes, stalls, clock steps) during the fault phase.
+    public var faults = true
+    /// Let clock rates leave [0.75, 1.25]: write safety must still hold; lease overlaps are
+    /// then expected and reported, not failures.
+    public var beyondModel = false
+    /// After the heal, the cluster must converge within this much simulated time.
+    public var livenessTimeout: Duration = .seconds(60)
     /// Print every event as it happens (replay).
     public var printTrace = false
     /// Deliberate bugs to plant (debug builds only; see `PlantedBug`).
@@ -78,6 +96,11 @@ public struct RunOptions: Sendable {
 
     /// Planted bugs by name, for the command line and tests. Unknown names are an error.
     public mutating func plant(_ names: [String]) throws(WalleError) {
+        #if !DEBUG
+            if !names.isEmpty {
+                throw WalleError(.invalidArgument, "planted bugs exist only in debug builds (swift run walle-sim ...)")
+            }
+        #endif
         for name in names {
             guard let bug = PlantedBug(rawValue: name) else {
                 let known = PlantedBug.allCases.map(\.rawValue).joined(separator: ", ")

@@ -51,12 +51,18 @@ public final class SimClock: Clock {
     }
 
     /// Changes the rate from now on; a pending wake-up is re-timed to the new rate.
-    func setRate(_ newRate: Double) {
+    func setRate(_ newRate: Double, reschedule: Bool) {
         let t = world.trueNow
         baseLocal = local(atTrue: t).nanoseconds
         baseTrue = t
         rate = newRate
-        if let deadline = wakeupDeadline { scheduleWakeup(at: deadline) }
+        if reschedule, let deadline = wakeupDeadline { scheduleWakeup(at: deadline) }
+    }
+
+    /// The process died: its pending wake-up must not fire into the next incarnation.
+    func cancelWakeup() {
+        wakeupDeadline = nil
+        wakeupGeneration += 1
     }
 
     func wakeupFired(generation: UInt64) -> Bool {

@@ -23,9 +23,8 @@ struct DiskImage {
             case .putEntry(let uri, .backfill, let entry):
                 streams[uri]!.backfill[entry.id] = entry
             case .deleteLiveEntries(let uri, let from):
-                // Live ids from `from` up are one contiguous run (the uncommitted suffix).
-                var id = from
-                while streams[uri]!.live.removeValue(forKey: id) != nil { id += 1 }
+                // Every id >= from, even above a hole (a gap commit leaves one): the contract.
+                streams[uri]!.live = streams[uri]!.live.filter { $0.key < from }
             case .setMetadata(let uri, let metadata):
                 streams[uri]!.metadata = metadata
             }
@@ -79,9 +78,34 @@ public final class SimDisk: Disk {
         }
     }
 
+    /// Syncs do not complete before `until` (an fsync stall).
+    func stall(until: Int64) {
+        lastSyncDone = max(lastSyncDone, until)
+    }
+
+    /// The process died: only what was synced survives, plus (when `keep` says so) a prefix of
+    /// the unsynced writes in submission order, as a log-structured engine would keep.
+    /// Returns how many unsynced transactions were kept.
+    func crash(keep: Int) -> Int {
+        let kept = min(keep, unsynced.count)
+        for operations in unsynced.prefix(kept) {
+            durable.apply(operations)
+            for case .putEntry(let uri, _, let entry) in operations {
+                everDurable.insert(DurableEntryKey(uri: uri, id: entry.id, checksum: entry.checksum))
+            }
+        }
+        unsynced.removeAll()
+        current = durable
+        durableCount = submittedCount
+        incarnation += 1
+        return kept
+    }
+
+    var unsyncedCount: Int { unsynced.count }
+
     /// A sync finished: writes up to `upTo` become durable.
     func syncCompleted(upTo: UInt64) {
-        while durableCount < upTo {
+        while durableCount < upTo && !unsynced.isEmpty {
             let operations = unsynced.removeFirst()
             durable.apply(operations)
             durableCount += 1

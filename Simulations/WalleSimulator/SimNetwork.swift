@@ -15,13 +15,27 @@ public final class SimNetwork: Network {
         var target: NodeID
     }
 
-    init(world: World, random: SimRandom, profile: NetworkProfile) {
+    init(world: World, random: SimRandom, profile: NetworkProfile, faults: FaultProfile) {
         self.world = world
+        self.faults = faults
         self.random = random
         self.latencyMinNanoseconds = profile.latencyMin.nanoseconds
         self.latencyMaxNanoseconds = profile.latencyMax.nanoseconds
         self.jitterMaxNanoseconds = profile.jitterMax.nanoseconds
     }
+
+    private var blocked: Set<LinkKey> = []
+    private var faults: FaultProfile
+
+    /// Cuts the given links (source to target) until `heal`.
+    func partition(_ links: [(NodeID, NodeID)]) {
+        blocked = Set(links.map { LinkKey(source: $0.0, target: $0.1) })
+    }
+
+    func heal() { blocked.removeAll() }
+
+    /// No more loss, duplication or spikes (the liveness phase).
+    func stopFaults() { faults = .none }
 
     public func send(_ message: Message, from source: NodeID, to target: NodeID) {
         world.oracle.messageSent(message, from: source, to: target)
@@ -29,6 +43,23 @@ public final class SimNetwork: Network {
             world.schedule(at: world.trueNow, .deliver(from: source, to: target, message))
             return
         }
+        if !blocked.isEmpty && blocked.contains(LinkKey(source: source, target: target)) {
+            world.count(.messageBlocked)
+            return
+        }
+        if faults.lossProbability > 0 && random.chance(faults.lossProbability) {
+            world.count(.messageLost)
+            world.trace.line(world.trueNow, "lost: \(source.short) -> \(target.short) \(message)")
+            return
+        }
+        if faults.duplicateProbability > 0 && random.chance(faults.duplicateProbability) {
+            world.count(.messageDuplicated)
+            schedule(message, from: source, to: target)
+        }
+        schedule(message, from: source, to: target)
+    }
+
+    private func schedule(_ message: Message, from source: NodeID, to target: NodeID) {
         let key = LinkKey(source: source, target: target)
         let base: Int64
         if let known = linkLatency[key] {
@@ -39,7 +70,11 @@ public final class SimNetwork: Network {
         }
         // Cubed uniform: mostly small jitter, now and then a large one (reordering).
         let u = random.unit()
-        let jitter = Int64(Double(jitterMaxNanoseconds) * u * u * u)
+        var jitter = Int64(Double(jitterMaxNanoseconds) * u * u * u)
+        if faults.spikeProbability > 0 && random.chance(faults.spikeProbability) {
+            world.count(.latencySpike)
+            jitter += random.int(in: Int64(0)...faults.spikeMax.nanoseconds)
+        }
         world.schedule(at: world.trueNow + base + jitter, .deliver(from: source, to: target, message))
     }
 }

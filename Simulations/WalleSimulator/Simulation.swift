@@ -14,11 +14,17 @@ public struct RunResult: Sendable {
     public var putsAcknowledged: Int
     public var committedEntries: Int
     public var oracleObservations: Int
+    /// The cluster did not converge after the heal: what was still missing.
+    public var stuck: String?
+    /// Simulated time from the heal to convergence.
+    public var convergence: Duration?
+    public var faults: [FaultKind: Int]
 
-    public var passed: Bool { violation == nil }
+    public var passed: Bool { violation == nil && stuck == nil }
 
     public var summary: String {
-        let status = violation.map { "FAILED \($0)" } ?? "ok"
+        let convergedText = convergence.map { " converged=\($0.formattedMilliseconds)" } ?? ""
+        let status = violation.map { "FAILED \($0)" } ?? stuck.map { "STUCK \($0)" } ?? "ok\(convergedText)"
         return "seed \(seed) \(status) trace=\(hex16(traceHash)) events=\(events) claims=\(claims) "
             + "puts=\(putsAcknowledged)/\(putsIssued) committed=\(committedEntries)"
     }
@@ -27,24 +33,34 @@ public struct RunResult: Sendable {
 public enum Simulation {
     /// Runs one seed to the end (or to the first violation). `printer` receives the trace.
     public static func run(seed: UInt64, options: RunOptions, printer: ((String) -> Void)? = nil) -> RunResult {
+        var options = options
+        options.printTrace = printer != nil
         let world = World(seed: seed, options: options)
         world.trace.printer = printer
         world.trace.line(0, "seed \(seed): \(world.profile)")
         world.runEvents()
         if world.oracle.violation == nil { world.oracle.finish() }
+        if world.oracle.violation == nil && world.liveness.convergedAt == nil && world.liveness.stuck == nil {
+            world.liveness.giveUp()
+        }
         world.trace.mix(world.oracle.violation == nil ? 1 : 2)
         return RunResult(
             seed: seed, profile: world.profile, traceHash: world.trace.hash,
             violation: world.oracle.violation, simulatedDuration: .nanoseconds(world.trueNow),
             events: world.trace.eventCount, claims: world.workload.claimsSucceeded,
             putsIssued: world.workload.putsIssued, putsAcknowledged: world.oracle.acknowledgedCount,
-            committedEntries: world.oracle.committedCount, oracleObservations: world.oracle.observations)
+            committedEntries: world.oracle.committedCount, oracleObservations: world.oracle.observations,
+            stuck: world.liveness.stuck,
+            convergence: world.liveness.convergedAt.map { .nanoseconds($0 - world.liveness.healedAt!) },
+            faults: world.faultCounts)
     }
 
     /// The one command that replays a seed exactly.
     public static func replayCommand(seed: UInt64, options: RunOptions) -> String {
         var command = "swift run walle-sim replay --seed \(seed)"
         if options.duration != .seconds(30) { command += " --duration \(options.duration.milliseconds / 1000)" }
+        if !options.faults { command += " --no-faults" }
+        if options.beyondModel { command += " --beyond-model" }
         for bug in options.plantedBugs.map(\.rawValue).sorted() { command += " --plant \(bug)" }
         return command
     }

@@ -20,6 +20,24 @@ final class Workload {
     private(set) var streams: [StreamURI] = []
     private(set) var putsIssued = 0
     private(set) var claimsSucceeded = 0
+    private var isHealed = false
+    private var isQuiescent = false
+
+    private var pausesAllowed: Bool { world.profile.faults.pausesEnabled && !isHealed }
+
+    /// The fault phase is over: paused writers resume and nobody pauses again.
+    func healed() {
+        isHealed = true
+        for (index, host) in world.writers.enumerated() where host.paused {
+            after(.zero, .resume(writer: index))
+        }
+    }
+
+    /// The liveness phase saw every stream write: stop new puts so commits settle everywhere.
+    func quiesce() {
+        isQuiescent = true
+        world.trace.line(world.trueNow, "workload: no more puts (settling)")
+    }
 
     init(world: World, random: SimRandom) {
         self.world = world
@@ -34,7 +52,7 @@ final class Workload {
             let uri = try! StreamURI("/sim/stream_\(streamIndex)")
             streams.append(uri)
             // Five-server clusters give each stream three members, so not every server holds it.
-            let members = profile.serverCount == 3 ? servers : Array(servers.shuffled(using: &random).prefix(3))
+            let members = profile.serverCount == 3 ? servers : Array(random.shuffled(servers).prefix(3))
             let topology = StreamTopology(version: 1, members: members)
             for host in world.servers where topology.contains(host.id) {
                 host.node.createStream(uri, topology: topology)
@@ -92,6 +110,12 @@ final class Workload {
         case .claim(let index):
             let host = world.writers[index]
             guard !host.paused else { return }
+            // After the heal clients are polite (as WaitAndClaim would be): no claim while
+            // another writer of the stream is claiming or active.
+            if isHealed && world.writers.contains(where: { $0 !== host && $0.uri == host.uri && $0.node.client.phase != .idle && !$0.node.client.phase.isClosed }) {
+                after(.milliseconds(random.int(in: 200...1000)), .claim(writer: index))
+                return
+            }
             switch host.node.client.phase {
             case .idle, .closed:
                 world.trace.line(world.trueNow, "\(host.id.short) claims \(host.uri)")
@@ -109,7 +133,8 @@ final class Workload {
             world.readers[index].issueRead(random: &random, streams: streams)
             after(.milliseconds(random.int(in: 10...300)), .read(reader: index))
         case .clockRate(let node):
-            let rate = random.double(in: 0.75...1.25)
+            let rate = random.double(in: world.profile.clockRateRange)
+            world.count(.clockRateChange)
             world.trace.line(world.trueNow, "\(node.short) clock rate -> \(Int(rate * 100))%")
             world.setClockRate(node, rate)
             scheduleRateChange(node)
@@ -137,7 +162,7 @@ final class Workload {
     }
 
     private func burst(_ host: WriterHost, generation: UInt64) {
-        guard !host.paused, generation == host.burstGeneration, host.node.client.phase == .active else { return }
+        guard !host.paused, !isQuiescent, generation == host.burstGeneration, host.node.client.phase == .active else { return }
         let count = random.int(in: 1...24)
         for _ in 0..<count where host.node.client.pendingCount < 512 {
             let size = random.int(in: 0...300)
@@ -156,8 +181,9 @@ final class Workload {
     }
 
     private func pause(_ host: WriterHost) {
-        guard !host.paused, host.node.client.phase == .active else { return }
+        guard !host.paused, host.node.client.phase == .active, pausesAllowed else { return }
         host.paused = true
+        world.count(.writerPause)
         world.trace.line(world.trueNow, "\(host.id.short) pauses")
         let index = world.writers.firstIndex { $0 === host }!
         let lease = host.node.client.configuration.lease
@@ -179,6 +205,10 @@ final class Workload {
         after(.zero, .burst(writer: index, generation: host.burstGeneration))
         after(.milliseconds(random.int(in: 300...8000)), .pause(writer: index))
     }
+}
+
+extension WriterClient.Phase {
+    var isClosed: Bool { if case .closed = self { return true } else { return false } }
 }
 
 extension WriterEvent {

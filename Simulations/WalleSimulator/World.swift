@@ -9,6 +9,7 @@ enum SimEvent {
     case diskRead(NodeID, token: UInt64, [Entry], incarnation: UInt64)
     case wakeup(NodeID, generation: UInt64)
     case workload(WorkloadAction)
+    case fault(FaultAction)
 }
 
 typealias SimServerNode = ServerNode<SimClock, SimNetwork, SimDisk>
@@ -19,6 +20,7 @@ final class ServerHost {
     let clock: SimClock
     let disk: SimDisk
     var node: SimServerNode!
+    var isUp = true
     /// The oracle's last view of this server, per workload stream (see `Oracle.observeServer`).
     var oracleCommitted: [EntryID] = []
     var oracleWriter: [WriterID] = []
@@ -60,6 +62,10 @@ public final class World {
     private(set) var oracle: Oracle!
     private(set) var network: SimNetwork!
     private(set) var workload: Workload!
+    private(set) var nemesis: Nemesis!
+    private(set) var liveness: Liveness!
+    /// How often each fault kind ran in this seed.
+    private(set) var faultCounts: [FaultKind: Int] = [:]
     var servers: [ServerHost] = []
     var writers: [WriterHost] = []
     var readers: [ReaderHost] = []
@@ -75,14 +81,70 @@ public final class World {
     public init(seed: UInt64, options: RunOptions) {
         self.seed = seed
         self.options = options
-        self.profile = Profile.draw(seed: seed, duration: options.duration)
+        self.profile = Profile.draw(seed: seed, options: options)
         self.clockRandom = SimRandom.fork(seed: seed, "clock")
         self.oracle = Oracle(world: self)
-        self.network = SimNetwork(world: self, random: SimRandom.fork(seed: seed, "network"), profile: profile.network)
+        self.network = SimNetwork(
+            world: self, random: SimRandom.fork(seed: seed, "network"), profile: profile.network,
+            faults: profile.faults)
         self.workload = Workload(world: self, random: SimRandom.fork(seed: seed, "workload"))
+        self.nemesis = Nemesis(world: self, random: SimRandom.fork(seed: seed, "nemesis"), profile: profile.faults)
+        self.liveness = Liveness(world: self)
         buildServers()
         workload.buildClients()
         workload.start()
+        nemesis.start()
+    }
+
+    var clientIDs: [NodeID] { writers.map(\.id) + readers.map(\.id) }
+
+    func count(_ kind: FaultKind) { faultCounts[kind, default: 0] += 1 }
+
+    private var serverConfiguration: ServerConfiguration {
+        var configuration = ServerConfiguration()
+        configuration.notesEnabled = options.printTrace
+        configuration.plantedBugs = options.plantedBugs
+        // Simulated writers ask for leases of at most 2 s; a tighter bound keeps the wait after
+        // a restart (StreamReplica.restarted) short.
+        configuration.leaseMax = .seconds(5)
+        return configuration
+    }
+
+    private func startServer(_ host: ServerHost) {
+        let random = SimRandom.fork(seed: seed, "server-\(host.id.rawValue)-\(host.disk.incarnation)")
+        do {
+            host.node = try SimServerNode(
+                id: host.id, configuration: serverConfiguration, clock: host.clock, network: network,
+                disk: host.disk, random: random)
+        } catch {
+            preconditionFailure("a simulated disk always recovers: \(error)")
+        }
+        host.node.noteSink = { [unowned self] text in trace.line(trueNow, "\(host.id.short) note: \(text)") }
+        host.isUp = true
+    }
+
+    /// The process dies: volatile state is gone; the disk keeps what was synced (and maybe a
+    /// prefix of the rest).
+    func crashServer(_ index: Int, keepPrefix: Bool) {
+        let host = servers[index]
+        guard host.isUp else { return }
+        let pending = host.disk.unsyncedCount
+        let keep = keepPrefix ? Int(clockRandom.int(in: Int64(0)...Int64(pending))) : 0
+        let kept = host.disk.crash(keep: keep)
+        host.isUp = false
+        host.clock.cancelWakeup()
+        count(keepPrefix && kept > 0 ? .crashPrefixKept : .crashAllPendingLost)
+        trace.line(trueNow, "\(host.id.short) CRASH: kept \(kept) of \(pending) unsynced transactions")
+    }
+
+    /// A new process on the same disk: everything is rebuilt from the durable state.
+    func restartServer(_ index: Int) {
+        let host = servers[index]
+        guard !host.isUp else { return }
+        startServer(host)
+        oracle.serverRestarted(host)
+        count(.restart)
+        trace.line(trueNow, "\(host.id.short) restarts from its durable state")
     }
 
     var serverIDs: [NodeID] { servers.map(\.id) }
@@ -96,9 +158,6 @@ public final class World {
     }
 
     private func buildServers() {
-        var configuration = ServerConfiguration()
-        configuration.notesEnabled = options.printTrace
-        configuration.plantedBugs = options.plantedBugs
         for index in 0..<profile.serverCount {
             let id = NodeID(UInt64(index + 1))
             let clock = makeClock(id, rateIndex: index)
@@ -107,17 +166,7 @@ public final class World {
             servers.append(host)
             hostIndex[id] = .server(index)
         }
-        for host in servers {
-            let random = SimRandom.fork(seed: seed, "server-\(host.id.rawValue)")
-            do {
-                host.node = try SimServerNode(
-                    id: host.id, configuration: configuration, clock: host.clock, network: network,
-                    disk: host.disk, random: random)
-            } catch {
-                preconditionFailure("an empty simulated disk always recovers: \(error)")
-            }
-            host.node.noteSink = { [unowned self] text in trace.line(trueNow, "\(host.id.short) note: \(text)") }
-        }
+        for host in servers { startServer(host) }
     }
 
     func register(_ id: NodeID, _ ref: HostRef) { hostIndex[id] = ref }
@@ -133,15 +182,17 @@ public final class World {
         schedule(at: time, .wakeup(node, generation: generation))
     }
 
-    /// Runs until the profile's duration has passed or an oracle reports a violation.
+    /// Runs the fault phase, then the liveness phase, until convergence, a violation, or the
+    /// liveness deadline.
     func runEvents() {
-        let end = profile.duration.nanoseconds
-        while oracle.violation == nil, let next = queue.nextDeadline, next.nanoseconds <= end {
+        let end = profile.duration.nanoseconds + options.livenessTimeout.nanoseconds + 1
+        while oracle.violation == nil, liveness.convergedAt == nil, liveness.stuck == nil,
+            let next = queue.nextDeadline, next.nanoseconds <= end
+        {
             trueNow = next.nanoseconds
             let event = queue.popDue(now: next)!
             handle(event)
         }
-        trueNow = max(trueNow, end)
     }
 
     private func handle(_ event: SimEvent) {
@@ -153,7 +204,9 @@ public final class World {
             trace.line(trueNow, "\(target.short) <- \(source.short) \(message)")
             deliver(message, from: source, to: target)
         case .diskSynced(let node, let token, let upTo, let incarnation):
-            guard case .server(let index)? = hostIndex[node], servers[index].disk.incarnation == incarnation else { return }
+            guard case .server(let index)? = hostIndex[node], servers[index].isUp,
+                servers[index].disk.incarnation == incarnation
+            else { return }
             trace.event(at: trueNow, node: node, kind: 2)
             trace.mix(upTo)
             trace.line(trueNow, "\(node.short) disk synced writes up to #\(upTo)")
@@ -161,7 +214,9 @@ public final class World {
             servers[index].node.diskCompleted(.synced(token: token))
             oracle.observeServer(servers[index])
         case .diskRead(let node, let token, let entries, let incarnation):
-            guard case .server(let index)? = hostIndex[node], servers[index].disk.incarnation == incarnation else { return }
+            guard case .server(let index)? = hostIndex[node], servers[index].isUp,
+                servers[index].disk.incarnation == incarnation
+            else { return }
             trace.event(at: trueNow, node: node, kind: 3)
             trace.mix(UInt64(entries.count))
             trace.line(trueNow, "\(node.short) disk read \(entries.count) entries")
@@ -172,12 +227,19 @@ public final class World {
         case .workload(let action):
             trace.event(at: trueNow, node: NodeID(0), kind: 5)
             workload.perform(action)
+        case .fault(let action):
+            trace.event(at: trueNow, node: NodeID(0), kind: 6)
+            nemesis.perform(action)
         }
     }
 
     private func deliver(_ message: Message, from source: NodeID, to target: NodeID) {
         switch hostIndex[target] {
         case .server(let index)?:
+            guard servers[index].isUp else {
+                trace.line(trueNow, "\(target.short) is down: message dropped")
+                return
+            }
             servers[index].node.receive(message, from: source)
             oracle.observeServer(servers[index])
         case .writer(let index)?:
@@ -197,7 +259,7 @@ public final class World {
     private func wakeup(_ node: NodeID, generation: UInt64) {
         switch hostIndex[node] {
         case .server(let index)?:
-            guard servers[index].clock.wakeupFired(generation: generation) else { return }
+            guard servers[index].isUp, servers[index].clock.wakeupFired(generation: generation) else { return }
             trace.event(at: trueNow, node: node, kind: 4)
             servers[index].node.wake()
             oracle.observeServer(servers[index])
@@ -213,8 +275,8 @@ public final class World {
 
     func setClockRate(_ node: NodeID, _ rate: Double) {
         switch hostIndex[node] {
-        case .server(let index)?: servers[index].clock.setRate(rate)
-        case .writer(let index)?: writers[index].clock.setRate(rate)
+        case .server(let index)?: servers[index].clock.setRate(rate, reschedule: servers[index].isUp)
+        case .writer(let index)?: writers[index].clock.setRate(rate, reschedule: true)
         default: break
         }
     }

@@ -10,41 +10,92 @@ struct Sweep: ParsableCommand {
     @Option(help: "How many seeds to run.") var seeds: Int = 100
     @Option(help: "The first seed.") var from: UInt64 = 1
     @Option(help: "Seeds run at once (default: every core).") var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "Run only shard i of n (1-based), e.g. 2/4, for CI matrices.") var shard: String?
+    @Option(help: "Write a JUnit XML report to this file.") var junit: String?
     @OptionGroup var simulation: SimulationOptions
 
     func run() throws {
         guard seeds > 0 && seeds <= 10_000_000 else { throw ValidationError("--seeds must be between 1 and 10000000") }
         guard jobs > 0 && jobs <= 256 else { throw ValidationError("--jobs must be between 1 and 256") }
         let options = try simulation.runOptions()
-        let seedList = (0..<UInt64(seeds)).map { from + $0 }
-        let progress = Progress(total: seeds, interactive: isatty(STDOUT_FILENO) == 1)
+        let seedList = try shardSeeds()
+        let progress = Progress(total: seedList.count, interactive: isatty(STDERR_FILENO) == 1)
         let start = DispatchTime.now()
         let results = SweepRunner.run(seeds: seedList, jobs: jobs, options: options) { progress.tick(passed: $0.passed) }
         let wallSeconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
         progress.finish()
+        printSummary(results, wallSeconds: wallSeconds, options: options)
+        if let junit { try writeJUnit(results, to: junit, options: options) }
+        if results.contains(where: { $0.violation != nil }) { throw ExitCode(ExitStatus.violation) }
+        if results.contains(where: { $0.stuck != nil }) { throw ExitCode(ExitStatus.stuck) }
+    }
+
+    func shardSeeds() throws -> [UInt64] {
+        let all = (0..<UInt64(seeds)).map { from + $0 }
+        guard let shard else { return all }
+        let parts = shard.split(separator: "/").compactMap { Int($0) }
+        guard parts.count == 2, parts[1] > 0, parts[0] >= 1, parts[0] <= parts[1] else {
+            throw ValidationError("--shard must look like i/n with 1 <= i <= n, got \"\(shard)\"")
+        }
+        return all.enumerated().filter { $0.offset % parts[1] == parts[0] - 1 }.map(\.element)
+    }
+
+    func printSummary(_ results: [RunResult], wallSeconds: Double, options: RunOptions) {
         let failures = results.filter { !$0.passed }
         let simulatedSeconds = results.reduce(0.0) { $0 + Double($1.simulatedDuration.nanoseconds) / 1e9 }
         let events = results.reduce(UInt64(0)) { $0 + $1.events }
-        let acknowledged = results.reduce(0) { $0 + $1.putsAcknowledged }
-        let claims = results.reduce(0) { $0 + $1.claims }
-        print("seeds:                 \(seeds) (from \(from)), jobs \(jobs)")
-        print("passed / failed:       \(seeds - failures.count) / \(failures.count)")
-        print("claims, acked puts:    \(claims), \(acknowledged)")
-        print("events:                \(events)")
-        print("wall time:             \(format(wallSeconds)) s")
-        print("seeds per second:      \(format(Double(seeds) / wallSeconds))")
+        let converged = results.compactMap(\.convergence).map { Double($0.nanoseconds) / 1e9 }.sorted()
+        print("seeds:                  \(results.count) (from \(from)\(shard.map { ", shard \($0)" } ?? "")), jobs \(jobs)")
+        print("passed / failed:        \(results.count - failures.count) / \(failures.count)")
+        print("claims, acked puts:     \(results.reduce(0) { $0 + $1.claims }), \(results.reduce(0) { $0 + $1.putsAcknowledged })")
+        print("events:                 \(events)")
+        print("wall time:              \(format(wallSeconds)) s")
+        print("seeds per minute:       \(format(Double(results.count) / wallSeconds * 60))")
         print("simulated s per wall s: \(format(simulatedSeconds / wallSeconds)) (all jobs), \(format(simulatedSeconds / wallSeconds / Double(jobs))) per job")
-        var byInvariant: [String: Int] = [:]
-        for failure in failures { byInvariant[failure.violation!.invariant, default: 0] += 1 }
-        for (invariant, count) in byInvariant.sorted(by: { $0.key < $1.key }) {
-            print("failures: \(invariant): \(count)")
+        if !converged.isEmpty {
+            print("convergence after heal: median \(format(converged[converged.count / 2])) s, max \(format(converged.last!)) s")
         }
+        print("fault kinds exercised (seeds with it / times):")
+        for kind in FaultKind.allCases {
+            let seedsWith = results.filter { ($0.faults[kind] ?? 0) > 0 }.count
+            let total = results.reduce(0) { $0 + ($1.faults[kind] ?? 0) }
+            print("  \(kind.rawValue.padding(toLength: 48, withPad: " ", startingAt: 0)) \(seedsWith) / \(total)")
+        }
+        var byKind: [String: Int] = [:]
+        for failure in failures { byKind[failureKind(failure), default: 0] += 1 }
+        for (kind, count) in byKind.sorted(by: { $0.key < $1.key }) { print("failures: \(kind): \(count)") }
         for failure in failures.prefix(20) {
-            print("FAIL seed \(failure.seed): \(failure.violation!)")
+            print("FAIL seed \(failure.seed): \(failure.violation.map(\.description) ?? "liveness: \(failure.stuck!)")")
             print("  replay: \(Simulation.replayCommand(seed: failure.seed, options: options))")
         }
-        if !failures.isEmpty { throw ExitCode(ExitStatus.violation) }
     }
+
+    func failureKind(_ result: RunResult) -> String {
+        result.violation?.invariant ?? "liveness"
+    }
+
+    func writeJUnit(_ results: [RunResult], to path: String, options: RunOptions) throws {
+        func escape(_ text: String) -> String {
+            text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+                .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
+        }
+        let failures = results.filter { !$0.passed }.count
+        var xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+        xml += "<testsuite name=\"walle-sim sweep\" tests=\"\(results.count)\" failures=\(quote(failures))>\n"
+        for result in results {
+            xml += "  <testcase classname=\"walle-sim\" name=\"seed \(result.seed)\" time=\"0\">\n"
+            if !result.passed {
+                let message = result.violation.map(\.description) ?? "liveness: \(result.stuck!)"
+                xml += "    <failure type=\"\(escape(failureKind(result)))\" message=\"\(escape(message))\">"
+                xml += escape(Simulation.replayCommand(seed: result.seed, options: options)) + "</failure>\n"
+            }
+            xml += "  </testcase>\n"
+        }
+        xml += "</testsuite>\n"
+        try xml.write(toFile: path, atomically: true, encoding: .utf8)
+    }
+
+    func quote(_ value: Int) -> String { "\"\(value)\"" }
 }
 
 func format(_ value: Double) -> String { String(format: "%.1f", value) }

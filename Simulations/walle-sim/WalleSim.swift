@@ -3,17 +3,28 @@ import Dispatch
 import Foundation
 import WalleSimulator
 
-/// Exit codes: 0 every seed passed; 1 a safety invariant broke; 3 a seed ran differently in
-/// two processes; 64 bad arguments.
+/// Exit codes: 0 every seed passed; 1 a safety invariant broke; 2 the cluster did not
+/// converge after the heal (liveness); 3 a seed ran differently in two processes; 64 bad
+/// arguments.
 enum ExitStatus {
     static let violation: Int32 = 1
+    static let stuck: Int32 = 2
     static let nondeterministic: Int32 = 3
     static let usage: Int32 = 64
 }
 
 struct SimulationOptions: ParsableArguments {
-    @Option(help: "Simulated seconds per seed.")
+    @Option(help: "Simulated seconds of the fault phase per seed.")
     var duration: Int = 30
+
+    @Option(help: "Simulated seconds the cluster has to converge after the heal.")
+    var livenessTimeout: Int = 60
+
+    @Flag(help: "Run without injected faults (clock drift stays).")
+    var noFaults = false
+
+    @Flag(help: "Let clock rates leave [0.75, 1.25]: lease overlaps are expected, write safety must hold.")
+    var beyondModel = false
 
     @Option(name: .customLong("plant"), help: "Plant a deliberate bug (debug builds): \(RunOptions.plantedBugNames.joined(separator: ", ")).")
     var plantedBugs: [String] = []
@@ -22,8 +33,14 @@ struct SimulationOptions: ParsableArguments {
         guard duration > 0 && duration <= 86_400 else {
             throw ValidationError("--duration must be between 1 and 86400 seconds, got \(duration)")
         }
+        guard livenessTimeout > 0 && livenessTimeout <= 3600 else {
+            throw ValidationError("--liveness-timeout must be between 1 and 3600 seconds, got \(livenessTimeout)")
+        }
         var options = RunOptions()
         options.duration = .seconds(duration)
+        options.livenessTimeout = .seconds(livenessTimeout)
+        options.faults = !noFaults
+        options.beyondModel = beyondModel
         do {
             try options.plant(plantedBugs)
         } catch {
@@ -61,10 +78,9 @@ struct Run: ParsableCommand {
         }
         print(result.profile.description)
         print(result.summary)
-        if let violation = result.violation {
+        if !result.passed {
             print("replay: \(Simulation.replayCommand(seed: seed, options: options))")
-            _ = violation
-            throw ExitCode(ExitStatus.violation)
+            throw ExitCode(result.violation != nil ? ExitStatus.violation : ExitStatus.stuck)
         }
         if checkDeterminism {
             let other = try hashInSecondProcess(seed: seed, simulation: simulation)
@@ -86,6 +102,7 @@ struct Replay: ParsableCommand {
         let result = Simulation.run(seed: seed, options: options) { print($0) }
         print(result.summary)
         if result.violation != nil { throw ExitCode(ExitStatus.violation) }
+        if result.stuck != nil { throw ExitCode(ExitStatus.stuck) }
     }
 }
 
@@ -93,7 +110,12 @@ struct Replay: ParsableCommand {
 func hashInSecondProcess(seed: UInt64, simulation: SimulationOptions) throws -> String {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
-    var arguments = ["run", "--seed", String(seed), "--hash-only", "--duration", String(simulation.duration)]
+    var arguments = [
+        "run", "--seed", String(seed), "--hash-only", "--duration", String(simulation.duration),
+        "--liveness-timeout", String(simulation.livenessTimeout),
+    ]
+    if simulation.noFaults { arguments.append("--no-faults") }
+    if simulation.beyondModel { arguments.append("--beyond-model") }
     for bug in simulation.plantedBugs { arguments += ["--plant", bug] }
     process.arguments = arguments
     let pipe = Pipe()

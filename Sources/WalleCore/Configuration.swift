@@ -62,7 +62,10 @@ public struct ServerConfiguration: Sendable {
     public var fastForwardDelay: Duration = .milliseconds(250)
     /// Timeout of one server-to-server call.
     public var callTimeout: Duration = .seconds(5)
-    /// Extra time a NewWriter call may take beyond the longest lease it may wait out.
+    /// A NewWriter without an answer is sent again this often. Safe because a repeated
+    /// NewWriter waits for the same lease end as the first (WS-16).
+    public var newWriterRetryInterval: Duration = .seconds(1)
+    /// A claim still collecting NewWriter answers after the longest lease plus this gives up.
     public var newWriterCallSlack: Duration = .seconds(5)
     /// Server-to-server calls in flight at once ([HDR-1] on the sending side).
     public var callsInFlightMax = 65_536

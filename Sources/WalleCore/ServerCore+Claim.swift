@@ -23,6 +23,10 @@ struct ClaimProcess {
     var tails: [NodeID: [Entry]] = [:]
     var alignRounds = 0
     var maxEntry: Entry?
+    var address = ""
+    var leaseMilliseconds: Int64 = 0
+    /// NewWriter is re-sent to silent members until this instant.
+    var newWriterDeadline = Instant.distantPast
 }
 
 // ClaimWriter (§6): NewWriter to all, collect and align tails, choose the winning chain,
@@ -45,13 +49,28 @@ extension ServerCore {
         claims[claimID] = ClaimProcess(
             route: route, uri: uri, writer: writer, members: members,
             quorum: Quorum(memberCount: members.count))
+        claims[claimID]!.address = address
+        claims[claimID]!.leaseMilliseconds = leaseMilliseconds
+        claims[claimID]!.newWriterDeadline = time.monotonic + configuration.leaseMax + configuration.newWriterCallSlack
         note("claim \(claimID) of \(uri) as \(writer)")
-        let timeout = configuration.leaseMax + configuration.newWriterCallSlack
-        for member in members {
-            call(member, .claim(claimID, uri, .newWriter), timeout: timeout) {
-                .newWriter($0, writer, writerAddress: address, leaseMilliseconds: leaseMilliseconds)
-            }
+        for member in members { sendNewWriter(claimID, to: member) }
+    }
+
+    private mutating func sendNewWriter(_ claimID: UInt64, to member: NodeID) {
+        let claim = claims[claimID]!
+        call(member, .claim(claimID, claim.uri, .newWriter), timeout: configuration.newWriterRetryInterval) {
+            .newWriter($0, claim.writer, writerAddress: claim.address, leaseMilliseconds: claim.leaseMilliseconds)
         }
+    }
+
+    /// A NewWriter went unanswered: send it again while the claim may still succeed.
+    /// Returns false when the claim has given up on that member.
+    mutating func retryNewWriter(_ claimID: UInt64, to member: NodeID) -> Bool {
+        guard let claim = claims[claimID], claim.phase == .newWriter, !claim.quorum.isDecided,
+            time.monotonic < claim.newWriterDeadline
+        else { return false }
+        sendNewWriter(claimID, to: member)
+        return true
     }
 
     mutating func claimCallCompleted(_ claimID: UInt64, phase: ClaimPhase, from source: NodeID, _ reply: Reply) {

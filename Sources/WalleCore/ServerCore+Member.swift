@@ -187,6 +187,19 @@ extension ServerCore {
     mutating func memberWrite(_ route: Route, _ uri: StreamURI, _ entry: Entry, commit: CommitMarker) {
         let zeroAllowed = entry.writerID.isZero && configuration.plantedBugIsActive(.acceptZeroWriter)
         if let error = writerMismatch(uri, entry.writerID), !zeroAllowed {
+            switch streams[uri]!.checkWriter(entry.writerID) {
+            case .newer:
+                startWriterCatchUp(uri)
+            case .older:
+                // The put is refused, but its commit marker is still a fact: that writer saw
+                // the entry acknowledged by a majority. Without this a member whose writer id
+                // came from a claim that later failed would never learn what committed.
+                let commitError = streams[uri]!.applyCommitMarker(commit, limits: limits, writes: &pendingWrites)
+                if let commitError { note("commit marker \(commit.id) on \(uri): \(commitError)") }
+                afterWindowChange(uri)
+            case .current:
+                break
+            }
             reply(route, .failed(error))
             return
         }
@@ -201,13 +214,43 @@ extension ServerCore {
         applyUncommittedPut(route, uri, entry)
     }
 
+    /// A put from a writer this member never saw NewWriter for (lost, or still in flight):
+    /// ask every member which writer is current and adopt the newest a majority reports.
+    mutating func startWriterCatchUp(_ uri: StreamURI) {
+        guard streams[uri]!.writerCatchUp == nil else { return }
+        let members = streams[uri]!.metadata.topology.members
+        streams[uri]!.writerCatchUp = WriterCatchUp(quorum: Quorum(memberCount: members.count))
+        for member in members {
+            call(member, .writerCatchUp(uri)) { .writerInfo($0) }
+        }
+    }
+
+    mutating func writerCatchUpCompleted(_ uri: StreamURI, from source: NodeID, _ reply: Reply) {
+        guard var catchUp = streams[uri]?.writerCatchUp else { return }
+        let decision: Quorum.Decision?
+        if case .writerInfo(let info) = reply {
+            if info.writerID > (catchUp.newest?.writerID ?? .zero) { catchUp.newest = info }
+            decision = catchUp.quorum.recordSuccess(source)
+        } else {
+            decision = catchUp.quorum.recordFailure(WalleError(.unavailable, "no WriterInfo from \(source)"))
+        }
+        streams[uri]!.writerCatchUp = decision == nil ? catchUp : nil
+        guard case .succeeded? = decision, let newest = catchUp.newest else { return }
+        note("writer catch-up on \(uri): majority knows \(newest.writerID)")
+        streams[uri]!.adoptWriter(newest, now: time.monotonic, writes: &pendingWrites)
+    }
+
     mutating func applyUncommittedPut(_ route: Route, _ uri: StreamURI, _ entry: Entry) {
         let outcome = streams[uri]!.applyUncommitted(entry, limits: limits, writes: &pendingWrites)
         guard outcome == .queued else {
             resolve([route], outcome, uri, entry)
             return
         }
-        if let error = streams[uri]!.enqueue(entry, route: route, now: time.monotonic, limits: limits) {
+        let (error, displaced) = streams[uri]!.enqueue(entry, route: route, now: time.monotonic, limits: limits)
+        for old in displaced {
+            fail(old, .failedPrecondition, "entry \(entry.id) was replaced by newer writer \(entry.writerID)")
+        }
+        if let error {
             reply(route, .failed(error))
             return
         }

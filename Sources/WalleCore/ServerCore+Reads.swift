@@ -111,6 +111,9 @@ extension ServerCore {
             answerRead(purpose, [replica.committedEntry], uri: uri, start: start)
             return
         }
+        // The writes of this event so far go first: the disk applies requests in order, and
+        // the read must see them (a gap commit drops stale entries the read must not return).
+        flushWrites()
         nextDiskToken += 1
         diskReads[nextDiskToken] = DiskRead(uri: uri, start: start, purpose: purpose)
         let count = Int(min(UInt64(configuration.readBatchCountMax), end - start))

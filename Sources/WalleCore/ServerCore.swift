@@ -46,9 +46,12 @@ public struct ServerCore {
         self.random = random
         self.time = time
         self.timers = TimerQueue(countMax: configuration.callsInFlightMax * 4)
+        // Each incarnation numbers its calls from a random point: a reply delayed from before
+        // a crash must never match a call of the restarted process.
+        self.nextRequestID = self.random.next() >> 2
         for stream in recovered.streams {
             var replica = StreamReplica(uri: stream.uri, metadata: stream.metadata, window: stream.window)
-            replica.restarted(now: time.monotonic)
+            replica.restarted(now: time.monotonic, leaseMax: configuration.leaseMax)
             streams[stream.uri] = replica
         }
         for uri in streams.keys.sorted() where streams[uri]!.metadata.hasGap {
@@ -251,6 +254,9 @@ extension ServerCore {
         switch timer {
         case .callTimeout(let requestID):
             guard let pending = calls.removeValue(forKey: requestID) else { return }
+            if case .claim(let claimID, _, .newWriter) = pending.purpose, retryNewWriter(claimID, to: pending.target) {
+                return
+            }
             let error = WalleError(.deadlineExceeded, "no answer from \(pending.target)")
             receiveCallResult(pending.purpose, from: pending.target, .failed(error))
         case .deferredReply(let route, let answer):
@@ -277,6 +283,8 @@ extension ServerCore {
             fastForwardCompleted(uri, from: source, reply)
         case .backfill(let uri):
             backfillCompleted(uri, from: source, reply)
+        case .writerCatchUp(let uri):
+            writerCatchUpCompleted(uri, from: source, reply)
         }
     }
 }
@@ -287,10 +295,12 @@ enum CallPurpose {
     case coordination(UInt64, StreamURI)
     case fastForward(StreamURI)
     case backfill(StreamURI)
+    case writerCatchUp(StreamURI)
 
     var stream: StreamURI {
         switch self {
-        case .claim(_, let uri, _), .coordination(_, let uri), .fastForward(let uri), .backfill(let uri):
+        case .claim(_, let uri, _), .coordination(_, let uri), .fastForward(let uri), .backfill(let uri),
+            .writerCatchUp(let uri):
             return uri
         }
     }

@@ -202,14 +202,15 @@ extension StreamReplica {
     }
 
     /// Jumps the committed id to `entry` without its predecessors, which the backfill fetches
-    /// later (§7.5 "Gap commit"). Uncommitted entries of another writer are stale and dropped;
-    /// the same writer's are one chain with `entry` and stay ([LOG-3], WS-17).
+    /// later, checked against the chain (§7.5 "Gap commit").
+    ///
+    /// Every uncommitted entry is dropped first. Upstream keeps them when the tail's writer is
+    /// the committed entry's (WS-17), but a window can mix writers below its tail; the
+    /// simulator found a stale entry kept that way and served as committed (seed 197), since
+    /// the live table wins over the backfill on reads.
     private mutating func gapCommit(_ entry: Entry, writes: inout [DiskOperation]) {
         precondition(entry.id > committedID + 1)
-        if tailID > committedID && tail.writerID != entry.writerID {
-            truncate(from: committedID + 1, writes: &writes)
-        }
-        for kept in window.dropFirst() where kept.id < entry.id { remember(kept) }
+        truncate(from: committedID + 1, writes: &writes)
         if !metadata.hasGap {
             metadata.gapStart = committedID + 1
             metadata.gapPreviousChecksum = window[0].checksum
@@ -229,26 +230,30 @@ extension StreamReplica {
 // MARK: - Queue and backfill
 
 extension StreamReplica {
-    mutating func enqueue(_ entry: Entry, route: Route, now: Instant, limits: ReplicaLimits) -> WalleError? {
+    /// Queues a put that arrived before its predecessor ([PIPE-2], [PIPE-3]). Returns an error
+    /// for this put, or the callers of a queued put it displaced (to be answered).
+    mutating func enqueue(
+        _ entry: Entry, route: Route, now: Instant, limits: ReplicaLimits
+    ) -> (error: WalleError?, displaced: [Route]) {
         precondition(entry.id > tailID + 1)
         if var queued = queue[entry.id] {
-            guard queued.entry.writerID == entry.writerID, queued.entry.checksum == entry.checksum else {
-                // Different content at the same id: keep the newer writer's ([PIPE-3]).
-                if entry.writerID <= queued.entry.writerID {
-                    return WalleError(.failedPrecondition, "a newer writer's entry \(entry.id) is queued")
-                }
-                queue[entry.id] = QueuedPut(entry: entry, routes: [route], expiresAt: now + limits.queuedPutTimeout)
-                return nil
+            if queued.entry.writerID == entry.writerID && queued.entry.checksum == entry.checksum {
+                queued.routes.append(route)
+                queue[entry.id] = queued
+                return (nil, [])
             }
-            queued.routes.append(route)
-            queue[entry.id] = queued
-            return nil
+            // Different content at the same id: the newer writer's entry stays.
+            if entry.writerID <= queued.entry.writerID {
+                return (WalleError(.failedPrecondition, "entry \(entry.id) of writer \(queued.entry.writerID) is queued instead"), [])
+            }
+            queue[entry.id] = QueuedPut(entry: entry, routes: [route], expiresAt: now + limits.queuedPutTimeout)
+            return (nil, queued.routes)
         }
         guard queue.count < limits.queuedPutsMax else {
-            return WalleError(.resourceExhausted, "\(queue.count) puts are already waiting on \(uri)")
+            return (WalleError(.resourceExhausted, "\(queue.count) puts are already waiting on \(uri)"), [])
         }
         queue[entry.id] = QueuedPut(entry: entry, routes: [route], expiresAt: now + limits.queuedPutTimeout)
-        return nil
+        return (nil, [])
     }
 
     /// Takes the queued put that can be applied next, if any.

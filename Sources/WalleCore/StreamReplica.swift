@@ -49,6 +49,8 @@ struct StreamReplica {
     var fastForwardOutstanding = 0
     /// Rotates the peer the backfill asks next.
     var backfillPeerIndex = 0
+    /// A WriterInfo round asking the members which writer is current ([PEI-1] slow path).
+    var writerCatchUp: WriterCatchUp?
     var backfillInFlight = false
     var uncommittedBytes = 0
     /// Checksums of recently committed ids, so a commit marker at or below C can be compared
@@ -111,6 +113,12 @@ struct StreamReplica {
     }
 }
 
+/// Answers gathered while a member learns a writer it missed NewWriter for.
+struct WriterCatchUp {
+    var quorum: Quorum
+    var newest: WriterInfo?
+}
+
 // MARK: - Writer and lease
 
 extension StreamReplica {
@@ -132,7 +140,9 @@ extension StreamReplica {
         writes: inout [DiskOperation]
     ) -> Instant {
         precondition(writer > metadata.writerID, "writer ids never decrease (invariant 11)")
-        let previousEnd = max(now, renewedAt + leaseDuration)
+        // A wait still running for an even older writer carries over (after a restart, the
+        // conservative one set by `restarted`).
+        let previousEnd = max(now, renewedAt + leaseDuration, previousLeaseEnd)
         metadata.writerID = writer
         metadata.writerAddress = address
         metadata.leaseMilliseconds = leaseMilliseconds
@@ -142,10 +152,22 @@ extension StreamReplica {
         return previousEnd
     }
 
-    /// Restart rule: the lease timer is volatile, so treat every writer as renewed at the
-    /// moment of restart. Any renewal before the crash happened earlier, so this is safe.
-    mutating func restarted(now: Instant) {
+    /// Installs a writer a majority already knows, without waiting out a lease: the claim that
+    /// created it waited on a majority, which is what the lease argument needs ([PEI-1]).
+    mutating func adoptWriter(_ info: WriterInfo, now: Instant, writes: inout [DiskOperation]) {
+        guard info.writerID > metadata.writerID else { return }
+        _ = installWriter(
+            info.writerID, address: info.writerAddress, leaseMilliseconds: info.leaseMilliseconds,
+            now: now, writes: &writes)
+    }
+
+    /// Restart rule ([LEASE-4], made safe for retried NewWriter): the lease timers are
+    /// volatile. The current writer counts as renewed at the restart (its renewals were all
+    /// earlier). A NewWriter this member was still waiting on when it crashed waited for an
+    /// older writer whose lease is not stored, so any NewWriter answered after the restart
+    /// first waits out the longest lease a claim may ask for.
+    mutating func restarted(now: Instant, leaseMax: Duration) {
         renewedAt = now
-        previousLeaseEnd = now
+        previousLeaseEnd = now + leaseMax
     }
 }

@@ -32,8 +32,8 @@ struct SimulatorBlockTests {
 
     @Test("Profiles are drawn from the seed alone")
     func profiles() {
-        let a = Profile.draw(seed: 99, duration: .seconds(5))
-        let b = Profile.draw(seed: 99, duration: .seconds(5))
+        let a = Profile.draw(seed: 99, options: RunOptions())
+        let b = Profile.draw(seed: 99, options: RunOptions())
         #expect(a.description == b.description)
         #expect([3, 5].contains(a.serverCount))
         #expect(a.clockRates.allSatisfy { $0 >= 0.75 && $0 <= 1.25 })

@@ -1,0 +1,240 @@
+import WalleCore
+import WalleEnvironment
+
+/// The fault mix of one seed (swarm testing): every probability or rate is drawn from a
+/// range that includes zero, so some seeds are quiet and some are stormy.
+public struct FaultProfile: Sendable, CustomStringConvertible {
+    public var lossProbability: Double
+    public var duplicateProbability: Double
+    public var spikeProbability: Double
+    public var spikeMax: Duration
+    public var partitionsPerMinute: Double
+    public var partitionDurationMax: Duration
+    public var crashesPerMinute: Double
+    public var downtimeMax: Duration
+    /// When a crashed disk keeps a random prefix of its unsynced writes (else it loses all).
+    public var crashKeepsPrefix: Bool
+    public var stallsPerMinute: Double
+    public var stallMax: Duration
+    public var wallStepsPerMinute: Double
+    public var pausesEnabled: Bool
+
+    static let none = FaultProfile(
+        lossProbability: 0, duplicateProbability: 0, spikeProbability: 0, spikeMax: .zero,
+        partitionsPerMinute: 0, partitionDurationMax: .zero, crashesPerMinute: 0, downtimeMax: .zero,
+        crashKeepsPrefix: false, stallsPerMinute: 0, stallMax: .zero, wallStepsPerMinute: 0,
+        pausesEnabled: true)
+
+    static func draw(_ random: inout SimRandom) -> FaultProfile {
+        func maybe(_ zeroChance: Double, _ range: ClosedRange<Double>) -> Double {
+            random.chance(zeroChance) ? 0 : random.double(in: range)
+        }
+        return FaultProfile(
+            lossProbability: maybe(0.3, 0.001...0.05),
+            duplicateProbability: maybe(0.4, 0.001...0.05),
+            spikeProbability: maybe(0.4, 0.001...0.01),
+            spikeMax: .milliseconds(random.int(in: 20...1000)),
+            partitionsPerMinute: maybe(0.25, 1...8),
+            partitionDurationMax: .milliseconds(random.int(in: 200...8000)),
+            crashesPerMinute: maybe(0.3, 0.5...4),
+            downtimeMax: .milliseconds(random.int(in: 10...5000)),
+            crashKeepsPrefix: random.chance(0.5),
+            stallsPerMinute: maybe(0.3, 1...10),
+            stallMax: .milliseconds(random.int(in: 1...5000)),
+            wallStepsPerMinute: maybe(0.5, 0.5...3),
+            pausesEnabled: !random.chance(0.2))
+    }
+
+    public var description: String {
+        func pct(_ p: Double) -> String { String(Int((p * 1000).rounded())) + "‰" }
+        func rate(_ r: Double) -> String { String(Int((r * 10).rounded())) + "/10min" }
+        return "loss=\(pct(lossProbability)) dup=\(pct(duplicateProbability)) "
+            + "spikes=\(pct(spikeProbability))<=\(spikeMax.milliseconds)ms "
+            + "partitions=\(rate(partitionsPerMinute))<=\(partitionDurationMax.milliseconds)ms "
+            + "crashes=\(rate(crashesPerMinute))<=\(downtimeMax.milliseconds)ms keep-prefix=\(crashKeepsPrefix) "
+            + "stalls=\(rate(stallsPerMinute))<=\(stallMax.milliseconds)ms wall-steps=\(rate(wallStepsPerMinute)) "
+            + "pauses=\(pausesEnabled)"
+    }
+}
+
+/// Every kind of fault the nemesis injects; the sweep reports how often each ran.
+public enum FaultKind: String, CaseIterable, Sendable {
+    case messageLost = "message lost"
+    case messageDuplicated = "message duplicated"
+    case latencySpike = "latency spike"
+    case partitionIsolate = "partition: isolate one node"
+    case partitionSplit = "partition: majority/minority"
+    case partitionAsymmetric = "partition: asymmetric (inbound cut)"
+    case partitionOneWay = "partition: one-way link"
+    case partitionClient = "partition: client cut off"
+    case messageBlocked = "message blocked by partition"
+    case crashAllPendingLost = "crash: pending writes lost"
+    case crashPrefixKept = "crash: prefix of pending kept"
+    case restart = "restart from durable state"
+    case fsyncStall = "fsync stall"
+    case wallClockStep = "wall clock step"
+    case clockRateChange = "clock rate change"
+    case writerPause = "writer pause"
+    case leaseViolationBeyondModel = "lease overlap beyond the time model (expected)"
+}
+
+enum FaultAction {
+    case partition
+    case healPartition(generation: UInt64)
+    case crash
+    case restart(server: Int)
+    case stall
+    case wallStep
+    /// End of the fault phase: everything heals and the liveness phase begins.
+    case healAll
+    case checkLiveness
+}
+
+/// Schedules the faults of the fault phase and heals them all at its end.
+final class Nemesis {
+    unowned let world: World
+    private var random: SimRandom
+    let profile: FaultProfile
+    private(set) var healed = false
+    private var partitionGeneration: UInt64 = 0
+
+    init(world: World, random: SimRandom, profile: FaultProfile) {
+        self.world = world
+        self.random = random
+        self.profile = profile
+    }
+
+    func start() {
+        scheduleNext(.partition, perMinute: profile.partitionsPerMinute)
+        scheduleNext(.crash, perMinute: profile.crashesPerMinute)
+        scheduleNext(.stall, perMinute: profile.stallsPerMinute)
+        scheduleNext(.wallStep, perMinute: profile.wallStepsPerMinute)
+        world.schedule(at: world.profile.duration.nanoseconds, .fault(.healAll))
+    }
+
+    /// Exponential gaps: a Poisson process at the given rate.
+    private func scheduleNext(_ action: FaultAction, perMinute: Double) {
+        guard perMinute > 0, !healed else { return }
+        let meanNanoseconds = 60e9 / perMinute
+        let gap = Int64(-meanNanoseconds * log1pNegative(random.unit()))
+        world.schedule(at: world.trueNow + max(1, gap), .fault(action))
+    }
+
+    func perform(_ action: FaultAction) {
+        switch action {
+        case .partition:
+            guard !healed else { return }
+            startPartition()
+            scheduleNext(.partition, perMinute: profile.partitionsPerMinute)
+        case .healPartition(let generation):
+            if generation == partitionGeneration { world.network.heal() }
+        case .crash:
+            guard !healed else { return }
+            crashSomeServer()
+            scheduleNext(.crash, perMinute: profile.crashesPerMinute)
+        case .restart(let index):
+            world.restartServer(index)
+        case .stall:
+            guard !healed else { return }
+            let host = random.pick(world.servers)
+            let length = random.int(in: Int64(1_000_000)...max(1_000_000, profile.stallMax.nanoseconds))
+            host.disk.stall(until: world.trueNow + length)
+            world.count(.fsyncStall)
+            world.trace.line(world.trueNow, "\(host.id.short) fsync stalls for \(Duration.nanoseconds(length).formattedMilliseconds)")
+            scheduleNext(.stall, perMinute: profile.stallsPerMinute)
+        case .wallStep:
+            guard !healed else { return }
+            wallStep()
+            scheduleNext(.wallStep, perMinute: profile.wallStepsPerMinute)
+        case .healAll:
+            healAll()
+        case .checkLiveness:
+            world.liveness.check()
+        }
+    }
+
+    private func startPartition() {
+        partitionGeneration += 1
+        let servers = world.serverIDs
+        let clients = world.clientIDs
+        var blocked: [(NodeID, NodeID)] = []
+        let everyone = servers + clients
+        let kind = random.pick([FaultKind.partitionIsolate, .partitionSplit, .partitionAsymmetric, .partitionOneWay, .partitionClient])
+        switch kind {
+        case .partitionIsolate:
+            let victim = random.pick(servers)
+            for other in everyone where other != victim { blocked += [(victim, other), (other, victim)] }
+        case .partitionSplit:
+            let shuffled = random.shuffled(servers)
+            let minority = Set(shuffled.prefix((servers.count - 1) / 2))
+            let clientSide = Dictionary(uniqueKeysWithValues: clients.map { ($0, random.chance(0.5)) })
+            func inMinority(_ node: NodeID) -> Bool { minority.contains(node) || clientSide[node] == true }
+            for a in everyone { for b in everyone where inMinority(a) != inMinority(b) { blocked.append((a, b)) } }
+        case .partitionAsymmetric:
+            let victim = random.pick(servers)
+            for other in everyone where other != victim { blocked.append((other, victim)) }
+        case .partitionOneWay:
+            let source = random.pick(servers)
+            let target = random.pick(servers.filter { $0 != source })
+            blocked.append((source, target))
+        default:
+            let victim = random.pick(clients)
+            for server in servers { blocked += [(victim, server), (server, victim)] }
+        }
+        world.network.partition(blocked)
+        world.count(kind)
+        let length = random.int(in: Int64(50_000_000)...max(50_000_000, profile.partitionDurationMax.nanoseconds))
+        world.trace.line(world.trueNow, "partition (\(kind.rawValue)): \(blocked.count) links cut for \(Duration.nanoseconds(length).formattedMilliseconds)")
+        world.schedule(at: world.trueNow + length, .fault(.healPartition(generation: partitionGeneration)))
+    }
+
+    private func crashSomeServer() {
+        let up = world.servers.indices.filter { world.servers[$0].isUp }
+        // Keep a majority up most of the time, but not always: a whole-cluster outage is a fault too.
+        guard up.count > world.servers.count / 2 || random.chance(0.1), let index = up.isEmpty ? nil : random.pick(up) else { return }
+        world.crashServer(index, keepPrefix: profile.crashKeepsPrefix)
+        let downtime = random.int(in: Int64(1_000_000)...max(1_000_000, profile.downtimeMax.nanoseconds))
+        world.schedule(at: world.trueNow + downtime, .fault(.restart(server: index)))
+    }
+
+    private func wallStep() {
+        let host = random.pick(world.servers)
+        let magnitude = random.int(in: Int64(1_000_000)...2_000_000_000)
+        let step = random.chance(0.5) ? magnitude : -magnitude
+        host.clock.wallOffsetNanoseconds += step
+        world.count(.wallClockStep)
+        world.trace.line(world.trueNow, "\(host.id.short) wall clock steps \(Duration.nanoseconds(step).formattedMilliseconds)")
+    }
+
+    /// The fault phase ends: partitions heal, messages stop being lost, disks stop stalling,
+    /// crashed servers restart, paused writers resume.
+    private func healAll() {
+        healed = true
+        world.network.heal()
+        world.network.stopFaults()
+        for index in world.servers.indices where !world.servers[index].isUp { world.restartServer(index) }
+        world.trace.line(world.trueNow, "heal: faults end, liveness phase begins")
+        world.workload.healed()
+        world.liveness.begin()
+    }
+}
+
+/// `log(1 - u)` for u in [0, 1), without Foundation.
+func log1pNegative(_ u: Double) -> Double {
+    // ln(1 - u) via the identity ln(x) = 2·atanh((x-1)/(x+1)), series to good precision.
+    let x = 1 - u
+    guard x > 0 else { return -40 }
+    var exponent = 0.0
+    var mantissa = x
+    while mantissa < 0.5 { mantissa *= 2; exponent -= 1 }
+    let y = (mantissa - 1) / (mantissa + 1)
+    var term = y
+    var sum = 0.0
+    var k = 1.0
+    for _ in 0..<30 {
+        sum += term / k
+        term *= y * y
+        k += 2
+    }
+    return 2 * sum + exponent * 0.693_147_180_559_945_3
+}
