@@ -18,12 +18,13 @@ public struct FaultProfile: Sendable, CustomStringConvertible {
     public var stallMax: Duration
     public var wallStepsPerMinute: Double
     public var pausesEnabled: Bool
+    public var replacementsPerMinute: Double
 
     static let none = FaultProfile(
         lossProbability: 0, duplicateProbability: 0, spikeProbability: 0, spikeMax: .zero,
         partitionsPerMinute: 0, partitionDurationMax: .zero, crashesPerMinute: 0, downtimeMax: .zero,
         crashKeepsPrefix: false, stallsPerMinute: 0, stallMax: .zero, wallStepsPerMinute: 0,
-        pausesEnabled: true)
+        pausesEnabled: false, replacementsPerMinute: 0)
 
     static func draw(_ random: inout SimRandom) -> FaultProfile {
         func maybe(_ zeroChance: Double, _ range: ClosedRange<Double>) -> Double {
@@ -42,7 +43,8 @@ public struct FaultProfile: Sendable, CustomStringConvertible {
             stallsPerMinute: maybe(0.3, 1...10),
             stallMax: .milliseconds(random.int(in: 1...5000)),
             wallStepsPerMinute: maybe(0.5, 0.5...3),
-            pausesEnabled: !random.chance(0.2))
+            pausesEnabled: !random.chance(0.2),
+            replacementsPerMinute: maybe(0.4, 1...4))
     }
 
     public var description: String {
@@ -53,7 +55,7 @@ public struct FaultProfile: Sendable, CustomStringConvertible {
             + "partitions=\(rate(partitionsPerMinute))<=\(partitionDurationMax.milliseconds)ms "
             + "crashes=\(rate(crashesPerMinute))<=\(downtimeMax.milliseconds)ms keep-prefix=\(crashKeepsPrefix) "
             + "stalls=\(rate(stallsPerMinute))<=\(stallMax.milliseconds)ms wall-steps=\(rate(wallStepsPerMinute)) "
-            + "pauses=\(pausesEnabled)"
+            + "pauses=\(pausesEnabled) replacements=\(rate(replacementsPerMinute))"
     }
 }
 
@@ -76,6 +78,8 @@ public enum FaultKind: String, CaseIterable, Sendable {
     case clockRateChange = "clock rate change"
     case writerPause = "writer pause"
     case leaseViolationBeyondModel = "lease overlap beyond the time model (expected)"
+    case nodeReplacement = "node replacement (wiped, new id)"
+    case membershipChange = "membership change (one member)"
 }
 
 enum FaultAction {
@@ -85,6 +89,8 @@ enum FaultAction {
     case restart(server: Int)
     case stall
     case wallStep
+    case replace
+    case replaceNow
     /// End of the fault phase: everything heals and the liveness phase begins.
     case healAll
     case checkLiveness
@@ -109,6 +115,8 @@ final class Nemesis {
         scheduleNext(.crash, perMinute: profile.crashesPerMinute)
         scheduleNext(.stall, perMinute: profile.stallsPerMinute)
         scheduleNext(.wallStep, perMinute: profile.wallStepsPerMinute)
+        scheduleNext(.replace, perMinute: profile.replacementsPerMinute)
+        if let at = world.options.replaceServerAt { world.schedule(at: at.nanoseconds, .fault(.replaceNow)) }
         world.schedule(at: world.profile.duration.nanoseconds, .fault(.healAll))
     }
 
@@ -146,6 +154,16 @@ final class Nemesis {
             guard !healed else { return }
             wallStep()
             scheduleNext(.wallStep, perMinute: profile.wallStepsPerMinute)
+        case .replace:
+            guard !healed else { return }
+            replaceSomeServer()
+            scheduleNext(.replace, perMinute: profile.replacementsPerMinute)
+        case .replaceNow:
+            if world.manager.isIdle && world.manager.topology.version >= 1 {
+                replaceSomeServer()
+            } else {
+                world.schedule(at: world.trueNow + 100_000_000, .fault(.replaceNow))
+            }
         case .healAll:
             healAll()
         case .checkLiveness:
@@ -191,10 +209,30 @@ final class Nemesis {
     private func crashSomeServer() {
         let up = world.servers.indices.filter { world.servers[$0].isUp }
         // Keep a majority up most of the time, but not always: a whole-cluster outage is a fault too.
-        guard up.count > world.servers.count / 2 || random.chance(0.1), let index = up.isEmpty ? nil : random.pick(up) else { return }
-        world.crashServer(index, keepPrefix: profile.crashKeepsPrefix)
+        let alive = world.servers.filter { !$0.isRetired }.count
+        guard up.count - 1 > alive / 2 || random.chance(0.1), let index = up.isEmpty ? nil : random.pick(up) else { return }
+        let pending = world.servers[index].disk.unsyncedCount
+        let keep = profile.crashKeepsPrefix ? Int(random.int(in: Int64(0)...Int64(pending))) : 0
+        world.crashServer(index, keep: keep)
         let downtime = random.int(in: Int64(1_000_000)...max(1_000_000, profile.downtimeMax.nanoseconds))
         world.schedule(at: world.trueNow + downtime, .fault(.restart(server: index)))
+    }
+
+    /// Wipes one server for good and has the manager move its streams to a new server: add the
+    /// new one, wait until it has backfilled, then remove the old one, stream by stream.
+    private func replaceSomeServer() {
+        let retired = world.servers.filter(\.isRetired).count
+        // One replacement at a time, and only once the manager holds the topology: wiping a
+        // server nobody replaces is a permanent failure, not a replacement.
+        guard world.manager.isIdle, world.manager.topology.version >= 1, retired < 2 else { return }
+        let candidates = world.servers.indices.filter { !world.servers[$0].isRetired }
+        let index = random.pick(candidates)
+        let old = world.servers[index].id
+        let new = world.replaceServer(index)
+        // Every add first, so the new server takes live writes on all its streams at once;
+        // then the removals, each after the new server has backfilled (WS-3).
+        let streams = world.manager.topology.streams.keys.sorted().filter { world.manager.topology.streams[$0]!.contains(old) }
+        world.manager.enqueue(streams.map { .add($0, new) } + streams.map { .remove($0, old) })
     }
 
     private func wallStep() {

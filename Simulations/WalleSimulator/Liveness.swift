@@ -57,6 +57,8 @@ final class Liveness {
 
     /// nil when converged; otherwise the first thing still missing, for the report.
     private func whatIsMissing(since healedAt: Int64) -> String? {
+        guard world.manager.isIdle else { return "the topology manager still has changes to make" }
+        if let problem = membersDisagree(World.rootStream) { return problem }
         for uri in world.workload.streams {
             guard let acknowledged = world.oracle.lastAcknowledgedAt(uri), acknowledged > healedAt else {
                 return "\(uri): no put acknowledged since the heal"
@@ -70,7 +72,11 @@ final class Liveness {
     }
 
     private func membersDisagree(_ uri: StreamURI) -> String? {
-        let members = world.servers.filter { $0.isUp && $0.node.metadata(of: uri) != nil }
+        let topologyMembers = world.manager.topology.streams[uri]?.members ?? []
+        let members = world.servers.filter { $0.isUp && topologyMembers.contains($0.id) }
+        for host in members where host.node.metadata(of: uri)?.topology.version != world.manager.topology.streams[uri]?.version {
+            return "\(uri): \(host.id.short) is not at the stream's current version yet"
+        }
         guard let first = members.first, let reference = first.node.metadata(of: uri) else {
             return "\(uri): no member is up"
         }

@@ -26,6 +26,22 @@ final class Oracle {
     private var acknowledged: [StreamURI: [EntryID: Entry]] = [:]
     private var internalPuts: [CallKey: DurableEntryKey] = [:]
     private(set) var observations = 0
+    /// Replacement servers, and the entries they acknowledged while still backfilling a gap:
+    /// proof that a new node serves live writes at once.
+    var replacements: [NodeID: Int64] = [:]
+    /// When a replacement server became a member of a workload stream (the add committed).
+    private var joins: [DurableEntryKey: Int64] = [:]
+    private(set) var liveAcksDuringBackfill = 0
+    private(set) var joinedStreams = 0
+    /// The slowest, over all joins, from a join to the new member's first live acknowledgement.
+    private(set) var firstLiveAckAfterJoin: Int64?
+    private var firstAckSeen: Set<DurableEntryKey> = []
+
+    func joined(_ node: NodeID, _ uri: StreamURI) {
+        guard replacements[node] != nil, uri != World.rootStream else { return }
+        joins[DurableEntryKey(uri: uri, id: node.rawValue, checksum: 0)] = world.trueNow
+        joinedStreams += 1
+    }
     private var lastAcknowledged: [StreamURI: (time: Int64, id: EntryID)] = [:]
 
     func lastAcknowledgedAt(_ uri: StreamURI) -> Int64? { lastAcknowledged[uri]?.time }
@@ -35,7 +51,7 @@ final class Oracle {
     /// A restarted server may report a lower committed id ([CRASH-2]); it starts over from
     /// what it recovered. Its writer id must not be lower than what was durable.
     func serverRestarted(_ host: ServerHost) {
-        for (index, uri) in world.workload.streams.enumerated() where index < host.oracleCommitted.count {
+        for (index, uri) in world.checkedStreams.enumerated() where index < host.oracleCommitted.count {
             guard let metadata = host.node.metadata(of: uri) else { continue }
             host.oracleCommitted[index] = metadata.committedID
             host.oracleWriter[index] = metadata.writerID
@@ -88,19 +104,44 @@ final class Oracle {
         world.trace.line(world.trueNow, "oracle: \(uri) \(entry.id) committed (\(what) on \(node))")
     }
 
+    // MARK: Membership
+
+    /// WS-3: right after a member is removed, every committed entry must still be held by a
+    /// majority of the remaining members (live or backfill table), or one more lost disk
+    /// loses acknowledged data.
+    func checkMembersHoldCommitted(_ uri: StreamURI, _ members: [NodeID]) {
+        let hosts = world.servers.filter { members.contains($0.id) && !$0.isRetired }
+        let majority = members.count / 2 + 1
+        for (id, checksum) in (log[uri] ?? [:]).sorted(by: { $0.key < $1.key }) where id > 0 {
+            let holders = hosts.filter { host in
+                let image = host.isUp ? host.disk.current : host.disk.durable
+                return image.streams[uri]?.entry(id)?.checksum == checksum
+            }
+            if holders.count < majority {
+                fail("acknowledged-durability", members, "after a removal only \(holders.count) of \(members.count) members of \(uri) hold committed entry \(id) (WS-3)")
+                return
+            }
+        }
+    }
+
     // MARK: Servers
 
     /// Invariants 9 (committed id monotonic while up) and 11 (writer ids never decrease); new
     /// committed entries go into the log.
     func observeServer(_ host: ServerHost) {
         guard host.isUp else { return }
-        let streams = world.workload.streams
+        let streams = world.checkedStreams
         if host.oracleCommitted.isEmpty {
             host.oracleCommitted = Array(repeating: 0, count: streams.count)
             host.oracleWriter = Array(repeating: .zero, count: streams.count)
         }
         for (index, uri) in streams.enumerated() {
-            guard let metadata = host.node.metadata(of: uri) else { continue }
+            guard let metadata = host.node.metadata(of: uri) else {
+                // Not (or no longer) a member: a later re-add starts from nothing (WS-6).
+                host.oracleCommitted[index] = 0
+                host.oracleWriter[index] = .zero
+                continue
+            }
             let last = host.oracleCommitted[index]
             if metadata.committedID < last {
                 fail("committed-id-monotonic", [host.id], "\(uri) committed id went from \(last) to \(metadata.committedID)")
@@ -131,6 +172,13 @@ final class Oracle {
             else { return }
             if !member.disk.everDurable.contains(put) {
                 fail("acknowledged-durability", [source, target], "\(source) acknowledged \(put.uri) entry \(put.id) before it was durable")
+            }
+            let join = DurableEntryKey(uri: put.uri, id: source.rawValue, checksum: 0)
+            if let joinedAt = joins[join] {
+                if member.node.metadata(of: put.uri)?.hasGap == true { liveAcksDuringBackfill += 1 }
+                if firstAckSeen.insert(join).inserted {
+                    firstLiveAckAfterJoin = max(firstLiveAckAfterJoin ?? 0, world.trueNow - joinedAt)
+                }
             }
         default:
             return
@@ -211,18 +259,18 @@ final class Oracle {
     /// Every server's committed entries agree with the log and chain; every acknowledged put
     /// is durable somewhere.
     func finish() {
-        for host in world.servers {
-            for uri in world.workload.streams {
+        for host in world.servers where !host.isRetired {
+            for uri in world.checkedStreams {
                 guard host.isUp, let metadata = host.node.metadata(of: uri), let image = host.disk.current.streams[uri] else { continue }
                 for id in 0...metadata.committedID {
                     if let entry = image.entry(id) { committed(uri, entry, by: host.id, what: "final scan") }
                 }
             }
         }
-        for uri in world.workload.streams {
+        for uri in world.checkedStreams {
             for id in (acknowledged[uri] ?? [:]).keys.sorted() where id > 0 {
                 let entry = acknowledged[uri]![id]!
-                let holders = world.servers.filter { $0.disk.durable.streams[uri]?.entry(id)?.checksum == entry.checksum }
+                let holders = world.servers.filter { !$0.isRetired && $0.disk.durable.streams[uri]?.entry(id)?.checksum == entry.checksum }
                 if holders.isEmpty {
                     fail("acknowledged-durability", [], "\(uri) entry \(id) was acknowledged but no server holds it durably")
                 }

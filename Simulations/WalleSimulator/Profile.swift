@@ -85,6 +85,9 @@ public struct RunOptions: Sendable {
     /// Let clock rates leave [0.75, 1.25]: write safety must still hold; lease overlaps are
     /// then expected and reported, not failures.
     public var beyondModel = false
+    /// Replace one server (wipe it, start a new one) at this simulated time, whatever the
+    /// profile says: the node-replacement scenario.
+    public var replaceServerAt: Duration?
     /// After the heal, the cluster must converge within this much simulated time.
     public var livenessTimeout: Duration = .seconds(60)
     /// Print every event as it happens (replay).

@@ -27,6 +27,8 @@ struct DiskImage {
                 streams[uri]!.live = streams[uri]!.live.filter { $0.key < from }
             case .setMetadata(let uri, let metadata):
                 streams[uri]!.metadata = metadata
+            case .dropStream(let uri):
+                streams.removeValue(forKey: uri)
             }
         }
     }

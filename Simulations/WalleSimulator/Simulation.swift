@@ -19,6 +19,12 @@ public struct RunResult: Sendable {
     /// Simulated time from the heal to convergence.
     public var convergence: Duration?
     public var faults: [FaultKind: Int]
+    /// Puts a replacement server acknowledged while it still had a gap to backfill.
+    public var liveAcksDuringBackfill: Int
+    /// Workload streams a replacement server joined, and the slowest time from such a join
+    /// to the new member's first acknowledgement of a live put.
+    public var joinedStreams: Int
+    public var firstLiveAckAfterJoin: Duration?
 
     public var passed: Bool { violation == nil && stuck == nil }
 
@@ -52,15 +58,20 @@ public enum Simulation {
             committedEntries: world.oracle.committedCount, oracleObservations: world.oracle.observations,
             stuck: world.liveness.stuck,
             convergence: world.liveness.convergedAt.map { .nanoseconds($0 - world.liveness.healedAt!) },
-            faults: world.faultCounts)
+            faults: world.faultCounts,
+            liveAcksDuringBackfill: world.oracle.liveAcksDuringBackfill,
+            joinedStreams: world.oracle.joinedStreams,
+            firstLiveAckAfterJoin: world.oracle.firstLiveAckAfterJoin.map { .nanoseconds($0) })
     }
 
     /// The one command that replays a seed exactly.
     public static func replayCommand(seed: UInt64, options: RunOptions) -> String {
         var command = "swift run walle-sim replay --seed \(seed)"
         if options.duration != .seconds(30) { command += " --duration \(options.duration.milliseconds / 1000)" }
+        if options.livenessTimeout != .seconds(60) { command += " --liveness-timeout \(options.livenessTimeout.milliseconds / 1000)" }
         if !options.faults { command += " --no-faults" }
         if options.beyondModel { command += " --beyond-model" }
+        if let at = options.replaceServerAt { command += " --replace-at \(at.milliseconds / 1000)" }
         for bug in options.plantedBugs.map(\.rawValue).sorted() { command += " --plant \(bug)" }
         return command
     }

@@ -38,6 +38,7 @@ final class Trace {
         case .putEntry(let r, _, let c, let x, let e): mix(3); mix(r); mix(c); mix(x); mix(e)
         case .pollStream(let r, _, let id): mix(4); mix(r); mix(id)
         case .streamEntries(let r, _, let s, let e): mix(5); mix(r); mix(s); mix(e)
+        case .streamStatus(let r, _): mix(13); mix(r)
         case .newWriter(let h, let w, _, let lease): mix(6); mix(h); mix(w.ts); mix(w.id); mixSigned(lease)
         case .writerInfo(let h): mix(7); mix(h)
         case .putEntryInternal(let h, let kind, let e, let c, let x):
@@ -68,6 +69,7 @@ final class Trace {
         case .claimed(let w, let tail): mix(21); mix(w.ts); mix(w.id); mix(tail)
         case .writerInfo(let info): mix(22); mix(info.writerID.id); mixSigned(info.remainingLeaseMilliseconds)
         case .putAcknowledged(let servers): mix(23); for s in servers { mix(s.rawValue) }
+        case .streamStatus(let infos): mix(27); for i in infos { mix(i.server.rawValue); mix(i.streamVersion); mix(i.committedID) }
         case .entry(let e): mix(24); mix(e)
         case .entries(let es): mix(25); mix(UInt64(es.count)); if let last = es.last { mix(last) }
         case .failed(let error): mix(26); mix(UInt64(WalleError.Code.allCases.firstIndex(of: error.code)!))

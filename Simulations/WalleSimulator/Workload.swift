@@ -9,6 +9,9 @@ enum WorkloadAction {
     case resume(writer: Int)
     case read(reader: Int)
     case clockRate(NodeID)
+    case managerClaim
+    case managerRetry
+    case managerStatusTimeout(RequestID)
 }
 
 /// Drives the clients: competing writers that claim, pipeline bursts of puts, pause (a frozen
@@ -44,16 +47,25 @@ final class Workload {
         self.random = random
     }
 
-    func buildClients() {
+    /// Creates the streams (version 1 on their members), the writers and the readers, and
+    /// returns the initial topology the manager writes as version 1.
+    func buildClients() -> Topology {
         let profile = world.profile
         let servers = world.serverIDs
         var rateIndex = profile.serverCount
+        var initial = Topology(version: 1, streams: [:])
+        let root = StreamTopology(version: 1, members: world.rootMembers)
+        initial.streams[World.rootStream] = root
+        for host in world.servers where root.contains(host.id) {
+            host.node.createStream(World.rootStream, topology: root)
+        }
         for streamIndex in 0..<profile.streamCount {
             let uri = try! StreamURI("/sim/stream_\(streamIndex)")
             streams.append(uri)
             // Five-server clusters give each stream three members, so not every server holds it.
             let members = profile.serverCount == 3 ? servers : Array(random.shuffled(servers).prefix(3))
             let topology = StreamTopology(version: 1, members: members)
+            initial.streams[uri] = topology
             for host in world.servers where topology.contains(host.id) {
                 host.node.createStream(uri, topology: topology)
             }
@@ -67,6 +79,17 @@ final class Workload {
             world.readers.append(ReaderHost(world: world, id: id))
             world.register(id, .reader(index))
         }
+        return initial
+    }
+
+    func makeManager(initial: Topology) -> TopologyManager {
+        let id = NodeID(900)
+        let configuration = WriterConfiguration(address: "manager", lease: .seconds(1))
+        let client = WriterClient(id: id, uri: World.rootStream, servers: world.rootMembers, configuration: configuration)
+        let clock = world.makeClock(id, rateIndex: 0)
+        let host = WriterHost(id: id, uri: World.rootStream, clock: clock, node: SimWriterNode(client: client, clock: clock, network: world.network))
+        world.register(id, .manager)
+        return TopologyManager(world: world, host: host, random: SimRandom.fork(seed: world.seed, "manager"), initial: initial)
     }
 
     private func addWriter(_ uri: StreamURI, members: [NodeID], rateIndex: Int) {
@@ -132,6 +155,12 @@ final class Workload {
         case .read(let index):
             world.readers[index].issueRead(random: &random, streams: streams)
             after(.milliseconds(random.int(in: 10...300)), .read(reader: index))
+        case .managerClaim:
+            world.manager.claim()
+        case .managerRetry:
+            world.manager.retry()
+        case .managerStatusTimeout(let requestID):
+            world.manager.statusTimedOut(requestID)
         case .clockRate(let node):
             let rate = random.double(in: world.profile.clockRateRange)
             world.count(.clockRateChange)
@@ -250,7 +279,8 @@ final class ReaderHost {
     func issueRead(random: inout SimRandom, streams: [StreamURI]) {
         guard pending.count < 64 else { return }
         let uri = random.pick(streams)
-        let members = world.servers.filter { $0.node.metadata(of: uri) != nil }.map(\.id)
+        let members = world.servers.filter { $0.isUp && $0.node.metadata(of: uri) != nil }.map(\.id)
+        guard !members.isEmpty else { return }
         let server = random.pick(members)
         let known = knownCommitted[uri] ?? 0
         nextRequestID += 1

@@ -21,6 +21,8 @@ final class ServerHost {
     let disk: SimDisk
     var node: SimServerNode!
     var isUp = true
+    /// Replaced: its disk is wiped and it never comes back.
+    var isRetired = false
     /// The oracle's last view of this server, per workload stream (see `Oracle.observeServer`).
     var oracleCommitted: [EntryID] = []
     var oracleWriter: [WriterID] = []
@@ -64,6 +66,10 @@ public final class World {
     private(set) var workload: Workload!
     private(set) var nemesis: Nemesis!
     private(set) var liveness: Liveness!
+    private(set) var manager: TopologyManager!
+    static let rootStream = try! StreamURI("/cluster/root")
+    /// The servers a starting server asks for the topology (its copy of root.pb).
+    private(set) var rootMembers: [NodeID] = []
     /// How often each fault kind ran in this seed.
     private(set) var faultCounts: [FaultKind: Int] = [:]
     var servers: [ServerHost] = []
@@ -76,6 +82,7 @@ public final class World {
         case server(Int)
         case writer(Int)
         case reader(Int)
+        case manager
     }
 
     public init(seed: UInt64, options: RunOptions) {
@@ -91,22 +98,32 @@ public final class World {
         self.nemesis = Nemesis(world: self, random: SimRandom.fork(seed: seed, "nemesis"), profile: profile.faults)
         self.liveness = Liveness(world: self)
         buildServers()
-        workload.buildClients()
+        let initial = workload.buildClients()
+        manager = workload.makeManager(initial: initial)
         workload.start()
         nemesis.start()
+        manager.start()
     }
 
-    var clientIDs: [NodeID] { writers.map(\.id) + readers.map(\.id) }
+    var clientIDs: [NodeID] { writers.map(\.id) + readers.map(\.id) + [NodeID(900)] }
+
+    /// Every stream the oracles watch: the workload's and the root (topology) stream.
+    var checkedStreams: [StreamURI] { workload.streams + [World.rootStream] }
 
     func count(_ kind: FaultKind) { faultCounts[kind, default: 0] += 1 }
 
     private var serverConfiguration: ServerConfiguration {
         var configuration = ServerConfiguration()
+        configuration.topologySource = TopologySource(rootStream: World.rootStream, rootMembers: rootMembers)
         configuration.notesEnabled = options.printTrace
         configuration.plantedBugs = options.plantedBugs
         // Simulated writers ask for leases of at most 2 s; a tighter bound keeps the wait after
         // a restart (StreamReplica.restarted) short.
         configuration.leaseMax = .seconds(5)
+        // Short long-polls: a server whose topology source died finds another within 2 s.
+        configuration.pollTimeout = .seconds(1)
+        configuration.statusCallTimeout = .milliseconds(250)
+        configuration.fastForwardDelay = .milliseconds(50)
         return configuration
     }
 
@@ -123,24 +140,59 @@ public final class World {
         host.isUp = true
     }
 
+    private func makeServerHost(_ index: Int) -> ServerHost {
+        let id = NodeID(UInt64(index + 1))
+        let clock = makeClock(id, rateIndex: index % profile.clockRates.count)
+        let disk = SimDisk(world: self, node: id, random: SimRandom.fork(seed: seed, "disk-\(index)"), profile: profile.disk)
+        hostIndex[id] = .server(index)
+        return ServerHost(id: id, clock: clock, disk: disk)
+    }
+
+    /// Node replacement: the server's disk is wiped and it never returns; a new server with a
+    /// new id and an empty disk starts and learns the topology from the root stream. Returns
+    /// the new server's id.
+    func replaceServer(_ index: Int) -> NodeID {
+        let old = servers[index]
+        if old.isUp { crashServer(index, keep: 0) }
+        old.isRetired = true
+        let host = makeServerHost(servers.count)
+        servers.append(host)
+        rootMembers = manager.topology.streams[World.rootStream]?.members ?? rootMembers
+        startServer(host)
+        oracle.replacements[host.id] = trueNow
+        count(.nodeReplacement)
+        trace.line(trueNow, "\(old.id.short) is wiped for good; \(host.id.short) replaces it")
+        return host.id
+    }
+
+    /// A committed topology: clients route to the new member lists.
+    func topologyChanged(_ topology: Topology) {
+        for writer in writers {
+            if let members = topology.streams[writer.uri]?.members, !members.isEmpty { writer.node.updateServers(members) }
+        }
+        if let root = topology.streams[World.rootStream]?.members {
+            manager.host.node.updateServers(root)
+            rootMembers = root
+        }
+    }
+
     /// The process dies: volatile state is gone; the disk keeps what was synced (and maybe a
     /// prefix of the rest).
-    func crashServer(_ index: Int, keepPrefix: Bool) {
+    func crashServer(_ index: Int, keep: Int) {
         let host = servers[index]
         guard host.isUp else { return }
         let pending = host.disk.unsyncedCount
-        let keep = keepPrefix ? Int(clockRandom.int(in: Int64(0)...Int64(pending))) : 0
         let kept = host.disk.crash(keep: keep)
         host.isUp = false
         host.clock.cancelWakeup()
-        count(keepPrefix && kept > 0 ? .crashPrefixKept : .crashAllPendingLost)
+        count(kept > 0 ? .crashPrefixKept : .crashAllPendingLost)
         trace.line(trueNow, "\(host.id.short) CRASH: kept \(kept) of \(pending) unsynced transactions")
     }
 
     /// A new process on the same disk: everything is rebuilt from the durable state.
     func restartServer(_ index: Int) {
         let host = servers[index]
-        guard !host.isUp else { return }
+        guard !host.isUp, !host.isRetired else { return }
         startServer(host)
         oracle.serverRestarted(host)
         count(.restart)
@@ -158,14 +210,8 @@ public final class World {
     }
 
     private func buildServers() {
-        for index in 0..<profile.serverCount {
-            let id = NodeID(UInt64(index + 1))
-            let clock = makeClock(id, rateIndex: index)
-            let disk = SimDisk(world: self, node: id, random: SimRandom.fork(seed: seed, "disk-\(index)"), profile: profile.disk)
-            let host = ServerHost(id: id, clock: clock, disk: disk)
-            servers.append(host)
-            hostIndex[id] = .server(index)
-        }
+        for index in 0..<profile.serverCount { servers.append(makeServerHost(index)) }
+        rootMembers = Array(servers.prefix(3).map(\.id))
         for host in servers { startServer(host) }
     }
 
@@ -251,6 +297,10 @@ public final class World {
             workload.writerEvents(host, host.node.receive(message, from: source))
         case .reader(let index)?:
             readers[index].receive(message, from: source)
+        case .manager?:
+            if manager.receive(message) { return }
+            manager.handle(manager.host.node.receive(message, from: source))
+            oracle.observeWriter(manager.host)
         case nil:
             preconditionFailure("message to unknown node \(target)")
         }
@@ -268,6 +318,10 @@ public final class World {
             guard host.clock.wakeupFired(generation: generation), !host.paused else { return }
             trace.event(at: trueNow, node: node, kind: 4)
             workload.writerEvents(host, host.node.wake())
+        case .manager?:
+            guard manager.host.clock.wakeupFired(generation: generation) else { return }
+            trace.event(at: trueNow, node: node, kind: 4)
+            manager.handle(manager.host.node.wake())
         case .reader, nil:
             return
         }

@@ -12,6 +12,8 @@ struct Sweep: ParsableCommand {
     @Option(help: "Seeds run at once (default: every core).") var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
     @Option(help: "Run only shard i of n (1-based), e.g. 2/4, for CI matrices.") var shard: String?
     @Option(help: "Write a JUnit XML report to this file.") var junit: String?
+    @Flag(help: "Stop starting new seeds after the first failure (prints the lowest failing seed).")
+    var failFast = false
     @OptionGroup var simulation: SimulationOptions
 
     func run() throws {
@@ -21,11 +23,16 @@ struct Sweep: ParsableCommand {
         let seedList = try shardSeeds()
         let progress = Progress(total: seedList.count, interactive: isatty(STDERR_FILENO) == 1)
         let start = DispatchTime.now()
-        let results = SweepRunner.run(seeds: seedList, jobs: jobs, options: options) { progress.tick(passed: $0.passed) }
+        let results = SweepRunner.run(seeds: seedList, jobs: jobs, options: options, failFast: failFast) {
+            progress.tick(passed: $0.passed)
+        }
         let wallSeconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
         progress.finish()
         printSummary(results, wallSeconds: wallSeconds, options: options)
         if let junit { try writeJUnit(results, to: junit, options: options) }
+        if let first = results.first(where: { !$0.passed }) {
+            print("first failing seed: \(first.seed) (\(failureKind(first)))")
+        }
         if results.contains(where: { $0.violation != nil }) { throw ExitCode(ExitStatus.violation) }
         if results.contains(where: { $0.stuck != nil }) { throw ExitCode(ExitStatus.stuck) }
     }
@@ -102,7 +109,10 @@ func format(_ value: Double) -> String { String(format: "%.1f", value) }
 
 /// Runs seeds on `jobs` threads; results come back in seed order whatever the finishing order.
 enum SweepRunner {
-    static func run(seeds: [UInt64], jobs: Int, options: RunOptions, onResult: @escaping @Sendable (RunResult) -> Void) -> [RunResult] {
+    static func run(
+        seeds: [UInt64], jobs: Int, options: RunOptions, failFast: Bool = false,
+        onResult: @escaping @Sendable (RunResult) -> Void
+    ) -> [RunResult] {
         let box = ResultBox(count: seeds.count)
         let next = Counter()
         DispatchQueue.concurrentPerform(iterations: min(jobs, seeds.count)) { _ in
@@ -110,6 +120,7 @@ enum SweepRunner {
                 let result = Simulation.run(seed: seeds[index], options: options)
                 box.set(index, result)
                 onResult(result)
+                if failFast && !result.passed { next.stop() }
             }
         }
         return box.results()
@@ -120,10 +131,18 @@ final class Counter: @unchecked Sendable {
     private let lock = NSLock()
     private var value = 0
 
+    private var stopped = false
+
+    func stop() {
+        lock.lock()
+        stopped = true
+        lock.unlock()
+    }
+
     func take(below limit: Int) -> Int? {
         lock.lock()
         defer { lock.unlock() }
-        guard value < limit else { return nil }
+        guard value < limit, !stopped else { return nil }
         value += 1
         return value - 1
     }
@@ -141,7 +160,8 @@ final class ResultBox: @unchecked Sendable {
         lock.unlock()
     }
 
-    func results() -> [RunResult] { storage.map { $0! } }
+    /// The seeds that ran, in seed order (a fail-fast sweep leaves the rest out).
+    func results() -> [RunResult] { storage.compactMap { $0 } }
 }
 
 /// A progress line on a terminal; a plain line every 10% otherwise.

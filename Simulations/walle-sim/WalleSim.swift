@@ -26,6 +26,9 @@ struct SimulationOptions: ParsableArguments {
     @Flag(help: "Let clock rates leave [0.75, 1.25]: lease overlaps are expected, write safety must hold.")
     var beyondModel = false
 
+    @Option(help: "Replace one server (wipe it, start a new one) at this simulated second.")
+    var replaceAt: Int?
+
     @Option(name: .customLong("plant"), help: "Plant a deliberate bug (debug builds): \(RunOptions.plantedBugNames.joined(separator: ", ")).")
     var plantedBugs: [String] = []
 
@@ -41,6 +44,7 @@ struct SimulationOptions: ParsableArguments {
         options.livenessTimeout = .seconds(livenessTimeout)
         options.faults = !noFaults
         options.beyondModel = beyondModel
+        options.replaceServerAt = replaceAt.map { .seconds($0) }
         do {
             try options.plant(plantedBugs)
         } catch {

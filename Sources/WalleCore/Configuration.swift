@@ -81,6 +81,13 @@ public struct ServerConfiguration: Sendable {
     public var catchUpRetryDelay: Duration = .milliseconds(500)
     /// Claim rounds of committed-id alignment before giving up ([CLAIM-2]).
     public var claimAlignRoundsMax = 8
+    /// The root stream whose entries are the cluster's topology, and the servers to ask for it
+    /// at start (like upstream's root.pb). Nil: the topology is static (tests).
+    public var topologySource: TopologySource?
+    /// How long StreamStatus waits for each member: silent members are left out.
+    public var statusCallTimeout: Duration = .seconds(1)
+    /// Pause before asking another root member for the topology after a failure.
+    public var topologyRetryDelay: Duration = .milliseconds(100)
     /// Whether the core emits `.note` effects describing its decisions (traces, tests).
     public var notesEnabled = false
     package var plantedBugs: Set<PlantedBug> = []
@@ -93,6 +100,17 @@ public struct ServerConfiguration: Sendable {
         #else
             return false
         #endif
+    }
+}
+
+/// Where a server learns its cluster's topology (§10.4).
+public struct TopologySource: Sendable {
+    public var rootStream: StreamURI
+    public var rootMembers: [NodeID]
+
+    public init(rootStream: StreamURI, rootMembers: [NodeID]) {
+        self.rootStream = rootStream
+        self.rootMembers = rootMembers
     }
 }
 

@@ -5,6 +5,8 @@ struct Coordination {
     enum Kind {
         case put
         case writerStatus([WriterInfo])
+        /// Waits for every member (or its timeout) and answers with all the answers.
+        case streamStatus([WriterInfo], outstanding: Int)
     }
 
     var route: Route
@@ -61,8 +63,30 @@ extension ServerCore {
         }
     }
 
+    mutating func coordinateStreamStatus(_ route: Route, _ uri: StreamURI) {
+        guard let replica = streams[uri] else {
+            fail(route, .notFound, "stream \(uri) is not stored on \(id)")
+            return
+        }
+        let members = replica.metadata.topology.members
+        let coordinationID = makeProcessID()
+        coordinations[coordinationID] = Coordination(
+            route: route, kind: .streamStatus([], outstanding: members.count),
+            quorum: Quorum(memberCount: members.count))
+        for member in members {
+            call(member, .coordination(coordinationID, uri), timeout: configuration.statusCallTimeout) { .writerInfo($0) }
+        }
+    }
+
     mutating func coordinationCallCompleted(_ coordinationID: UInt64, from source: NodeID, _ reply: Reply) {
         guard var coordination = coordinations[coordinationID] else { return }
+        if case .streamStatus(var infos, let outstanding) = coordination.kind {
+            if case .writerInfo(let info) = reply { infos.append(info) }
+            coordination.kind = .streamStatus(infos, outstanding: outstanding - 1)
+            coordinations[coordinationID] = outstanding > 1 ? coordination : nil
+            if outstanding == 1 { self.reply(coordination.route, .streamStatus(infos.sorted { $0.server < $1.server })) }
+            return
+        }
         let decision: Quorum.Decision?
         switch reply {
         case .ok:
@@ -90,6 +114,8 @@ extension ServerCore {
             self.reply(coordination.route, .putAcknowledged(servers: servers))
         case (.succeeded, .writerStatus(let infos)):
             self.reply(coordination.route, .writerInfo(merge(infos)))
+        case (.succeeded, .streamStatus):
+            preconditionFailure("stream status is answered above")
         }
     }
 

@@ -43,12 +43,14 @@ extension ServerCore {
         guard let replica = streams[header.stream] else {
             return WalleError(.notFound, "stream \(header.stream) is not stored on \(id)")
         }
+        // Closes WS-2: a request from the previous version is refused. Upstream also accepts
+        // v−1 (from a member of v), which lets three member lists be in use at once, whose
+        // majorities need not intersect. A request from the next version is accepted: it
+        // comes from a coordinator that counts this server as a member of v+1, and this
+        // server is about to learn v+1 from the topology stream anyway.
         let local = replica.metadata.topology.version
-        let compatible =
-            header.streamVersion == local || header.streamVersion == local + 1
-            || (header.streamVersion + 1 == local && replica.metadata.topology.contains(source))
-        guard compatible else {
-            return WalleError(.notFound, "stream version \(header.streamVersion) is incompatible with \(local)")
+        guard header.streamVersion == local || header.streamVersion == local + 1 else {
+            return WalleError(.notFound, "stream \(header.stream) is at version \(local) here, the request at \(header.streamVersion)")
         }
         return nil
     }
@@ -59,7 +61,8 @@ extension ServerCore {
             writerID: replica.metadata.writerID, writerAddress: replica.metadata.writerAddress,
             leaseMilliseconds: replica.metadata.leaseMilliseconds,
             remainingLeaseMilliseconds: replica.remainingLease(now: time.monotonic).milliseconds,
-            streamVersion: replica.metadata.topology.version)
+            streamVersion: replica.metadata.topology.version, server: id,
+            committedID: replica.committedID, hasGap: replica.metadata.hasGap)
     }
 
     /// Claim phase 1 at a member ([CLAIM-1] step 3). The answer waits until the writer id is

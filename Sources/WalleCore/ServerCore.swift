@@ -30,6 +30,7 @@ public struct ServerCore {
     var readWaiters: [StreamURI: [ReadWaiter]] = [:]
     var readWaiterCount = 0
     var diskReads: [UInt64: DiskRead] = [:]
+    var topologyWatch = TopologyWatch()
     var nextDiskToken: UInt64 = 1 << 32
     /// The time of the event being handled.
     var time = NodeTime(monotonic: Instant(nanoseconds: 0), wall: WallTime(nanosecondsSinceEpoch: 0))
@@ -56,6 +57,10 @@ public struct ServerCore {
         }
         for uri in streams.keys.sorted() where streams[uri]!.metadata.hasGap {
             startBackfill(uri)
+        }
+        if let source = configuration.topologySource {
+            topologyWatch.rootMembers = source.rootMembers
+            timers.schedule(at: time.monotonic, .topologyPoll)
         }
     }
 
@@ -94,6 +99,8 @@ public struct ServerCore {
             pollStream(Route(node: source, requestID: requestID), uri, from: pollEntryID)
         case .streamEntries(let requestID, let uri, let start, let end):
             streamEntries(Route(node: source, requestID: requestID), uri, start: start, end: end)
+        case .streamStatus(let requestID, let uri):
+            coordinateStreamStatus(Route(node: source, requestID: requestID), uri)
         case .newWriter, .writerInfo, .putEntryInternal, .tailEntries, .restampEntries, .readEntries:
             receiveInternal(message, from: source)
         case .response(let requestID, let reply):
@@ -131,6 +138,8 @@ public struct ServerCore {
     package var streamURIs: [StreamURI] { streams.keys.sorted() }
 
     package func metadata(of uri: StreamURI) -> StreamMetadata? { streams[uri]?.metadata }
+
+    package var topologyVersion: UInt64 { topologyWatch.knownVersion }
 
     package func window(of uri: StreamURI) -> [Entry]? { streams[uri]?.window }
 
@@ -245,6 +254,7 @@ extension ServerCore {
     }
 
     mutating func receiveResponse(_ requestID: RequestID, _ reply: Reply, from source: NodeID) {
+        if !topologyWatch.polls.isEmpty && topologyPollAnswered(requestID, reply, from: source) { return }
         guard let pending = calls[requestID], pending.target == source else { return }
         calls.removeValue(forKey: requestID)
         receiveCallResult(pending.purpose, from: source, reply)
@@ -270,6 +280,10 @@ extension ServerCore {
             startBackfill(uri)
         case .readWaiterDeadline(let uri, let route):
             expireReadWaiter(uri, route)
+        case .topologyPoll:
+            pollTopology()
+        case .topologyPollTimeout(let round):
+            topologyRoundTimedOut(round)
         }
     }
 
@@ -318,4 +332,6 @@ enum ServerTimer {
     case fastForward(StreamURI)
     case backfillRetry(StreamURI)
     case readWaiterDeadline(StreamURI, Route)
+    case topologyPoll
+    case topologyPollTimeout(UInt64)
 }

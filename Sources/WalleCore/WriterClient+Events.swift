@@ -1,6 +1,13 @@
 public import WalleEnvironment
 
 extension WriterClient {
+    /// The stream's members changed: route requests to the new list from now on.
+    public mutating func updateServers(_ members: [NodeID]) {
+        precondition(!members.isEmpty)
+        servers = members
+        serverCursor %= members.count
+    }
+
     /// Starts a claim through the next server. Allowed when idle or after the writer closed.
     public mutating func claim(now: Instant) {
         switch phase {
@@ -10,9 +17,9 @@ extension WriterClient {
         resetWriterState()
         phase = .claiming
         let requestID = makeRequestID()
-        outstanding[requestID] = .claim
         // A claim may wait out the previous lease; give it that long and more ([6.7]).
-        timeouts.schedule(at: now + configuration.requestTimeout + configuration.lease * 3, requestID)
+        outstanding[requestID] = Outstanding(
+            request: .claim, deadline: now + configuration.requestTimeout + configuration.lease * 3)
         send(.claimWriter(requestID, uri, writerAddress: configuration.address,
                           leaseMilliseconds: configuration.lease.milliseconds))
     }
@@ -39,7 +46,7 @@ extension WriterClient {
 
     public mutating func receive(_ message: Message, from source: NodeID, now: Instant) {
         guard case .response(let requestID, let reply) = message,
-            let what = outstanding.removeValue(forKey: requestID)
+            let what = outstanding.removeValue(forKey: requestID)?.request
         else { return }
         switch what {
         case .claim:
@@ -59,11 +66,13 @@ extension WriterClient {
     }
 
     public mutating func wake(now: Instant) {
-        while let requestID = timeouts.popDue(now: now) {
-            guard outstanding[requestID] != nil else { continue }
+        // Sorted: the order of the resulting retries must not depend on hashing.
+        let expired = outstanding.filter { $0.value.deadline <= now }.keys.sorted()
+        for requestID in expired {
             let timeout = WalleError(.deadlineExceeded, "no answer in time")
             receive(.response(requestID, .failed(timeout)), from: id, now: now)
         }
+        if let retry = retryWakeAt, retry <= now { retryWakeAt = nil }
         pump(now: now)
     }
 
@@ -96,7 +105,7 @@ extension WriterClient {
         default:
             guard let index = pendingIndex(entryID), pending[index].requestID == nil else { return }
             pending[index].retryAt = now + configuration.retryDelay
-            timeouts.schedule(at: pending[index].retryAt, 0)
+            retryWakeAt = min(retryWakeAt ?? pending[index].retryAt, pending[index].retryAt)
         }
     }
 
@@ -173,8 +182,8 @@ extension WriterClient {
         pending[index].requestID = requestID
         putsInFlight += 1
         bytesInFlight += entry.data.count
-        outstanding[requestID] = .put(entry.id, sentAt: now, told: committed.id)
-        timeouts.schedule(at: now + configuration.requestTimeout, requestID)
+        outstanding[requestID] = Outstanding(
+            request: .put(entry.id, sentAt: now, told: committed.id), deadline: now + configuration.requestTimeout)
         send(.putEntry(requestID, uri, committedID: committed.id, committedChecksum: committed.checksum, entry))
     }
 
@@ -193,8 +202,9 @@ extension WriterClient {
     mutating func sendHeartbeat(now: Instant) {
         let requestID = makeRequestID()
         heartbeatRequest = requestID
-        outstanding[requestID] = .heartbeat(sentAt: now, told: committed.id)
-        timeouts.schedule(at: now + min(configuration.requestTimeout, configuration.lease / 4), requestID)
+        outstanding[requestID] = Outstanding(
+            request: .heartbeat(sentAt: now, told: committed.id),
+            deadline: now + min(configuration.requestTimeout, configuration.lease / 4))
         let beat = Entry(id: 0, writerID: writerID, checksum: 0, data: [])
         send(.putEntry(requestID, uri, committedID: committed.id, committedChecksum: committed.checksum, beat))
     }
@@ -228,6 +238,6 @@ extension WriterClient {
         putsInFlight = 0
         heartbeatRequest = nil
         heartbeatRetryAt = .distantPast
-        timeouts.removeAll()
+        retryWakeAt = nil
     }
 }

@@ -28,7 +28,7 @@ public struct WriterConfiguration: Sendable {
     package var plantedBugs: Set<PlantedBug> = []
 
     public init(address: String, lease: Duration) {
-        precondition(lease >= .milliseconds(100), "leases below 100ms are refused by servers")
+        precondition(lease >= .milliseconds(100), "a writer's lease is at least 100ms (0 is for internal writers)")
         self.address = address
         self.lease = lease
     }
@@ -65,16 +65,23 @@ public struct WriterClient {
         var retryAt: Instant
     }
 
-    enum Outstanding {
+    enum Request {
         case claim
         case put(EntryID, sentAt: Instant, told: EntryID)
         case heartbeat(sentAt: Instant, told: EntryID)
     }
 
+    /// A request in flight and when to give up on it. At most `putsInFlightMax + 2` exist, so
+    /// scanning them for deadlines is cheap, and nothing piles up after fast failures.
+    struct Outstanding {
+        var request: Request
+        var deadline: Instant
+    }
+
     public let id: NodeID
     public let uri: StreamURI
     public let configuration: WriterConfiguration
-    let servers: [NodeID]
+    public internal(set) var servers: [NodeID]
     public internal(set) var phase: Phase = .idle
     public internal(set) var writerID: WriterID = .zero
     /// The last entry this writer created (or the claimed tail).
@@ -91,7 +98,8 @@ public struct WriterClient {
     var outstanding: [RequestID: Outstanding] = [:]
     var heartbeatRequest: RequestID?
     var heartbeatRetryAt = Instant.distantPast
-    var timeouts: TimerQueue<RequestID>
+    /// The earliest retry of a failed put.
+    var retryWakeAt: Instant?
     var nextRequestID: RequestID = 0
     var serverCursor: Int
     var outbox: [Effect] = []
@@ -104,7 +112,6 @@ public struct WriterClient {
         self.servers = servers
         self.configuration = configuration
         self.serverCursor = firstServer % servers.count
-        self.timeouts = TimerQueue(countMax: configuration.putsPendingMax + 16)
     }
 
     public mutating func takeEffects() -> [Effect] {
@@ -128,9 +135,11 @@ public struct WriterClient {
     public var pendingCount: Int { pending.count }
 
     public var nextWakeup: Instant? {
-        let beat = heartbeatDue
-        guard let timeout = timeouts.nextDeadline else { return beat }
-        return beat.map { min($0, timeout) } ?? timeout
+        var next = heartbeatDue
+        for deadline in outstanding.values.map(\.deadline) + (retryWakeAt.map { [$0] } ?? []) {
+            next = next.map { min($0, deadline) } ?? deadline
+        }
+        return next
     }
 }
 

@@ -17,7 +17,7 @@ public protocol Network: AnyObject {
 /// Durable storage at the level the protocol needs: streams, entries, metadata, transactions
 /// and sync. Completions come back to the node as events (`DiskCompletion`).
 ///
-/// Contract (checked by the contract tests against every implementation):
+/// Contract (every implementation follows it: the simulated disk now, WiredTiger next):
 /// - Writes are applied in submission order and are visible to later reads at once.
 /// - A `sync` completes only when every write submitted before it is durable.
 /// - After a crash, the recovered state is a prefix (in submission order) of the writes, that
@@ -73,6 +73,9 @@ public enum DiskOperation: Sendable {
     /// Deletes every live entry with id >= the given id (drops a stale uncommitted suffix).
     case deleteLiveEntries(StreamURI, from: EntryID)
     case setMetadata(StreamURI, StreamMetadata)
+    /// Forgets the stream: its tables and metadata go (this server left its member list).
+    /// A later re-add starts from nothing instead of a stale history (closes WS-6).
+    case dropStream(StreamURI)
 }
 
 public enum DiskRequest: Sendable {

@@ -56,6 +56,9 @@ public enum Message: Sendable {
     case putEntry(RequestID, StreamURI, committedID: EntryID, committedChecksum: UInt64, Entry)
     case pollStream(RequestID, StreamURI, pollEntryID: EntryID)
     case streamEntries(RequestID, StreamURI, start: EntryID, end: EntryID)
+    /// Every member's view of the stream (version, committed id, gap), for the topology
+    /// manager's waits ([MEM-4]).
+    case streamStatus(RequestID, StreamURI)
     // Internal API.
     case newWriter(InternalHeader, WriterID, writerAddress: String, leaseMilliseconds: Int64)
     case writerInfo(InternalHeader)
@@ -75,6 +78,7 @@ public enum Reply: Sendable {
     case ok
     case claimed(WriterID, tail: Entry)
     case writerInfo(WriterInfo)
+    case streamStatus([WriterInfo])
     case putAcknowledged(servers: [NodeID])
     case entry(Entry)
     case entries([Entry])
@@ -88,16 +92,24 @@ public struct WriterInfo: Hashable, Sendable {
     public var leaseMilliseconds: Int64
     public var remainingLeaseMilliseconds: Int64
     public var streamVersion: UInt64
+    /// The answering member, its committed id, and whether it still has a gap to backfill.
+    public var server: NodeID
+    public var committedID: EntryID
+    public var hasGap: Bool
 
     public init(
         writerID: WriterID, writerAddress: String, leaseMilliseconds: Int64,
-        remainingLeaseMilliseconds: Int64, streamVersion: UInt64
+        remainingLeaseMilliseconds: Int64, streamVersion: UInt64,
+        server: NodeID = NodeID(0), committedID: EntryID = 0, hasGap: Bool = false
     ) {
         self.writerID = writerID
         self.writerAddress = writerAddress
         self.leaseMilliseconds = leaseMilliseconds
         self.remainingLeaseMilliseconds = remainingLeaseMilliseconds
         self.streamVersion = streamVersion
+        self.server = server
+        self.committedID = committedID
+        self.hasGap = hasGap
     }
 }
 
@@ -115,6 +127,8 @@ extension Message: CustomStringConvertible {
             return "PollStream#\(r) \(s) from=\(id)"
         case .streamEntries(let r, let s, let start, let end):
             return "StreamEntries#\(r) \(s) [\(start),\(end))"
+        case .streamStatus(let r, let s):
+            return "StreamStatus#\(r) \(s)"
         case .newWriter(let h, let w, let addr, let lease):
             return "NewWriter#\(h.requestID) \(h.stream) \(w) addr=\(addr) lease=\(lease)ms"
         case .writerInfo(let h):
@@ -141,6 +155,8 @@ extension Reply: CustomStringConvertible {
         case .writerInfo(let i):
             return "writer \(i.writerID) remaining=\(i.remainingLeaseMilliseconds)ms v\(i.streamVersion)"
         case .putAcknowledged(let servers): return "acked by \(servers.count)"
+        case .streamStatus(let infos):
+            return "status " + infos.map { "\($0.server.rawValue):v\($0.streamVersion)/c\($0.committedID)\($0.hasGap ? "/gap" : "")" }.joined(separator: " ")
         case .entry(let e): return "entry \(e.brief)"
         case .entries(let es):
             guard let first = es.first, let last = es.last else { return "entries []" }

@@ -40,6 +40,8 @@ public final class WriterNode<NodeClock: Clock, NodeNetwork: Network> {
 
     public func isExclusive() -> Bool { client.isExclusive(now: clock.now) }
 
+    public func updateServers(_ members: [NodeID]) { client.updateServers(members) }
+
     private func carryOut() -> [WriterEvent] {
         for effect in client.takeEffects() {
             if case .send(let message, let target) = effect {

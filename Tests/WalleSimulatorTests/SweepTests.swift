@@ -37,7 +37,9 @@ struct SweepTests {
     }
 }
 
-/// Each planted bug must be caught by the oracles within a bounded number of seeds.
+#if DEBUG
+/// Each planted bug must be caught by the oracles within a bounded number of seeds. The seam
+/// exists in debug builds only (release builds compile it out and refuse --plant).
 @Suite("Planted bugs")
 struct PlantedBugTests {
     @Test("Planted bugs are caught", arguments: [
@@ -66,5 +68,67 @@ struct PlantedBugTests {
     func unknownBug() {
         var options = RunOptions()
         #expect(throws: WalleError.self) { try options.plant(["noSuchBug"]) }
+    }
+}
+#endif
+
+@Suite("Faults")
+struct FaultTests {
+    @Test("Node replacement under load: the new node takes live writes at once and ends identical")
+    func replacementUnderLoad() throws {
+        var options = RunOptions()
+        options.duration = .seconds(20)
+        options.faults = false
+        options.replaceServerAt = .seconds(12)
+        var replaced = 0
+        var acknowledgedWhileBackfilling = 0
+        for seed in UInt64(1)...6 {
+            let result = Simulation.run(seed: seed, options: options)
+            // Convergence includes every member of every stream, the new one too, holding
+            // the same entries 1...C with no gap.
+            #expect(result.passed, "\(result.summary)")
+            guard result.faults[.nodeReplacement] == 1 else { continue }
+            replaced += 1
+            #expect(result.convergence != nil)
+            // A five-server cluster may wipe a server that holds only the root stream.
+            guard result.joinedStreams > 0 else { continue }
+            acknowledgedWhileBackfilling += result.liveAcksDuringBackfill
+            let firstAck = try #require(result.firstLiveAckAfterJoin, "seed \(seed): the new node never took a live write")
+            #expect(firstAck < .seconds(15), "seed \(seed): first live write \(firstAck) after joining")
+            print("replacement seed \(seed): first live write \(firstAck.formattedMilliseconds) after the join")
+        }
+        #expect(replaced == 6, "every seed replaces one server")
+        // Joining at the tail: somewhere the new node takes live writes while its gap is
+        // still being backfilled.
+        #expect(acknowledgedWhileBackfilling > 0)
+        print("replacement: \(acknowledgedWhileBackfilling) live puts acknowledged by new nodes while backfilling")
+    }
+
+    @Test("Beyond the time model: write safety holds; lease overlaps are reported, not failures")
+    func beyondModel() {
+        var options = RunOptions()
+        options.duration = .seconds(15)
+        options.beyondModel = true
+        var overlaps = 0
+        for seed in UInt64(1)...12 {
+            let result = Simulation.run(seed: seed, options: options)
+            #expect(result.violation == nil, "\(result.summary)")
+            overlaps += result.faults[.leaseViolationBeyondModel] ?? 0
+        }
+        print("beyond the model: \(overlaps) expected lease overlaps in 12 seeds")
+    }
+
+    @Test("Every fault kind runs somewhere in 60 seeds")
+    func everyFaultKind() {
+        var options = RunOptions()
+        options.duration = .seconds(10)
+        var seen: Set<FaultKind> = []
+        for seed in UInt64(1)...60 {
+            let result = Simulation.run(seed: seed, options: options)
+            #expect(result.passed, "\(result.summary)")
+            seen.formUnion(result.faults.filter { $0.value > 0 }.keys)
+        }
+        let expected = Set(FaultKind.allCases).subtracting([.leaseViolationBeyondModel])
+        #expect(expected.isSubset(of: seen), "never ran: \(expected.subtracting(seen).map(\.rawValue).sorted())")
     }
 }

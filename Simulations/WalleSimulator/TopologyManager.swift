@@ -1,0 +1,196 @@
+import WalleCore
+import WalleEnvironment
+import WalleNode
+
+/// The topology manager (§10.2): the writer of the root stream, whose entry N is topology
+/// version N. It makes one membership change at a time, each a single add or remove
+/// ([MEM-2]), and waits before each:
+/// - a majority of the stream's members are at its current version ([MEM-4]; with the
+///   members' strict version check this closes WS-2);
+/// - before a removal, a majority of the remaining members have no gap and have committed
+///   everything any member has committed (closes WS-3: the removed copy is not the last).
+final class TopologyManager {
+    enum Change: CustomStringConvertible {
+        case add(StreamURI, NodeID)
+        case remove(StreamURI, NodeID)
+
+        var uri: StreamURI {
+            switch self {
+            case .add(let uri, _), .remove(let uri, _): return uri
+            }
+        }
+
+        var description: String {
+            switch self {
+            case .add(let uri, let node): return "add \(node.short) to \(uri)"
+            case .remove(let uri, let node): return "remove \(node.short) from \(uri)"
+            }
+        }
+    }
+
+    unowned let world: World
+    let host: WriterHost
+    private var random: SimRandom
+    private(set) var topology = Topology.empty
+    private(set) var pending: [Change] = []
+    private var writing: (topology: Topology, entryID: EntryID, change: Change?)?
+    private var statusRequest: RequestID?
+    private var nextRequestID: RequestID = 1 << 40
+    private var claimed = false
+    /// Rotates the member asked for status, so a dead member is skipped on the next try.
+    private var statusCursor = 0
+    let initial: Topology
+    /// Set by the WS-3 mutation check: skip the wait before a removal.
+    var skipRemovalWait = false
+
+    init(world: World, host: WriterHost, random: SimRandom, initial: Topology) {
+        self.world = world
+        self.host = host
+        self.random = random
+        self.initial = initial
+        self.statusCursor = Int(self.random.next() % 64)
+    }
+
+    var isIdle: Bool { pending.isEmpty && writing == nil }
+
+    func start() { world.workload.after(.milliseconds(1), .managerClaim) }
+
+    func enqueue(_ changes: [Change]) {
+        pending += changes
+        world.trace.line(world.trueNow, "manager: queued \(changes.map(\.description).joined(separator: ", "))")
+        if claimed && writing == nil && statusRequest == nil { askStatus() }
+    }
+
+    func claim() {
+        switch host.node.client.phase {
+        case .idle, .closed: handle(host.node.claim())
+        default: return
+        }
+    }
+
+    /// Events of the manager's writer.
+    func handle(_ events: [WriterEvent]) {
+        for event in events {
+            world.trace.line(world.trueNow, "manager event: \(event.brief)")
+            world.oracle.writerEvent(host, event)
+            switch event {
+            case .claimed(_, let tail):
+                claimedTail(tail)
+            case .putAcknowledged(let entry):
+                committedVersion(entry)
+            case .claimFailed, .closed:
+                claimed = false
+                writing = nil
+                statusRequest = nil
+                world.workload.after(.milliseconds(random.int(in: 50...500)), .managerClaim)
+            }
+        }
+    }
+
+    private func claimedTail(_ tail: Entry) {
+        do {
+            topology = try Topology.decode(tail.data, entryID: tail.id)
+        } catch {
+            world.oracle.fail("topology", [host.id], "root entry \(tail.id) does not decode: \(error)")
+            return
+        }
+        claimed = true
+        if topology.version == 0 {
+            write(initial, change: nil)
+        } else {
+            world.topologyChanged(topology)
+            if !pending.isEmpty { askStatus() }
+        }
+    }
+
+    private func write(_ next: Topology, change: Change?) {
+        precondition(next.version == topology.version + 1, "topology versions grow by one ([TOPO-3])")
+        do {
+            let (entry, events) = try host.node.put(next.encoded())
+            precondition(entry.id == next.version, "entry N holds version N ([TOPO-1])")
+            writing = (next, entry.id, change)
+            handle(events)
+        } catch {
+            world.workload.after(.milliseconds(100), .managerRetry)
+        }
+    }
+
+    private func committedVersion(_ entry: Entry) {
+        guard let writing, entry.id == writing.entryID else { return }
+        self.writing = nil
+        topology = writing.topology
+        world.trace.line(world.trueNow, "manager: topology v\(topology.version) committed\(writing.change.map { " (\($0))" } ?? "")")
+        world.topologyChanged(topology)
+        if let change = writing.change {
+            world.count(.membershipChange)
+            switch change {
+            case .remove(let uri, _): world.oracle.checkMembersHoldCommitted(uri, topology.streams[uri]!.members)
+            case .add(let uri, let node): world.oracle.joined(node, uri)
+            }
+            pending.removeFirst()
+        }
+        if !pending.isEmpty { askStatus() }
+    }
+
+    func retry() {
+        guard claimed, writing == nil, statusRequest == nil, !pending.isEmpty else { return }
+        askStatus()
+    }
+
+    /// Asks a member of the next change's stream for every member's status.
+    private func askStatus() {
+        guard let change = pending.first, let stream = topology.streams[change.uri] else { return }
+        nextRequestID += 1
+        statusRequest = nextRequestID
+        statusCursor += 1
+        let target = stream.members[statusCursor % stream.members.count]
+        world.network.send(.streamStatus(nextRequestID, change.uri), from: host.id, to: target)
+        world.workload.after(.seconds(2), .managerStatusTimeout(nextRequestID))
+    }
+
+    func statusTimedOut(_ requestID: RequestID) {
+        guard statusRequest == requestID else { return }
+        statusRequest = nil
+        askStatus()
+    }
+
+    /// A StreamStatus answer for the manager (not a writer message).
+    func receive(_ message: Message) -> Bool {
+        guard case .response(let requestID, let reply) = message, requestID == statusRequest else { return false }
+        statusRequest = nil
+        guard case .streamStatus(let infos) = reply, let change = pending.first, claimed, writing == nil else {
+            world.workload.after(.milliseconds(100), .managerRetry)
+            return true
+        }
+        if ready(change, infos) {
+            write(applying(change), change: change)
+        } else {
+            world.workload.after(.milliseconds(100), .managerRetry)
+        }
+        return true
+    }
+
+    private func ready(_ change: Change, _ infos: [WriterInfo]) -> Bool {
+        let stream = topology.streams[change.uri]!
+        let current = infos.filter { stream.contains($0.server) && $0.streamVersion == stream.version }
+        guard current.count >= stream.majority else { return false }
+        guard case .remove(_, let leaving) = change, !skipRemovalWait else { return true }
+        let remaining = stream.members.filter { $0 != leaving }
+        let committed = infos.map(\.committedID).max() ?? 0
+        let caughtUp = current.filter { remaining.contains($0.server) && !$0.hasGap && $0.committedID >= committed }
+        return caughtUp.count >= remaining.count / 2 + 1
+    }
+
+    private func applying(_ change: Change) -> Topology {
+        var next = topology
+        next.version += 1
+        var stream = next.streams[change.uri]!
+        stream.version += 1
+        switch change {
+        case .add(_, let node): stream = StreamTopology(version: stream.version, members: stream.members + [node])
+        case .remove(_, let node): stream = StreamTopology(version: stream.version, members: stream.members.filter { $0 != node })
+        }
+        next.streams[change.uri] = stream
+        return next
+    }
+}

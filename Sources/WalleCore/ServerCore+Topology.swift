@@ -1,0 +1,94 @@
+import WalleEnvironment
+
+/// A server's view of the topology stream (§10.4).
+struct TopologyWatch {
+    var knownVersion: UInt64 = 0
+    var rootMembers: [NodeID] = []
+    /// The long polls of the current round, one per root member.
+    var polls: [RequestID: NodeID] = [:]
+    var round: UInt64 = 0
+}
+
+// Learning the topology: every server long-polls every root member for the next version at
+// once (a dead or lagging member cannot hold it back) and applies the first newer answer: it
+// creates the streams it became a member of, updates member lists, and drops the streams it
+// left.
+extension ServerCore {
+    mutating func pollTopology() {
+        guard let source = configuration.topologySource, topologyWatch.polls.isEmpty else { return }
+        topologyWatch.round += 1
+        for member in topologyWatch.rootMembers {
+            let requestID = makeRequestID()
+            topologyWatch.polls[requestID] = member
+            send(.pollStream(requestID, source.rootStream, pollEntryID: topologyWatch.knownVersion + 1), to: member)
+        }
+        let timeout = time.monotonic + configuration.pollTimeout + .seconds(1)
+        timers.schedule(at: timeout, .topologyPollTimeout(topologyWatch.round))
+    }
+
+    /// Returns false when the reply is not a topology poll's.
+    mutating func topologyPollAnswered(_ requestID: RequestID, _ reply: Reply, from source: NodeID) -> Bool {
+        guard topologyWatch.polls[requestID] == source else { return false }
+        topologyWatch.polls.removeValue(forKey: requestID)
+        if case .entry(let entry) = reply, entry.id > topologyWatch.knownVersion {
+            do {
+                apply(try Topology.decode(entry.data, entryID: entry.id))
+            } catch {
+                note("topology entry \(entry.id) is unreadable: \(error)")
+            }
+            // Newer news: start the next round now; late answers of this one are ignored.
+            topologyWatch.polls.removeAll()
+            timers.schedule(at: time.monotonic, .topologyPoll)
+        } else if topologyWatch.polls.isEmpty {
+            timers.schedule(at: time.monotonic + configuration.topologyRetryDelay, .topologyPoll)
+        }
+        return true
+    }
+
+    mutating func topologyRoundTimedOut(_ round: UInt64) {
+        guard round == topologyWatch.round, !topologyWatch.polls.isEmpty else { return }
+        topologyWatch.polls.removeAll()
+        timers.schedule(at: time.monotonic, .topologyPoll)
+    }
+
+    /// Streams this server left go first, then the ones it is a member of ([10.4]). Each
+    /// stream's own version decides: a restarted server asks from version 1 again and may be
+    /// answered by a lagging root member, so an older stream version never undoes a newer one.
+    mutating func apply(_ topology: Topology) {
+        note("topology version \(topology.version)")
+        for uri in streams.keys.sorted() {
+            guard let stream = topology.streams[uri], !stream.contains(id),
+                stream.version > streams[uri]!.metadata.topology.version
+            else { continue }
+            dropStream(uri)
+        }
+        for uri in topology.streams.keys.sorted() {
+            let stream = topology.streams[uri]!
+            guard stream.contains(id) else { continue }
+            if streams[uri] == nil {
+                createStream(uri, topology: stream)
+            } else if stream.version > streams[uri]!.metadata.topology.version {
+                streams[uri]!.metadata.topology = stream
+                pendingWrites.append(.setMetadata(uri, streams[uri]!.metadata))
+            }
+        }
+        if let root = configuration.topologySource?.rootStream, let members = topology.streams[root]?.members {
+            topologyWatch.rootMembers = members
+        }
+        topologyWatch.knownVersion = topology.version
+    }
+
+    /// This server is no longer a member: answer everything waiting and forget the stream.
+    mutating func dropStream(_ uri: StreamURI) {
+        guard var replica = streams.removeValue(forKey: uri) else { return }
+        note("left \(uri)")
+        for queued in replica.removeOvertakenQueued() + replica.queue.keys.sorted().compactMap({ replica.queue[$0] }) {
+            for route in queued.routes { fail(route, .notFound, "\(id) left \(uri)") }
+        }
+        for waiter in readWaiters.removeValue(forKey: uri) ?? [] {
+            readWaiterCount -= 1
+            fail(waiter.route, .notFound, "\(id) left \(uri)")
+        }
+        pendingWrites.append(.dropStream(uri))
+    }
+}
