@@ -2,13 +2,14 @@
 # Plants each known bug into a scratch copy of the source, sweeps seeds until the first
 # failure, and prints a table: bug, caught or not, seeds to the first failure, the oracle.
 #
-# Usage: scripts/mutation-check.sh [seeds per bug, default 500] [jobs, default 2]
+# Usage: scripts/mutation-check.sh [seeds per bug, default 500] [jobs, default 2] [name filter]
 # Each mutation is a one-line source edit (below), so the table tests the code as shipped,
 # not a seam. Needs about 1 minute of build per mutation on 2 cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seeds=${1:-500}
 jobs=${2:-2}
+only=${3:-}
 scratch=$(mktemp -d /tmp/walle-mutation.XXXXXX)
 trap 'rm -rf "$scratch"' EXIT
 
@@ -27,6 +28,7 @@ mutations=(
 printf '%-36s %-7s %-17s %s\n' "bug" "caught" "seeds to failure" "oracle"
 for mutation in "${mutations[@]}"; do
   name=${mutation%%@@*}
+  if [ -n "$only" ] && [[ "$name" != *"$only"* ]]; then continue; fi
   rm -rf "$scratch/src"
   mkdir -p "$scratch/src"
   # The committed code (HEAD), whatever the work tree holds.

@@ -19,14 +19,15 @@ public struct FaultProfile: Sendable, CustomStringConvertible {
     public var wallStepsPerMinute: Double
     public var pausesEnabled: Bool
     public var replacementsPerMinute: Double
+    public var movesPerMinute: Double
 
     static let none = FaultProfile(
         lossProbability: 0, duplicateProbability: 0, spikeProbability: 0, spikeMax: .zero,
         partitionsPerMinute: 0, partitionDurationMax: .zero, crashesPerMinute: 0, downtimeMax: .zero,
         crashKeepsPrefix: false, stallsPerMinute: 0, stallMax: .zero, wallStepsPerMinute: 0,
-        pausesEnabled: false, replacementsPerMinute: 0)
+        pausesEnabled: false, replacementsPerMinute: 0, movesPerMinute: 0)
 
-    static func draw(_ random: inout SimRandom) -> FaultProfile {
+    static func draw(_ random: inout SimRandom, replicaMoves: Bool) -> FaultProfile {
         func maybe(_ zeroChance: Double, _ range: ClosedRange<Double>) -> Double {
             random.chance(zeroChance) ? 0 : random.double(in: range)
         }
@@ -44,7 +45,9 @@ public struct FaultProfile: Sendable, CustomStringConvertible {
             stallMax: .milliseconds(random.int(in: 1...5000)),
             wallStepsPerMinute: maybe(0.5, 0.5...3),
             pausesEnabled: !random.chance(0.2),
-            replacementsPerMinute: maybe(0.4, 1...4))
+            replacementsPerMinute: maybe(0.4, 1...4),
+            // Opt-in: moving live replicas exposes the removal gap TopologyManager documents.
+            movesPerMinute: replicaMoves ? maybe(0.2, 2...8) : 0)
     }
 
     public var description: String {
@@ -55,7 +58,7 @@ public struct FaultProfile: Sendable, CustomStringConvertible {
             + "partitions=\(rate(partitionsPerMinute))<=\(partitionDurationMax.milliseconds)ms "
             + "crashes=\(rate(crashesPerMinute))<=\(downtimeMax.milliseconds)ms keep-prefix=\(crashKeepsPrefix) "
             + "stalls=\(rate(stallsPerMinute))<=\(stallMax.milliseconds)ms wall-steps=\(rate(wallStepsPerMinute)) "
-            + "pauses=\(pausesEnabled) replacements=\(rate(replacementsPerMinute))"
+            + "pauses=\(pausesEnabled) replacements=\(rate(replacementsPerMinute)) moves=\(rate(movesPerMinute))"
     }
 }
 
@@ -80,6 +83,7 @@ public enum FaultKind: String, CaseIterable, Sendable {
     case leaseViolationBeyondModel = "lease overlap beyond the time model (expected)"
     case nodeReplacement = "node replacement (wiped, new id)"
     case membershipChange = "membership change (one member)"
+    case replicaMove = "replica moved (only with --replica-moves)"
 }
 
 enum FaultAction {
@@ -91,6 +95,7 @@ enum FaultAction {
     case wallStep
     case replace
     case replaceNow
+    case move
     /// End of the fault phase: everything heals and the liveness phase begins.
     case healAll
     case checkLiveness
@@ -116,6 +121,7 @@ final class Nemesis {
         scheduleNext(.stall, perMinute: profile.stallsPerMinute)
         scheduleNext(.wallStep, perMinute: profile.wallStepsPerMinute)
         scheduleNext(.replace, perMinute: profile.replacementsPerMinute)
+        scheduleNext(.move, perMinute: profile.movesPerMinute)
         if let at = world.options.replaceServerAt { world.schedule(at: at.nanoseconds, .fault(.replaceNow)) }
         world.schedule(at: world.profile.duration.nanoseconds, .fault(.healAll))
     }
@@ -158,6 +164,10 @@ final class Nemesis {
             guard !healed else { return }
             replaceSomeServer()
             scheduleNext(.replace, perMinute: profile.replacementsPerMinute)
+        case .move:
+            guard !healed else { return }
+            moveSomeReplica()
+            scheduleNext(.move, perMinute: profile.movesPerMinute)
         case .replaceNow:
             if world.manager.isIdle && world.manager.topology.version >= 1 {
                 replaceSomeServer()
@@ -219,7 +229,8 @@ final class Nemesis {
     }
 
     /// Wipes one server for good and has the manager move its streams to a new server: add the
-    /// new one, wait until it has backfilled, then remove the old one, stream by stream.
+    /// new one, then remove the old one once a majority of the remaining members are caught
+    /// up and gap-free (WS-3), stream by stream.
     private func replaceSomeServer() {
         let retired = world.servers.filter(\.isRetired).count
         // One replacement at a time, and only once the manager holds the topology: wiping a
@@ -230,9 +241,27 @@ final class Nemesis {
         let old = world.servers[index].id
         let new = world.replaceServer(index)
         // Every add first, so the new server takes live writes on all its streams at once;
-        // then the removals, each after the new server has backfilled (WS-3).
+        // then the removals, each once a majority of the remaining members is caught up (WS-3).
         let streams = world.manager.topology.streams.keys.sorted().filter { world.manager.topology.streams[$0]!.contains(old) }
         world.manager.enqueue(streams.map { .add($0, new) } + streams.map { .remove($0, old) })
+    }
+
+    /// Moves one replica of a workload stream to a live server that does not hold it: add the
+    /// new member, then remove the old one, which may be alive and lagging (WS-2's setting).
+    private func moveSomeReplica() {
+        guard world.manager.isIdle, world.manager.topology.version >= 1 else { return }
+        let topology = world.manager.topology
+        let live = world.servers.filter { !$0.isRetired }.map(\.id)
+        let movable = world.workload.streams.filter { uri in
+            live.contains { !(topology.streams[uri]?.contains($0) ?? true) }
+        }
+        guard !movable.isEmpty else { return }
+        let uri = random.pick(movable)
+        let stream = topology.streams[uri]!
+        let target = random.pick(live.filter { !stream.contains($0) })
+        let source = random.pick(stream.members)
+        world.count(.replicaMove)
+        world.manager.enqueue([.add(uri, target), .remove(uri, source)])
     }
 
     private func wallStep() {

@@ -48,7 +48,10 @@ final class Liveness {
             return
         }
         // Once every stream has a live writer, stop new puts so commits can settle everywhere.
-        if !quiescing && world.workload.streams.allSatisfy({ world.oracle.lastAcknowledgedAt($0) ?? 0 > healedAt }) {
+        // A pending removal waits for commits to cover every tail, so puts go on until then.
+        if !quiescing && world.manager.isIdle
+            && world.workload.streams.allSatisfy({ world.oracle.lastAcknowledgedAt($0) ?? 0 > healedAt })
+        {
             quiescing = true
             world.workload.quiesce()
         }

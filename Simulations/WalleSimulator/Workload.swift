@@ -10,6 +10,7 @@ enum WorkloadAction {
     case read(reader: Int)
     case clockRate(NodeID)
     case managerClaim
+    case route(writer: Int, members: [NodeID], version: UInt64)
     case managerRetry
     case managerStatusTimeout(RequestID)
 }
@@ -157,6 +158,12 @@ final class Workload {
             after(.milliseconds(random.int(in: 10...300)), .read(reader: index))
         case .managerClaim:
             world.manager.claim()
+        case .route(let index, let members, let version):
+            let host = world.writers[index]
+            // Routing updates may arrive out of order; only a newer topology replaces one.
+            guard version > host.routingVersion else { return }
+            host.routingVersion = version
+            host.node.updateServers(members)
         case .managerRetry:
             world.manager.retry()
         case .managerStatusTimeout(let requestID):

@@ -42,6 +42,8 @@ final class WriterHost {
     /// A paused writer receives nothing and does nothing, like a frozen process.
     var paused = false
     var burstGeneration: UInt64 = 0
+    /// The topology version the client routes by.
+    var routingVersion: UInt64 = 0
 
     init(id: NodeID, uri: StreamURI, clock: SimClock, node: SimWriterNode) {
         self.id = id
@@ -77,6 +79,7 @@ public final class World {
     var readers: [ReaderHost] = []
     private var hostIndex: [NodeID: HostRef] = [:]
     private var clockRandom: SimRandom
+    private var routingRandom: SimRandom
 
     enum HostRef {
         case server(Int)
@@ -90,6 +93,7 @@ public final class World {
         self.options = options
         self.profile = Profile.draw(seed: seed, options: options)
         self.clockRandom = SimRandom.fork(seed: seed, "clock")
+        self.routingRandom = SimRandom.fork(seed: seed, "routing")
         self.oracle = Oracle(world: self)
         self.network = SimNetwork(
             world: self, random: SimRandom.fork(seed: seed, "network"), profile: profile.network,
@@ -165,10 +169,13 @@ public final class World {
         return host.id
     }
 
-    /// A committed topology: clients route to the new member lists.
+    /// A committed topology: clients route to the new member lists, each after its own delay
+    /// (clients learn topology late, so old coordinators keep being used for a while).
     func topologyChanged(_ topology: Topology) {
-        for writer in writers {
-            if let members = topology.streams[writer.uri]?.members, !members.isEmpty { writer.node.updateServers(members) }
+        for (index, writer) in writers.enumerated() {
+            guard let members = topology.streams[writer.uri]?.members, !members.isEmpty else { continue }
+            let delay = routingRandom.int(in: Int64(0)...2_000_000_000)
+            schedule(at: trueNow + delay, .workload(.route(writer: index, members: members, version: topology.version)))
         }
         if let root = topology.streams[World.rootStream]?.members {
             manager.host.node.updateServers(root)

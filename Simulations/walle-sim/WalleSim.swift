@@ -26,6 +26,9 @@ struct SimulationOptions: ParsableArguments {
     @Flag(help: "Let clock rates leave [0.75, 1.25]: lease overlaps are expected, write safety must hold.")
     var beyondModel = false
 
+    @Flag(help: "Also move replicas between live servers (exposes a known gap; see docs/protocol.md).")
+    var replicaMoves = false
+
     @Option(help: "Replace one server (wipe it, start a new one) at this simulated second.")
     var replaceAt: Int?
 
@@ -44,6 +47,10 @@ struct SimulationOptions: ParsableArguments {
         options.livenessTimeout = .seconds(livenessTimeout)
         options.faults = !noFaults
         options.beyondModel = beyondModel
+        options.replicaMoves = replicaMoves
+        if let replaceAt, replaceAt < 0 || replaceAt >= duration {
+            throw ValidationError("--replace-at must be within the fault phase [0, \(duration)) seconds, got \(replaceAt)")
+        }
         options.replaceServerAt = replaceAt.map { .seconds($0) }
         do {
             try options.plant(plantedBugs)
@@ -120,6 +127,8 @@ func hashInSecondProcess(seed: UInt64, simulation: SimulationOptions) throws -> 
     ]
     if simulation.noFaults { arguments.append("--no-faults") }
     if simulation.beyondModel { arguments.append("--beyond-model") }
+    if simulation.replicaMoves { arguments.append("--replica-moves") }
+    if let at = simulation.replaceAt { arguments += ["--replace-at", String(at)] }
     for bug in simulation.plantedBugs { arguments += ["--plant", bug] }
     process.arguments = arguments
     let pipe = Pipe()

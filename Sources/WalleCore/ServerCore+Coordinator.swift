@@ -50,20 +50,19 @@ extension ServerCore {
     }
 
     mutating func coordinateWriterStatus(_ route: Route, _ uri: StreamURI) {
-        guard let replica = streams[uri] else {
-            fail(route, .notFound, "stream \(uri) is not stored on \(id)")
-            return
-        }
-        let members = replica.metadata.topology.members
-        let coordinationID = makeProcessID()
-        coordinations[coordinationID] = Coordination(
-            route: route, kind: .writerStatus([]), quorum: Quorum(memberCount: members.count))
-        for member in members {
-            call(member, .coordination(coordinationID, uri)) { .writerInfo($0) }
-        }
+        askEveryMember(route, uri, timeout: nil) { _ in .writerStatus([]) }
     }
 
     mutating func coordinateStreamStatus(_ route: Route, _ uri: StreamURI) {
+        askEveryMember(route, uri, timeout: configuration.statusCallTimeout) {
+            .streamStatus([], outstanding: $0)
+        }
+    }
+
+    /// Sends WriterInfo to every member of the stream on behalf of one client request.
+    private mutating func askEveryMember(
+        _ route: Route, _ uri: StreamURI, timeout: Duration?, kind: (Int) -> Coordination.Kind
+    ) {
         guard let replica = streams[uri] else {
             fail(route, .notFound, "stream \(uri) is not stored on \(id)")
             return
@@ -71,10 +70,9 @@ extension ServerCore {
         let members = replica.metadata.topology.members
         let coordinationID = makeProcessID()
         coordinations[coordinationID] = Coordination(
-            route: route, kind: .streamStatus([], outstanding: members.count),
-            quorum: Quorum(memberCount: members.count))
+            route: route, kind: kind(members.count), quorum: Quorum(memberCount: members.count))
         for member in members {
-            call(member, .coordination(coordinationID, uri), timeout: configuration.statusCallTimeout) { .writerInfo($0) }
+            call(member, .coordination(coordinationID, uri), timeout: timeout) { .writerInfo($0) }
         }
     }
 

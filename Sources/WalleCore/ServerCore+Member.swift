@@ -62,7 +62,7 @@ extension ServerCore {
             leaseMilliseconds: replica.metadata.leaseMilliseconds,
             remainingLeaseMilliseconds: replica.remainingLease(now: time.monotonic).milliseconds,
             streamVersion: replica.metadata.topology.version, server: id,
-            committedID: replica.committedID, hasGap: replica.metadata.hasGap)
+            committedID: replica.committedID, tailID: replica.tailID, hasGap: replica.metadata.hasGap)
     }
 
     /// Claim phase 1 at a member ([CLAIM-1] step 3). The answer waits until the writer id is

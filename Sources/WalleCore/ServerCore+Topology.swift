@@ -31,14 +31,15 @@ extension ServerCore {
         guard topologyWatch.polls[requestID] == source else { return false }
         topologyWatch.polls.removeValue(forKey: requestID)
         if case .entry(let entry) = reply, entry.id > topologyWatch.knownVersion {
+            topologyWatch.polls.removeAll()
             do {
                 apply(try Topology.decode(entry.data, entryID: entry.id))
+                // Newer news: start the next round now; late answers of this one are ignored.
+                timers.schedule(at: time.monotonic, .topologyPoll)
             } catch {
                 note("topology entry \(entry.id) is unreadable: \(error)")
+                timers.schedule(at: time.monotonic + configuration.topologyRetryDelay, .topologyPoll)
             }
-            // Newer news: start the next round now; late answers of this one are ignored.
-            topologyWatch.polls.removeAll()
-            timers.schedule(at: time.monotonic, .topologyPoll)
         } else if topologyWatch.polls.isEmpty {
             timers.schedule(at: time.monotonic + configuration.topologyRetryDelay, .topologyPoll)
         }

@@ -64,7 +64,8 @@ public struct ServerCore {
         }
     }
 
-    /// Makes this node a member of a stream it does not have yet (static topology for now).
+    /// Makes this node a member of a stream it does not have yet (at bootstrap, or when the
+    /// topology adds it).
     public mutating func createStream(_ uri: StreamURI, topology: StreamTopology) {
         precondition(topology.contains(id), "only members store a stream")
         guard streams[uri] == nil else { return }

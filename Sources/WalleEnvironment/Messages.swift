@@ -95,12 +95,14 @@ public struct WriterInfo: Hashable, Sendable {
     /// The answering member, its committed id, and whether it still has a gap to backfill.
     public var server: NodeID
     public var committedID: EntryID
+    /// The member's last entry, committed or not.
+    public var tailID: EntryID
     public var hasGap: Bool
 
     public init(
         writerID: WriterID, writerAddress: String, leaseMilliseconds: Int64,
         remainingLeaseMilliseconds: Int64, streamVersion: UInt64,
-        server: NodeID = NodeID(0), committedID: EntryID = 0, hasGap: Bool = false
+        server: NodeID = NodeID(0), committedID: EntryID = 0, tailID: EntryID = 0, hasGap: Bool = false
     ) {
         self.writerID = writerID
         self.writerAddress = writerAddress
@@ -109,6 +111,7 @@ public struct WriterInfo: Hashable, Sendable {
         self.streamVersion = streamVersion
         self.server = server
         self.committedID = committedID
+        self.tailID = tailID
         self.hasGap = hasGap
     }
 }
@@ -156,7 +159,7 @@ extension Reply: CustomStringConvertible {
             return "writer \(i.writerID) remaining=\(i.remainingLeaseMilliseconds)ms v\(i.streamVersion)"
         case .putAcknowledged(let servers): return "acked by \(servers.count)"
         case .streamStatus(let infos):
-            return "status " + infos.map { "\($0.server.rawValue):v\($0.streamVersion)/c\($0.committedID)\($0.hasGap ? "/gap" : "")" }.joined(separator: " ")
+            return "status " + infos.map { "\($0.server.rawValue):v\($0.streamVersion)/c\($0.committedID)/t\($0.tailID)\($0.hasGap ? "/gap" : "")" }.joined(separator: " ")
         case .entry(let e): return "entry \(e.brief)"
         case .entries(let es):
             guard let first = es.first, let last = es.last else { return "entries []" }

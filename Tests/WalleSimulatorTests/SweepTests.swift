@@ -128,7 +128,8 @@ struct FaultTests {
             #expect(result.passed, "\(result.summary)")
             seen.formUnion(result.faults.filter { $0.value > 0 }.keys)
         }
-        let expected = Set(FaultKind.allCases).subtracting([.leaseViolationBeyondModel])
+        // Lease overlaps need --beyond-model; replica moves need --replica-moves.
+        let expected = Set(FaultKind.allCases).subtracting([.leaseViolationBeyondModel, .replicaMove])
         #expect(expected.isSubset(of: seen), "never ran: \(expected.subtracting(seen).map(\.rawValue).sorted())")
     }
 }
