@@ -135,11 +135,9 @@ public struct WriterClient {
     public var pendingCount: Int { pending.count }
 
     public var nextWakeup: Instant? {
-        var next = heartbeatDue
-        for deadline in outstanding.values.map(\.deadline) + (retryWakeAt.map { [$0] } ?? []) {
-            next = next.map { min($0, deadline) } ?? deadline
-        }
-        return next
+        // A minimum does not depend on the order the dictionary yields its values.
+        let candidates = [heartbeatDue, retryWakeAt, outstanding.values.lazy.map(\.deadline).min()]
+        return candidates.compactMap { $0 }.min()
     }
 }
 
