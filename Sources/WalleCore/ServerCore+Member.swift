@@ -21,7 +21,9 @@ extension ServerCore {
         case .newWriter(_, let writer, let address, let lease):
             memberNewWriter(route, uri, writer, address: address, leaseMilliseconds: lease)
         case .writerInfo:
-            reply(route, .writerInfo(writerInfo(uri)))
+            // Answered once what it reports (writer id, stream version) is durable: the
+            // manager's WS-2 wait counts these versions, and a crash must not undo one.
+            whenDurable(.reply(route, .writerInfo(writerInfo(uri))))
         case .putEntryInternal(_, let kind, let entry, let committedID, let committedChecksum):
             memberPut(route, uri, kind, entry, commit: CommitMarker(id: committedID, checksum: committedChecksum))
         case .tailEntries:
