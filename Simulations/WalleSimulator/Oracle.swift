@@ -102,6 +102,47 @@ final class Oracle {
         }
         log[uri, default: [:]][entry.id] = entry.checksum
         world.trace.line(world.trueNow, "oracle: \(uri) \(entry.id) committed (\(what) on \(node))")
+        if uri == World.rootStream && entry.id > 0 { topologyCommitted(entry, by: node) }
+    }
+
+    private var topologies: [UInt64: Topology] = [:]
+
+    /// Invariant 12: entry N of the topology stream is version N, each stream's version grows
+    /// by exactly one per change, and consecutive member lists differ by at most one server.
+    private func topologyCommitted(_ entry: Entry, by node: NodeID) {
+        let topology: Topology
+        do {
+            topology = try Topology.decode(entry.data, entryID: entry.id)
+        } catch {
+            fail("topology", [node], "root entry \(entry.id): \(error)")
+            return
+        }
+        topologies[entry.id] = topology
+        for (older, newer) in [(topologies[entry.id - 1], topology), (topology, topologies[entry.id + 1])] {
+            guard let older, let newer else { continue }
+            if let problem = topologyStepProblem(from: older, to: newer) {
+                fail("topology", [node], "v\(older.version) -> v\(newer.version): \(problem)")
+            }
+        }
+    }
+
+    private func topologyStepProblem(from older: Topology, to newer: Topology) -> String? {
+        for uri in newer.streams.keys.sorted() {
+            let next = newer.streams[uri]!
+            guard let previous = older.streams[uri] else {
+                if next.version != 1 { return "\(uri) appears at version \(next.version)" }
+                continue
+            }
+            if next.version == previous.version {
+                if next.members != previous.members { return "\(uri) members changed without a version" }
+            } else if next.version == previous.version + 1 {
+                let changed = Set(next.members).symmetricDifference(previous.members)
+                if changed.count > 1 { return "\(uri) changed \(changed.count) members at once" }
+            } else {
+                return "\(uri) went from version \(previous.version) to \(next.version)"
+            }
+        }
+        return nil
     }
 
     // MARK: Membership
