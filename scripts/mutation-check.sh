@@ -21,7 +21,7 @@ mutations=(
   "WS-1 commit marker w/o checksum@@Sources/WalleCore/StreamReplica+Put.swift@@        if local.checksum == marker.checksum || limits.commitWithoutChecksum {@@        if true {"
   "WS-11 commit <= C w/o checksum@@Sources/WalleCore/StreamReplica+Put.swift@@            if let known = knownCommittedChecksum(marker.id), known != marker.checksum {@@            if let known = knownCommittedChecksum(marker.id), known != marker.checksum, false {"
   "WS-2 accept versions v-1 and v+1@@Sources/WalleCore/ServerCore+Member.swift@@        guard header.streamVersion == local || header.streamVersion == local + 1 else {@@        guard header.streamVersion == local || header.streamVersion == local + 1 || (header.streamVersion + 1 == local && replica.metadata.topology.contains(source)) else {"
-  "WS-3 remove without backfill wait@@Simulations/WalleSimulator/TopologyManager.swift@@        guard case .remove(_, let leaving) = change, !skipRemovalWait else { return true }@@        guard case .remove(_, let leaving) = change, skipRemovalWait else { return true }"
+  "WS-3 remove without backfill wait@@Simulations/WalleSimulator/TopologyManager.swift@@        guard case .remove(_, let leaving) = change else { return true }@@        guard case .remove(_, let leaving) = change, false else { return true }"
   "manager skips a stream version@@Simulations/WalleSimulator/TopologyManager.swift@@        stream.version += 1@@        stream.version += 2"
   "re-stamp one entry per call (176)@@Sources/WalleCore/ServerCore+Claim.swift@@            if !suffix.isEmpty { sends.append((member, suffix)) }@@            for entry in suffix { sends.append((member, [entry])) }"
 )

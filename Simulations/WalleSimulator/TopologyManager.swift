@@ -46,8 +46,6 @@ final class TopologyManager {
     /// Rotates the member asked for status, so a dead member is skipped on the next try.
     private var statusCursor = 0
     let initial: Topology
-    /// Set by the WS-3 mutation check: skip the wait before a removal.
-    var skipRemovalWait = false
 
     init(world: World, host: WriterHost, random: SimRandom, initial: Topology) {
         self.world = world
@@ -119,8 +117,13 @@ final class TopologyManager {
 
     private func write(_ next: Topology, change: Change?) {
         precondition(next.version == topology.version + 1, "topology versions grow by one ([TOPO-3])")
+        let encoded = next.encoded()
+        guard encoded.count <= Topology.encodedSizeMax else {
+            world.oracle.fail("topology", [host.id], "topology v\(next.version) is \(encoded.count) bytes, over one entry")
+            return
+        }
         do {
-            let (entry, events) = try host.node.put(next.encoded())
+            let (entry, events) = try host.node.put(encoded)
             precondition(entry.id == next.version, "entry N holds version N ([TOPO-1])")
             writing = (next, entry.id, change)
             handle(events)
@@ -188,7 +191,7 @@ final class TopologyManager {
         let stream = topology.streams[change.uri]!
         let current = infos.filter { stream.contains($0.server) && $0.streamVersion == stream.version }
         guard current.count >= stream.majority else { return false }
-        guard case .remove(_, let leaving) = change, !skipRemovalWait else { return true }
+        guard case .remove(_, let leaving) = change else { return true }
         let remaining = stream.members.filter { $0 != leaving }
         let committed = infos.map(\.committedID).max() ?? 0
         let caughtUp = current.filter { remaining.contains($0.server) && !$0.hasGap && $0.committedID >= committed }
