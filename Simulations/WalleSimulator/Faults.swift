@@ -20,12 +20,17 @@ public struct FaultProfile: Sendable, CustomStringConvertible {
     public var pausesEnabled: Bool
     public var replacementsPerMinute: Double
     public var movesPerMinute: Double
+    /// Servers that stop learning new topology versions for a while (a stuck watcher), so
+    /// old member lists stay in use (the setting of WS-2).
+    public var topologyLagsPerMinute: Double
+    public var topologyLagMax: Duration
 
     static let none = FaultProfile(
         lossProbability: 0, duplicateProbability: 0, spikeProbability: 0, spikeMax: .zero,
         partitionsPerMinute: 0, partitionDurationMax: .zero, crashesPerMinute: 0, downtimeMax: .zero,
         crashKeepsPrefix: false, stallsPerMinute: 0, stallMax: .zero, wallStepsPerMinute: 0,
-        pausesEnabled: false, replacementsPerMinute: 0, movesPerMinute: 0)
+        pausesEnabled: false, replacementsPerMinute: 0, movesPerMinute: 0,
+        topologyLagsPerMinute: 0, topologyLagMax: .zero)
 
     static func draw(_ random: inout SimRandom, replicaMoves: Bool) -> FaultProfile {
         func maybe(_ zeroChance: Double, _ range: ClosedRange<Double>) -> Double {
@@ -46,8 +51,10 @@ public struct FaultProfile: Sendable, CustomStringConvertible {
             wallStepsPerMinute: maybe(0.5, 0.5...3),
             pausesEnabled: !random.chance(0.2),
             replacementsPerMinute: maybe(0.4, 1...4),
-            // Opt-in: moving live replicas exposes the removal gap TopologyManager documents.
-            movesPerMinute: replicaMoves ? maybe(0.2, 2...8) : 0)
+            // Opt-in (see RunOptions.replicaMoves).
+            movesPerMinute: replicaMoves ? maybe(0.2, 2...8) : 0,
+            topologyLagsPerMinute: maybe(0.3, 1...6),
+            topologyLagMax: .milliseconds(random.int(in: 1000...20000)))
     }
 
     public var description: String {
@@ -58,7 +65,8 @@ public struct FaultProfile: Sendable, CustomStringConvertible {
             + "partitions=\(rate(partitionsPerMinute))<=\(partitionDurationMax.milliseconds)ms "
             + "crashes=\(rate(crashesPerMinute))<=\(downtimeMax.milliseconds)ms keep-prefix=\(crashKeepsPrefix) "
             + "stalls=\(rate(stallsPerMinute))<=\(stallMax.milliseconds)ms wall-steps=\(rate(wallStepsPerMinute)) "
-            + "pauses=\(pausesEnabled) replacements=\(rate(replacementsPerMinute)) moves=\(rate(movesPerMinute))"
+            + "pauses=\(pausesEnabled) replacements=\(rate(replacementsPerMinute)) moves=\(rate(movesPerMinute)) "
+            + "topology-lags=\(rate(topologyLagsPerMinute))<=\(topologyLagMax.milliseconds)ms"
     }
 }
 
@@ -84,6 +92,7 @@ public enum FaultKind: String, CaseIterable, Sendable {
     case nodeReplacement = "node replacement (wiped, new id)"
     case membershipChange = "membership change (one member)"
     case replicaMove = "replica moved (only with --replica-moves)"
+    case topologyLag = "topology watch stalled"
 }
 
 enum FaultAction {
@@ -96,6 +105,7 @@ enum FaultAction {
     case replace
     case replaceNow
     case move
+    case topologyLag
     /// End of the fault phase: everything heals and the liveness phase begins.
     case healAll
     case checkLiveness
@@ -122,6 +132,7 @@ final class Nemesis {
         scheduleNext(.wallStep, perMinute: profile.wallStepsPerMinute)
         scheduleNext(.replace, perMinute: profile.replacementsPerMinute)
         scheduleNext(.move, perMinute: profile.movesPerMinute)
+        scheduleNext(.topologyLag, perMinute: profile.topologyLagsPerMinute)
         if let at = world.options.replaceServerAt { world.schedule(at: at.nanoseconds, .fault(.replaceNow)) }
         world.schedule(at: world.profile.duration.nanoseconds, .fault(.healAll))
     }
@@ -168,6 +179,10 @@ final class Nemesis {
             guard !healed else { return }
             moveSomeReplica()
             scheduleNext(.move, perMinute: profile.movesPerMinute)
+        case .topologyLag:
+            guard !healed else { return }
+            stallTopologyWatch()
+            scheduleNext(.topologyLag, perMinute: profile.topologyLagsPerMinute)
         case .replaceNow:
             if world.manager.isIdle && world.manager.topology.version >= 1 {
                 replaceSomeServer()
@@ -262,6 +277,20 @@ final class Nemesis {
         let source = random.pick(stream.members)
         world.count(.replicaMove)
         world.manager.enqueue([.add(uri, target), .remove(uri, source)])
+    }
+
+    /// One or two servers stop hearing about new topology versions (their root-stream polls
+    /// go nowhere): they keep coordinating with the member lists they know.
+    private func stallTopologyWatch() {
+        let live = world.servers.filter { $0.isUp && !$0.isRetired }.map(\.id)
+        guard !live.isEmpty else { return }
+        let victims = random.shuffled(live).prefix(random.chance(0.5) ? 2 : 1)
+        let length = random.int(in: Int64(100_000_000)...max(100_000_000, profile.topologyLagMax.nanoseconds))
+        for victim in victims { world.network.deafenToTopology(victim, until: world.trueNow + length) }
+        world.count(.topologyLag)
+        world.trace.line(
+            world.trueNow,
+            "topology watch of \(victims.map(\.short).joined(separator: ", ")) stalls for \(Duration.nanoseconds(length).formattedMilliseconds)")
     }
 
     private func wallStep() {

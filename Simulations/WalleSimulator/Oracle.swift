@@ -118,12 +118,51 @@ final class Oracle {
             return
         }
         topologies[entry.id] = topology
+        for (uri, stream) in topology.streams where streamVersions[uri]?[stream.version] == nil {
+            streamVersions[uri, default: [:]][stream.version] = (stream.members, world.trueNow)
+            latestStreamVersion[uri] = max(latestStreamVersion[uri] ?? 0, stream.version)
+        }
         for (older, newer) in [(topologies[entry.id - 1], topology), (topology, topologies[entry.id + 1])] {
             guard let older, let newer else { continue }
             if let problem = topologyStepProblem(from: older, to: newer) {
                 fail("topology", [node], "v\(older.version) -> v\(newer.version): \(problem)")
             }
         }
+    }
+
+    /// Each stream version's member list and when it was committed (first seen committed).
+    private var streamVersions: [StreamURI: [UInt64: (members: [NodeID], committedAt: Int64)]] = [:]
+    private var latestStreamVersion: [StreamURI: UInt64] = [:]
+
+    /// Invariant 12, last part (WS-2): member lists of versions in concurrent use must have
+    /// intersecting majorities. A round at version h that went out after version g ≥ h + 2
+    /// was committed uses both at once (h and h + 1 always intersect: they differ by one
+    /// member). The round's start is bounded from its age on the coordinator's clock, which
+    /// runs at least at the slowest rate the profile allows.
+    func quorumReached(_ record: QuorumRecord, at node: NodeID) {
+        let uri = record.stream
+        let h = record.streamVersion
+        guard let latest = latestStreamVersion[uri], latest >= h + 2, let host = world.serverHost(node) else { return }
+        let ageLocal = host.clock.now.nanoseconds - record.startedAt.nanoseconds
+        let startedAfter = world.trueNow - Int64(Double(ageLocal) / world.profile.clockRateRange.lowerBound)
+        for g in (h + 2)...latest {
+            guard let (members, committedAt) = streamVersions[uri]?[g], committedAt < startedAfter,
+                Self.majoritiesCanMiss(record.members, members)
+            else { continue }
+            fail(
+                "topology", [node],
+                "a round on \(uri) at v\(h) \(record.members.map(\.short)) reached a majority after v\(g) "
+                    + "\(members.map(\.short)) was committed; majorities of the two need not intersect (WS-2)")
+            return
+        }
+    }
+
+    /// Whether some majority of `a` and some majority of `b` are disjoint.
+    static func majoritiesCanMiss(_ a: [NodeID], _ b: [NodeID]) -> Bool {
+        let shared = Set(a).intersection(b).count
+        let needA = max(0, a.count / 2 + 1 - (a.count - shared))
+        let needB = max(0, b.count / 2 + 1 - (b.count - shared))
+        return needA + needB <= shared
     }
 
     private func topologyStepProblem(from older: Topology, to newer: Topology) -> String? {

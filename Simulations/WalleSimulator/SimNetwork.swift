@@ -34,11 +34,26 @@ public final class SimNetwork: Network {
 
     func heal() { blocked.removeAll() }
 
-    /// No more loss, duplication or spikes (the liveness phase).
-    func stopFaults() { faults = .none }
+    /// Servers whose root-stream polls are dropped until the given true time.
+    private var topologyDeafUntil: [NodeID: Int64] = [:]
+
+    func deafenToTopology(_ node: NodeID, until: Int64) {
+        topologyDeafUntil[node] = max(topologyDeafUntil[node] ?? 0, until)
+    }
+
+    /// No more loss, duplication, spikes or stalled topology watches (the liveness phase).
+    func stopFaults() {
+        faults = .none
+        topologyDeafUntil.removeAll()
+    }
 
     public func send(_ message: Message, from source: NodeID, to target: NodeID) {
         world.oracle.messageSent(message, from: source, to: target)
+        if !topologyDeafUntil.isEmpty, case .pollStream(_, let uri, _) = message, uri == World.rootStream,
+            let until = topologyDeafUntil[source], world.trueNow < until
+        {
+            return // even to itself: a root member learns versions from its own replica this way
+        }
         if source == target {
             world.schedule(at: world.trueNow, .deliver(from: source, to: target, message))
             return

@@ -8,13 +8,7 @@ import WalleNode
 /// - a majority of the stream's members are at its current version ([MEM-4]; with the
 ///   members' strict version check this closes WS-2);
 /// - before a removal, a majority of the remaining members have no gap and have committed
-///   everything any member has committed (closes WS-3 for entries known to be committed).
-///
-/// Known gap (docs/protocol.md, "Topology"): an entry acknowledged under the old member list
-/// whose commit marker has not reached any member yet is not covered. Counting every tail
-/// covers it but stalls on uncommitted leftovers of fenced writers, which never commit; the
-/// replica-move fault that exposes it stays off until the removal is ordered through the
-/// stream itself.
+///   everything that may have been acknowledged (`settled`, closes WS-3).
 final class TopologyManager {
     enum Change: CustomStringConvertible {
         case add(StreamURI, NodeID)
@@ -43,6 +37,8 @@ final class TopologyManager {
     private var statusRequest: RequestID?
     private var nextRequestID: RequestID = 1 << 40
     private var claimed = false
+    /// What the pending removal waits for (see `ready`); cleared once a change is written.
+    private var removalTarget: (id: EntryID, newestWriter: WriterID)?
     /// Rotates the member asked for status, so a dead member is skipped on the next try.
     private var statusCursor = 0
     let initial: Topology
@@ -84,6 +80,7 @@ final class TopologyManager {
                 committedVersion(entry)
             case .claimFailed, .closed:
                 claimed = false
+                removalTarget = nil
                 writing = nil
                 statusRequest = nil
                 world.workload.after(.milliseconds(random.int(in: 50...500)), .managerClaim)
@@ -126,6 +123,7 @@ final class TopologyManager {
             let (entry, events) = try host.node.put(encoded)
             precondition(entry.id == next.version, "entry N holds version N ([TOPO-1])")
             writing = (next, entry.id, change)
+            removalTarget = nil
             handle(events)
         } catch {
             world.workload.after(.milliseconds(100), .managerRetry)
@@ -193,9 +191,36 @@ final class TopologyManager {
         guard current.count >= stream.majority else { return false }
         guard case .remove(_, let leaving) = change else { return true }
         let remaining = stream.members.filter { $0 != leaving }
-        let committed = infos.map(\.committedID).max() ?? 0
-        let caughtUp = current.filter { remaining.contains($0.server) && !$0.hasGap && $0.committedID >= committed }
+        // Fixed at the first answer with a majority on the current version: entries
+        // acknowledged under the previous list all precede it, while later ones are on a
+        // majority of the current list, which the remaining members meet. A target that
+        // followed the tail would chase a busy writer past slow members forever.
+        let target = removalTarget ?? Self.settled(infos)
+        removalTarget = target
+        let (settled, newest) = target
+        let caughtUp = current.filter { info in
+            guard remaining.contains(info.server), !info.hasGap else { return false }
+            // Holding the newest writer's chain through `settled` is as good as having it
+            // committed: a writer writes each id once, and a member only takes an entry that
+            // chains onto its own previous one.
+            return info.committedID >= settled || (info.tailWriterID == newest && info.tailID >= settled)
+        }
         return caughtUp.count >= remaining.count / 2 + 1
+    }
+
+    /// The id the remaining members must have committed before a removal (WS-3). Beyond
+    /// everything committed anywhere, that is the tail of the newest writer's entries: one of
+    /// them may have been acknowledged under the previous member list, on a majority of it
+    /// that the remaining members need not intersect (seed 15 with --replica-moves). The
+    /// answers come from a majority of the current list, which meets every majority of the
+    /// previous one, so one holder of each such entry answers. Tails of fenced writers are
+    /// left out: the newest writer's claim adopted whatever of theirs was acknowledged, and
+    /// counting their leftovers would stall the removal until someone overwrites them.
+    static func settled(_ infos: [WriterInfo]) -> (id: EntryID, newestWriter: WriterID) {
+        let committed = infos.map(\.committedID).max() ?? 0
+        let newest = infos.map(\.tailWriterID).max() ?? .zero
+        let newestTail = infos.filter { $0.tailWriterID == newest }.map(\.tailID).max() ?? 0
+        return (max(committed, newestTail), newest)
     }
 
     private func applying(_ change: Change) -> Topology {

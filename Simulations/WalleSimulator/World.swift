@@ -120,6 +120,7 @@ public final class World {
         var configuration = ServerConfiguration()
         configuration.topologySource = TopologySource(rootStream: World.rootStream, rootMembers: rootMembers)
         configuration.notesEnabled = options.printTrace
+        configuration.quorumRecordsEnabled = true
         configuration.plantedBugs = options.plantedBugs
         // Simulated writers ask for leases of at most 2 s; a tighter bound keeps the wait after
         // a restart (StreamReplica.restarted) short.
@@ -141,6 +142,7 @@ public final class World {
             preconditionFailure("a simulated disk always recovers: \(error)")
         }
         host.node.noteSink = { [unowned self] text in trace.line(trueNow, "\(host.id.short) note: \(text)") }
+        host.node.quorumSink = { [unowned self] record in oracle.quorumReached(record, at: host.id) }
         host.isUp = true
     }
 
@@ -174,7 +176,10 @@ public final class World {
     func topologyChanged(_ topology: Topology) {
         for (index, writer) in writers.enumerated() {
             guard let members = topology.streams[writer.uri]?.members, !members.isEmpty else { continue }
-            let delay = routingRandom.int(in: Int64(0)...2_000_000_000)
+            var delay = routingRandom.int(in: Int64(0)...2_000_000_000)
+            // With stalled topology watches, some clients learn as late as the servers they ask.
+            let lag = profile.faults.topologyLagsPerMinute > 0 ? profile.faults.topologyLagMax.nanoseconds : 0
+            if lag > delay && routingRandom.chance(0.3) { delay = routingRandom.int(in: delay...lag) }
             schedule(at: trueNow + delay, .workload(.route(writer: index, members: members, version: topology.version)))
         }
         if let root = topology.streams[World.rootStream]?.members {
@@ -223,6 +228,11 @@ public final class World {
     }
 
     func register(_ id: NodeID, _ ref: HostRef) { hostIndex[id] = ref }
+
+    func serverHost(_ id: NodeID) -> ServerHost? {
+        guard case .server(let index)? = hostIndex[id] else { return nil }
+        return servers[index]
+    }
 
     // MARK: Scheduling
 

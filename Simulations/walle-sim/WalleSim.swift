@@ -26,7 +26,7 @@ struct SimulationOptions: ParsableArguments {
     @Flag(help: "Let clock rates leave [0.75, 1.25]: lease overlaps are expected, write safety must hold.")
     var beyondModel = false
 
-    @Flag(help: "Also move replicas between live servers (exposes a known gap; see docs/protocol.md).")
+    @Flag(help: "Also move replicas between live servers (WS-2's setting; see docs/simulation.md).")
     var replicaMoves = false
 
     @Option(help: "Replace one server (wipe it, start a new one) at this simulated second.")

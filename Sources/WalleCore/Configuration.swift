@@ -90,6 +90,9 @@ public struct ServerConfiguration: Sendable {
     public var topologyRetryDelay: Duration = .milliseconds(100)
     /// Whether the core emits `.note` effects describing its decisions (traces, tests).
     public var notesEnabled = false
+    /// Emit a `.quorum` effect for every majority a put or claim phase reached, so an oracle
+    /// can check which member lists are in use at once (§13 item 12, WS-2).
+    public var quorumRecordsEnabled = false
     package var plantedBugs: Set<PlantedBug> = []
 
     public init() {}
@@ -120,6 +123,18 @@ public enum Effect: Sendable {
     case disk(DiskRequest)
     /// A human-readable account of a decision, for the trace (only when notes are enabled).
     case note(String)
+    /// A majority accepted one round of requests (only when quorum records are enabled).
+    case quorum(QuorumRecord)
+}
+
+/// One round of requests a majority of `members` accepted: a put, or one claim phase after
+/// NewWriter. `streamVersion` is the version the requests carried.
+public struct QuorumRecord: Sendable {
+    public var stream: StreamURI
+    public var streamVersion: UInt64
+    public var members: [NodeID]
+    /// When the round's requests went out, on the coordinator's monotonic clock.
+    public var startedAt: Instant
 }
 
 /// Where an answer goes: the requesting node and its request id.

@@ -14,8 +14,12 @@ struct ClaimProcess {
     var route: Route
     var uri: StreamURI
     var writer: WriterID
+    /// The stream version whose member list this claim counts majorities of.
+    var version: UInt64
     var members: [NodeID]
     var phase: ClaimPhase = .newWriter
+    /// When the current phase's requests went out (NewWriter's are re-sent; it is not recorded).
+    var phaseStartedAt = Instant.distantPast
     var quorum: Quorum
     /// The members that answered NewWriter first, a majority ([CLAIM-1]).
     var claimSet: [NodeID] = []
@@ -47,8 +51,8 @@ extension ServerCore {
         let members = replica.metadata.topology.members
         let claimID = makeProcessID()
         claims[claimID] = ClaimProcess(
-            route: route, uri: uri, writer: writer, members: members,
-            quorum: Quorum(memberCount: members.count))
+            route: route, uri: uri, writer: writer, version: replica.metadata.topology.version,
+            members: members, quorum: Quorum(memberCount: members.count))
         claims[claimID]!.address = address
         claims[claimID]!.leaseMilliseconds = leaseMilliseconds
         claims[claimID]!.newWriterDeadline = time.monotonic + configuration.leaseMax + configuration.newWriterCallSlack
@@ -75,6 +79,10 @@ extension ServerCore {
 
     mutating func claimCallCompleted(_ claimID: UInt64, phase: ClaimPhase, from source: NodeID, _ reply: Reply) {
         guard var claim = claims[claimID], claim.phase == phase else { return }
+        if let error = topologyMoved(claim) {
+            finishClaim(claimID, .failed(error))
+            return
+        }
         if phase == .newWriter {
             let decision: Quorum.Decision?
             if case .failed(let error) = reply {
@@ -100,6 +108,11 @@ extension ServerCore {
         claim.outstanding -= 1
         claims[claimID] = claim
         guard claim.outstanding == 0 else { return }
+        if phase == .tails || phase == .commit {
+            // The phases that ask the whole claim set, a majority (align and re-stamp ask
+            // only the members that need it).
+            recordQuorum(claim.uri, version: claim.version, members: claim.members, startedAt: claim.phaseStartedAt)
+        }
         switch phase {
         case .tails: alignCommitted(claimID)
         case .align: collectTails(claimID, claimSet: claim.claimSet)
@@ -109,10 +122,22 @@ extension ServerCore {
         }
     }
 
+    /// A claim counts majorities of the member list it started with, while each call carries
+    /// the stream's current version. Once the version moves, a later phase would count a
+    /// majority of the old list under the new version (seed 103 with --replica-moves: a
+    /// claim committed an entry on two of four members, then a removal left it on one of
+    /// three). The client claims again under the new list.
+    private func topologyMoved(_ claim: ClaimProcess) -> WalleError? {
+        let current = streams[claim.uri]?.metadata.topology.version
+        guard current != claim.version else { return nil }
+        return WalleError(.unavailable, "stream \(claim.uri) moved from version \(claim.version) to \(current.map(String.init) ?? "none") during the claim")
+    }
+
     /// [CLAIM-2] step 1: every claim-set member's committed entry and uncommitted tail.
     private mutating func collectTails(_ claimID: UInt64, claimSet: [NodeID]) {
         guard var claim = claims[claimID] else { return }
         claim.phase = .tails
+        claim.phaseStartedAt = time.monotonic
         claim.claimSet = claimSet
         claim.tails = [:]
         claim.outstanding = claimSet.count
@@ -142,6 +167,7 @@ extension ServerCore {
         }
         claim.alignRounds += 1
         claim.phase = .align
+        claim.phaseStartedAt = time.monotonic
         claim.outstanding = lagging.count
         claims[claimID] = claim
         for member in lagging {
@@ -163,6 +189,7 @@ extension ServerCore {
         let chain = claim.tails[winner]!
         claim.maxEntry = chain.last!.stamped(claim.writer)
         claim.phase = .restamp
+        claim.phaseStartedAt = time.monotonic
         var sends: [(NodeID, [Entry])] = []
         for member in claim.claimSet {
             let list = claim.tails[member]!
@@ -192,6 +219,7 @@ extension ServerCore {
         var claim = claims[claimID]!
         let tail = claim.maxEntry!
         claim.phase = .commit
+        claim.phaseStartedAt = time.monotonic
         claim.outstanding = claim.claimSet.count
         claims[claimID] = claim
         for member in claim.claimSet {

@@ -12,6 +12,11 @@ struct Coordination {
     var route: Route
     var kind: Kind
     var quorum: Quorum
+    var uri: StreamURI
+    /// The member list and version the requests went out with.
+    var version: UInt64
+    var members: [NodeID]
+    var startedAt: Instant
 }
 
 // Coordinating PutEntry (§7.2) and WriterStatus (§5.3).
@@ -28,7 +33,8 @@ extension ServerCore {
         let members = replica.metadata.topology.members
         let coordinationID = makeProcessID()
         coordinations[coordinationID] = Coordination(
-            route: route, kind: .put, quorum: Quorum(memberCount: members.count))
+            route: route, kind: .put, quorum: Quorum(memberCount: members.count), uri: uri,
+            version: replica.metadata.topology.version, members: members, startedAt: time.monotonic)
         for member in members {
             call(member, .coordination(coordinationID, uri)) {
                 .putEntryInternal($0, .write, entry, committedID: commit.id, committedChecksum: commit.checksum)
@@ -70,7 +76,8 @@ extension ServerCore {
         let members = replica.metadata.topology.members
         let coordinationID = makeProcessID()
         coordinations[coordinationID] = Coordination(
-            route: route, kind: kind(members.count), quorum: Quorum(memberCount: members.count))
+            route: route, kind: kind(members.count), quorum: Quorum(memberCount: members.count), uri: uri,
+            version: replica.metadata.topology.version, members: members, startedAt: time.monotonic)
         for member in members {
             call(member, .coordination(coordinationID, uri), timeout: timeout) { .writerInfo($0) }
         }
@@ -109,6 +116,9 @@ extension ServerCore {
         case (.failed(let error), _):
             self.reply(coordination.route, .failed(error))
         case (.succeeded(let servers), .put):
+            recordQuorum(
+                coordination.uri, version: coordination.version, members: coordination.members,
+                startedAt: coordination.startedAt)
             self.reply(coordination.route, .putAcknowledged(servers: servers))
         case (.succeeded, .writerStatus(let infos)):
             self.reply(coordination.route, .writerInfo(merge(infos)))

@@ -64,7 +64,8 @@ extension ServerCore {
             leaseMilliseconds: replica.metadata.leaseMilliseconds,
             remainingLeaseMilliseconds: replica.remainingLease(now: time.monotonic).milliseconds,
             streamVersion: replica.metadata.topology.version, server: id,
-            committedID: replica.committedID, tailID: replica.tailID, hasGap: replica.metadata.hasGap)
+            committedID: replica.committedID, tailID: replica.tailID, tailWriterID: replica.tail.writerID,
+            hasGap: replica.metadata.hasGap)
     }
 
     /// Claim phase 1 at a member ([CLAIM-1] step 3). The answer waits until the writer id is
@@ -231,7 +232,9 @@ extension ServerCore {
     }
 
     mutating func writerCatchUpCompleted(_ uri: StreamURI, from source: NodeID, _ reply: Reply) {
-        guard var catchUp = streams[uri]?.writerCatchUp else { return }
+        // Rounds carry no id: a late answer to the previous round may arrive before this
+        // round's answer from the same member. Both describe that member; count it once.
+        guard var catchUp = streams[uri]?.writerCatchUp, !catchUp.quorum.hasSucceeded(source) else { return }
         let decision: Quorum.Decision?
         if case .writerInfo(let info) = reply {
             if info.writerID > (catchUp.newest?.writerID ?? .zero) { catchUp.newest = info }

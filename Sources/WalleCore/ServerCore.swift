@@ -156,6 +156,12 @@ extension ServerCore {
         if configuration.notesEnabled { outbox.append(.note(text())) }
     }
 
+    mutating func recordQuorum(_ uri: StreamURI, version: UInt64, members: [NodeID], startedAt: Instant) {
+        if configuration.quorumRecordsEnabled {
+            outbox.append(.quorum(QuorumRecord(stream: uri, streamVersion: version, members: members, startedAt: startedAt)))
+        }
+    }
+
     mutating func send(_ message: Message, to target: NodeID) {
         outbox.append(.send(message, to: target))
     }

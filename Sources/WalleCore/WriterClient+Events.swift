@@ -6,6 +6,7 @@ extension WriterClient {
         precondition(!members.isEmpty)
         servers = members
         serverCursor %= members.count
+        suspectUntil = suspectUntil.filter { members.contains($0.key) }
     }
 
     /// Starts a claim through the next server. Allowed when idle or after the writer closed.
@@ -18,10 +19,10 @@ extension WriterClient {
         phase = .claiming
         let requestID = makeRequestID()
         // A claim may wait out the previous lease; give it that long and more ([6.7]).
-        outstanding[requestID] = Outstanding(
-            request: .claim, deadline: now + configuration.requestTimeout + configuration.lease * 3)
-        send(.claimWriter(requestID, uri, writerAddress: configuration.address,
-                          leaseMilliseconds: configuration.lease.milliseconds))
+        send(
+            .claimWriter(requestID, uri, writerAddress: configuration.address,
+                         leaseMilliseconds: configuration.lease.milliseconds),
+            requestID, .claim, deadline: now + configuration.requestTimeout + configuration.lease * 3, now: now)
     }
 
     /// Appends `data` as the next entry and pipelines it. Returns the entry it will become.
@@ -48,6 +49,7 @@ extension WriterClient {
         guard case .response(let requestID, let reply) = message,
             let what = outstanding.removeValue(forKey: requestID)?.request
         else { return }
+        suspectUntil[source] = nil
         switch what {
         case .claim:
             claimAnswered(reply, now: now)
@@ -69,6 +71,7 @@ extension WriterClient {
         // Sorted: the order of the resulting retries must not depend on hashing.
         let expired = outstanding.filter { $0.value.deadline <= now }.keys.sorted()
         for requestID in expired {
+            suspectUntil[outstanding[requestID]!.target] = now + configuration.serverSuspectDuration
             let timeout = WalleError(.deadlineExceeded, "no answer in time")
             receive(.response(requestID, .failed(timeout)), from: id, now: now)
         }
@@ -165,6 +168,13 @@ extension WriterClient {
     mutating func pump(now: Instant) {
         guard phase == .active || phase == .confirming else { return }
         if phase == .active {
+            // The oldest unacknowledged entry goes out even when the pipeline is full: a
+            // member that missed it holds every later put in its queue until they expire,
+            // and those fill the pipeline, so waiting for a slot would let one lost message
+            // slow the stream to one queue timeout per entry.
+            if let first = pending.first, first.requestID == nil, first.retryAt <= now {
+                sendPut(0, now: now)
+            }
             for index in pending.indices {
                 guard putsInFlight < configuration.putsInFlightMax,
                     bytesInFlight < configuration.bytesInFlightMax
@@ -182,9 +192,9 @@ extension WriterClient {
         pending[index].requestID = requestID
         putsInFlight += 1
         bytesInFlight += entry.data.count
-        outstanding[requestID] = Outstanding(
-            request: .put(entry.id, sentAt: now, told: committed.id), deadline: now + configuration.requestTimeout)
-        send(.putEntry(requestID, uri, committedID: committed.id, committedChecksum: committed.checksum, entry))
+        send(
+            .putEntry(requestID, uri, committedID: committed.id, committedChecksum: committed.checksum, entry),
+            requestID, .put(entry.id, sentAt: now, told: committed.id), deadline: now + configuration.requestTimeout, now: now)
     }
 
     /// [W-7]: at least every lease/4, and soon after the last acknowledgement when members
@@ -202,16 +212,28 @@ extension WriterClient {
     mutating func sendHeartbeat(now: Instant) {
         let requestID = makeRequestID()
         heartbeatRequest = requestID
-        outstanding[requestID] = Outstanding(
-            request: .heartbeat(sentAt: now, told: committed.id),
-            deadline: now + min(configuration.requestTimeout, configuration.lease / 4))
         let beat = Entry(id: 0, writerID: writerID, checksum: 0, data: [])
-        send(.putEntry(requestID, uri, committedID: committed.id, committedChecksum: committed.checksum, beat))
+        send(
+            .putEntry(requestID, uri, committedID: committed.id, committedChecksum: committed.checksum, beat),
+            requestID, .heartbeat(sentAt: now, told: committed.id),
+            deadline: now + min(configuration.requestTimeout, configuration.lease / 4), now: now)
     }
 
-    private mutating func send(_ message: Message) {
-        let target = servers[serverCursor]
+    /// Sends through the next server in turn that is not suspect (any server if all are).
+    private mutating func send(
+        _ message: Message, _ requestID: RequestID, _ request: Request, deadline: Instant, now: Instant
+    ) {
+        var target = servers[serverCursor]
+        for step in 0..<servers.count {
+            let candidate = servers[(serverCursor + step) % servers.count]
+            if (suspectUntil[candidate] ?? .distantPast) <= now {
+                target = candidate
+                serverCursor = (serverCursor + step) % servers.count
+                break
+            }
+        }
         serverCursor = (serverCursor + 1) % servers.count
+        outstanding[requestID] = Outstanding(request: request, target: target, deadline: deadline)
         outbox.append(.send(message, to: target))
     }
 

@@ -23,6 +23,10 @@ public struct WriterConfiguration: Sendable {
     public var putsPendingMax = 4096
     public var requestTimeout: Duration = .seconds(2)
     public var retryDelay: Duration = .milliseconds(20)
+    /// A server that let a request time out is skipped as coordinator this long, unless every
+    /// server is skipped: a dead member would otherwise stall every put routed through it
+    /// for a whole `requestTimeout`, and the members that need those puts in order with it.
+    public var serverSuspectDuration: Duration = .seconds(5)
     /// How soon after the last acknowledgement an idle writer tells members what committed.
     public var shortBeat: Duration = .milliseconds(5)
     package var plantedBugs: Set<PlantedBug> = []
@@ -48,7 +52,7 @@ public struct WriterConfiguration: Sendable {
 /// when it is exclusive. Sans-IO like the server: events in, effects and `WriterEvent`s out.
 ///
 /// Invariants: `pending` is sorted by entry id and contiguous up to `tail`; at most
-/// `putsInFlightMax` puts are outstanding; the exclusivity window counts from the *send* time
+/// `putsInFlightMax` + 1 puts are outstanding (the oldest may bypass the bound); the exclusivity window counts from the *send* time
 /// of the last request that succeeded ([DRIFT-1]).
 public struct WriterClient {
     public enum Phase: Equatable, Sendable {
@@ -71,10 +75,11 @@ public struct WriterClient {
         case heartbeat(sentAt: Instant, told: EntryID)
     }
 
-    /// A request in flight and when to give up on it. At most `putsInFlightMax + 2` exist, so
+    /// A request in flight and when to give up on it. At most `putsInFlightMax + 3` exist, so
     /// scanning them for deadlines is cheap, and nothing piles up after fast failures.
     struct Outstanding {
         var request: Request
+        var target: NodeID
         var deadline: Instant
     }
 
@@ -102,6 +107,8 @@ public struct WriterClient {
     var retryWakeAt: Instant?
     var nextRequestID: RequestID = 0
     var serverCursor: Int
+    /// Servers that let a request time out, and until when they are skipped.
+    var suspectUntil: [NodeID: Instant] = [:]
     var outbox: [Effect] = []
     var events: [WriterEvent] = []
 

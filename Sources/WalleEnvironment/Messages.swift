@@ -95,14 +95,15 @@ public struct WriterInfo: Hashable, Sendable {
     /// The answering member, its committed id, and whether it still has a gap to backfill.
     public var server: NodeID
     public var committedID: EntryID
-    /// The member's last entry, committed or not.
+    /// The member's last entry, committed or not, and the writer that wrote or re-stamped it.
     public var tailID: EntryID
+    public var tailWriterID: WriterID
     public var hasGap: Bool
 
     public init(
         writerID: WriterID, writerAddress: String, leaseMilliseconds: Int64,
         remainingLeaseMilliseconds: Int64, streamVersion: UInt64,
-        server: NodeID = NodeID(0), committedID: EntryID = 0, tailID: EntryID = 0, hasGap: Bool = false
+        server: NodeID = NodeID(0), committedID: EntryID = 0, tailID: EntryID = 0, tailWriterID: WriterID = .zero, hasGap: Bool = false
     ) {
         self.writerID = writerID
         self.writerAddress = writerAddress
@@ -112,6 +113,7 @@ public struct WriterInfo: Hashable, Sendable {
         self.server = server
         self.committedID = committedID
         self.tailID = tailID
+        self.tailWriterID = tailWriterID
         self.hasGap = hasGap
     }
 }

@@ -14,6 +14,8 @@ public final class ServerNode<NodeClock: Clock, NodeNetwork: Network, NodeDisk: 
     public let disk: NodeDisk
     /// Receives the core's notes (decisions worth a trace line), when notes are enabled.
     public var noteSink: ((String) -> Void)?
+    /// Receives the core's quorum records, when they are enabled (oracles, metrics).
+    public var quorumSink: ((QuorumRecord) -> Void)?
     private var scheduledWakeup: Instant?
 
     /// Recovers the node's state from `disk`. Throws when the disk cannot be read.
@@ -73,6 +75,8 @@ public final class ServerNode<NodeClock: Clock, NodeNetwork: Network, NodeDisk: 
                 disk.submit(request)
             case .note(let text):
                 noteSink?(text)
+            case .quorum(let record):
+                quorumSink?(record)
             }
         }
         if let next = core.nextWakeup, next != scheduledWakeup {
