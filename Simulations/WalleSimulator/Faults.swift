@@ -125,16 +125,26 @@ final class Nemesis {
         self.profile = profile
     }
 
+    /// The faults that recur as Poisson processes, in the order their first gaps are drawn.
+    private static let recurring: [FaultAction] = [.partition, .crash, .stall, .wallStep, .replace, .move, .topologyLag]
+
     func start() {
-        scheduleNext(.partition, perMinute: profile.partitionsPerMinute)
-        scheduleNext(.crash, perMinute: profile.crashesPerMinute)
-        scheduleNext(.stall, perMinute: profile.stallsPerMinute)
-        scheduleNext(.wallStep, perMinute: profile.wallStepsPerMinute)
-        scheduleNext(.replace, perMinute: profile.replacementsPerMinute)
-        scheduleNext(.move, perMinute: profile.movesPerMinute)
-        scheduleNext(.topologyLag, perMinute: profile.topologyLagsPerMinute)
+        for action in Self.recurring { scheduleNext(action, perMinute: rate(of: action)) }
         if let at = world.options.replaceServerAt { world.schedule(at: at.nanoseconds, .fault(.replaceNow)) }
         world.schedule(at: world.profile.duration.nanoseconds, .fault(.healAll))
+    }
+
+    private func rate(of action: FaultAction) -> Double {
+        switch action {
+        case .partition: return profile.partitionsPerMinute
+        case .crash: return profile.crashesPerMinute
+        case .stall: return profile.stallsPerMinute
+        case .wallStep: return profile.wallStepsPerMinute
+        case .replace: return profile.replacementsPerMinute
+        case .move: return profile.movesPerMinute
+        case .topologyLag: return profile.topologyLagsPerMinute
+        default: preconditionFailure("\(action) does not recur")
+        }
     }
 
     /// Exponential gaps: a Poisson process at the given rate.
@@ -147,42 +157,14 @@ final class Nemesis {
 
     func perform(_ action: FaultAction) {
         switch action {
-        case .partition:
+        case .partition, .crash, .stall, .wallStep, .replace, .move, .topologyLag:
             guard !healed else { return }
-            startPartition()
-            scheduleNext(.partition, perMinute: profile.partitionsPerMinute)
+            performRecurring(action)
+            scheduleNext(action, perMinute: rate(of: action))
         case .healPartition(let generation):
             if generation == partitionGeneration { world.network.heal() }
-        case .crash:
-            guard !healed else { return }
-            crashSomeServer()
-            scheduleNext(.crash, perMinute: profile.crashesPerMinute)
         case .restart(let index):
             world.restartServer(index)
-        case .stall:
-            guard !healed else { return }
-            let host = random.pick(world.servers)
-            let length = random.int(in: Int64(1_000_000)...max(1_000_000, profile.stallMax.nanoseconds))
-            host.disk.stall(until: world.trueNow + length)
-            world.count(.fsyncStall)
-            world.trace.line(world.trueNow, "\(host.id.short) fsync stalls for \(Duration.nanoseconds(length).formattedMilliseconds)")
-            scheduleNext(.stall, perMinute: profile.stallsPerMinute)
-        case .wallStep:
-            guard !healed else { return }
-            wallStep()
-            scheduleNext(.wallStep, perMinute: profile.wallStepsPerMinute)
-        case .replace:
-            guard !healed else { return }
-            replaceSomeServer()
-            scheduleNext(.replace, perMinute: profile.replacementsPerMinute)
-        case .move:
-            guard !healed else { return }
-            moveSomeReplica()
-            scheduleNext(.move, perMinute: profile.movesPerMinute)
-        case .topologyLag:
-            guard !healed else { return }
-            stallTopologyWatch()
-            scheduleNext(.topologyLag, perMinute: profile.topologyLagsPerMinute)
         case .replaceNow:
             if world.manager.isIdle && world.manager.topology.version >= 1 {
                 replaceSomeServer()
@@ -194,6 +176,27 @@ final class Nemesis {
         case .checkLiveness:
             world.liveness.check()
         }
+    }
+
+    private func performRecurring(_ action: FaultAction) {
+        switch action {
+        case .partition: startPartition()
+        case .crash: crashSomeServer()
+        case .stall: stallSomeDisk()
+        case .wallStep: wallStep()
+        case .replace: replaceSomeServer()
+        case .move: moveSomeReplica()
+        case .topologyLag: stallTopologyWatch()
+        default: preconditionFailure("\(action) does not recur")
+        }
+    }
+
+    private func stallSomeDisk() {
+        let host = random.pick(world.servers)
+        let length = random.int(in: Int64(1_000_000)...max(1_000_000, profile.stallMax.nanoseconds))
+        host.disk.stall(until: world.trueNow + length)
+        world.count(.fsyncStall)
+        world.trace.line(world.trueNow, "\(host.id.short) fsync stalls for \(Duration.nanoseconds(length).formattedMilliseconds)")
     }
 
     private func startPartition() {

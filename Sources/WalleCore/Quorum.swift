@@ -23,8 +23,6 @@ struct Quorum {
 
     var majority: Int { memberCount / 2 + 1 }
 
-    func hasSucceeded(_ node: NodeID) -> Bool { succeeded.contains(node) }
-
     mutating func recordSuccess(_ node: NodeID) -> Decision? {
         guard !isDecided else { return nil }
         precondition(!succeeded.contains(node), "one answer per member")

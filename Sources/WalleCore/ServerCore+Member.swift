@@ -225,16 +225,15 @@ extension ServerCore {
     mutating func startWriterCatchUp(_ uri: StreamURI) {
         guard streams[uri]!.writerCatchUp == nil else { return }
         let members = streams[uri]!.metadata.topology.members
-        streams[uri]!.writerCatchUp = WriterCatchUp(quorum: Quorum(memberCount: members.count))
+        let roundID = makeProcessID()
+        streams[uri]!.writerCatchUp = WriterCatchUp(id: roundID, quorum: Quorum(memberCount: members.count))
         for member in members {
-            call(member, .writerCatchUp(uri)) { .writerInfo($0) }
+            call(member, .writerCatchUp(roundID, uri)) { .writerInfo($0) }
         }
     }
 
-    mutating func writerCatchUpCompleted(_ uri: StreamURI, from source: NodeID, _ reply: Reply) {
-        // Rounds carry no id: a late answer to the previous round may arrive before this
-        // round's answer from the same member. Both describe that member; count it once.
-        guard var catchUp = streams[uri]?.writerCatchUp, !catchUp.quorum.hasSucceeded(source) else { return }
+    mutating func writerCatchUpCompleted(_ roundID: UInt64, _ uri: StreamURI, from source: NodeID, _ reply: Reply) {
+        guard var catchUp = streams[uri]?.writerCatchUp, catchUp.id == roundID else { return }
         let decision: Quorum.Decision?
         if case .writerInfo(let info) = reply {
             if info.writerID > (catchUp.newest?.writerID ?? .zero) { catchUp.newest = info }

@@ -304,8 +304,8 @@ extension ServerCore {
             fastForwardCompleted(uri, from: source, reply)
         case .backfill(let uri):
             backfillCompleted(uri, from: source, reply)
-        case .writerCatchUp(let uri):
-            writerCatchUpCompleted(uri, from: source, reply)
+        case .writerCatchUp(let roundID, let uri):
+            writerCatchUpCompleted(roundID, uri, from: source, reply)
         }
     }
 }
@@ -316,12 +316,12 @@ enum CallPurpose {
     case coordination(UInt64, StreamURI)
     case fastForward(StreamURI)
     case backfill(StreamURI)
-    case writerCatchUp(StreamURI)
+    case writerCatchUp(UInt64, StreamURI)
 
     var stream: StreamURI {
         switch self {
         case .claim(_, let uri, _), .coordination(_, let uri), .fastForward(let uri), .backfill(let uri),
-            .writerCatchUp(let uri):
+            .writerCatchUp(_, let uri):
             return uri
         }
     }

@@ -115,6 +115,8 @@ struct StreamReplica {
 
 /// Answers gathered while a member learns a writer it missed NewWriter for.
 struct WriterCatchUp {
+    /// Tags the round's calls: a late answer to an earlier round is not this round's.
+    var id: UInt64
     var quorum: Quorum
     var newest: WriterInfo?
 }
