@@ -228,7 +228,7 @@ final class Oracle {
             } else if metadata.committedID > last {
                 let image = host.disk.current.streams[uri]!
                 for id in (last + 1)...metadata.committedID {
-                    if let entry = image.entry(id) { committed(uri, entry, by: host.id, what: "server committed") }
+                    if let entry = image.servedEntry(id) { committed(uri, entry, by: host.id, what: "server committed") }
                 }
                 host.oracleCommitted[index] = metadata.committedID
             }
@@ -343,7 +343,7 @@ final class Oracle {
             for uri in world.checkedStreams {
                 guard host.isUp, let metadata = host.node.metadata(of: uri), let image = host.disk.current.streams[uri] else { continue }
                 for id in 0...metadata.committedID {
-                    if let entry = image.entry(id) { committed(uri, entry, by: host.id, what: "final scan") }
+                    if let entry = image.servedEntry(id) { committed(uri, entry, by: host.id, what: "final scan") }
                 }
             }
         }

@@ -9,6 +9,12 @@ struct DiskImage {
 
         /// Live wins over backfill ([8.6]).
         func entry(_ id: EntryID) -> Entry? { live[id] ?? backfill[id] }
+
+        /// What a reader may be served: nothing inside the gap, where a gap commit's kept
+        /// suffix waits unverified.
+        func servedEntry(_ id: EntryID) -> Entry? {
+            metadata.gapStart <= id && id < metadata.gapEnd ? nil : entry(id)
+        }
     }
 
     var streams: [StreamURI: StreamImage] = [:]

@@ -192,7 +192,8 @@ final class TopologyManager {
         guard case .remove(_, let leaving) = change else { return true }
         let remaining = stream.members.filter { $0 != leaving }
         // Fixed at the first answer with a majority on the current version: entries
-        // acknowledged under the previous list all precede it, while later ones are on a
+        // acknowledged under the previous list all precede it (members refuse the puts
+        // still queued when they learn a version), while later ones are on a
         // majority of the current list, which the remaining members meet. A target that
         // followed the tail would chase a busy writer past slow members forever.
         let target = removalTarget ?? Self.settled(infos)

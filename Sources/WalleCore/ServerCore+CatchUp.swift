@@ -50,18 +50,24 @@ extension ServerCore {
         timers.schedule(at: time.monotonic + configuration.catchUpRetryDelay, .fastForward(uri))
     }
 
+    /// Asks for the batch just below the verified `gapEnd`, including `gapEnd` itself. This
+    /// member's own kept entries are tried first (they may be the only copy anywhere), then
+    /// the peers in turn.
     mutating func startBackfill(_ uri: StreamURI) {
         guard let replica = streams[uri], replica.metadata.hasGap, !replica.backfillInFlight else { return }
         let targets = peers(of: uri)
-        guard !targets.isEmpty else { return }
+        let gapEnd = replica.metadata.gapEnd
+        let askSelf = replica.selfBackfillFailedAt != gapEnd
+        guard askSelf || !targets.isEmpty else { return }
         streams[uri]!.backfillInFlight = true
         if replica.backfillPeerIndex == 0 {
-            streams[uri]!.backfillPeerIndex = Int(random.next() % UInt64(targets.count)) + 1
+            streams[uri]!.backfillPeerIndex = Int(random.next() % UInt64(max(1, targets.count))) + 1
         }
-        let target = targets[streams[uri]!.backfillPeerIndex % targets.count]
-        let start = replica.metadata.gapStart
-        let end = min(replica.metadata.gapEnd + 1, start + UInt64(configuration.backfillBatchCountMax))
-        call(target, .backfill(uri)) { .readEntries($0, start: start, end: end) }
+        let target = askSelf ? id : targets[streams[uri]!.backfillPeerIndex % targets.count]
+        // The answer must reach `gapEnd`: a batch no longer than one disk read returns.
+        let batch = UInt64(min(configuration.backfillBatchCountMax, configuration.readBatchCountMax))
+        let start = max(replica.metadata.gapStart, gapEnd + 1 > batch ? gapEnd + 1 - batch : 0)
+        call(target, .backfill(uri)) { .readEntries($0, start: start, end: gapEnd + 1) }
     }
 
     mutating func backfillCompleted(_ uri: StreamURI, from source: NodeID, _ reply: Reply) {
@@ -72,8 +78,10 @@ extension ServerCore {
         var failure: WalleError
         switch reply {
         case .entries(let entries):
-            guard let error = streams[uri]!.applyBackfill(entries, writes: &pendingWrites) else {
-                note("backfilled \(uri) up to \(entries.last?.id ?? 0) from \(source)")
+            let error = streams[uri]!.applyBackfill(entries, writes: &pendingWrites)
+            guard let error else {
+                let gap = streams[uri]!.metadata
+                note("backfilled \(uri) from \(source): " + (gap.hasGap ? "down to \(gap.gapEnd)" : "gap closed"))
                 whenDurable(.resumeBackfill(uri))
                 return
             }
@@ -84,6 +92,12 @@ extension ServerCore {
             failure = WalleError(.internal, "unexpected answer to ReadEntries")
         }
         note("backfill of \(uri) from \(source) failed: \(failure)")
+        if source == id {
+            streams[uri]!.selfBackfillFailedAt = streams[uri]!.metadata.gapEnd
+            streams[uri]!.backfillInFlight = false
+            startBackfill(uri)
+            return
+        }
         streams[uri]!.backfillPeerIndex += 1
         timers.schedule(at: time.monotonic + configuration.catchUpRetryDelay, .backfillRetry(uri))
     }

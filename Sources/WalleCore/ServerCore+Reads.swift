@@ -107,6 +107,15 @@ extension ServerCore {
     mutating func readCommitted(_ uri: StreamURI, start: EntryID, end: EntryID, then purpose: DiskRead.Purpose) {
         let replica = streams[uri]!
         precondition(start < end && end <= replica.committedID + 1, "reads return committed entries only")
+        var end = end
+        if case .answerPublic(let route) = purpose, replica.metadata.hasGap, start < replica.metadata.gapEnd {
+            // The gap range is unverified (it may hold kept entries): readers never see it.
+            guard start < replica.metadata.gapStart else {
+                fail(route, .unavailable, "entry \(start) of \(uri) is not backfilled on \(id) yet")
+                return
+            }
+            end = min(end, replica.metadata.gapStart)
+        }
         if start == replica.committedID {
             answerRead(purpose, [replica.committedEntry], uri: uri, start: start)
             return
@@ -124,22 +133,29 @@ extension ServerCore {
         answerRead(read.purpose, entries, uri: read.uri, start: read.start)
     }
 
-    /// Answers with the entries contiguous from `start`; a hole (a gap not yet backfilled)
-    /// ends the answer there. Nothing at all is an error the reader can retry elsewhere.
+    /// A reader gets the entries contiguous from `start`; a hole (a gap not yet backfilled)
+    /// ends the answer there. A peer's backfill checks its answer from the top down, so it
+    /// gets the contiguous run that ends at the highest entry found. Nothing at all is an
+    /// error the caller can retry elsewhere.
     private mutating func answerRead(_ purpose: DiskRead.Purpose, _ entries: [Entry], uri: StreamURI, start: EntryID) {
-        var contiguous: [Entry] = []
-        for entry in entries {
-            guard entry.id == start + UInt64(contiguous.count) else { break }
-            contiguous.append(entry)
-        }
         switch purpose {
         case .answerInternal(let route):
+            var contiguous = ArraySlice(entries)
+            if let last = entries.last {
+                let run = entries.reversed().enumerated().prefix { $0.element.id + UInt64($0.offset) == last.id }.count
+                contiguous = entries.suffix(run)
+            }
             if contiguous.isEmpty {
                 fail(route, .notFound, "entry \(start) of \(uri) is missing on \(id)")
             } else {
-                reply(route, .entries(contiguous))
+                reply(route, .entries(Array(contiguous)))
             }
         case .answerPublic(let route):
+            var contiguous: [Entry] = []
+            for entry in entries {
+                guard entry.id == start + UInt64(contiguous.count) else { break }
+                contiguous.append(entry)
+            }
             if contiguous.isEmpty {
                 fail(route, .unavailable, "entry \(start) of \(uri) is not backfilled on \(id) yet")
             } else {

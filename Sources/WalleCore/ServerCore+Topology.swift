@@ -71,6 +71,7 @@ extension ServerCore {
             } else if stream.version > streams[uri]!.metadata.topology.version {
                 streams[uri]!.metadata.topology = stream
                 pendingWrites.append(.setMetadata(uri, streams[uri]!.metadata))
+                refuseQueuedPuts(uri, version: stream.version)
             }
         }
         if let root = configuration.topologySource?.rootStream, let members = topology.streams[root]?.members {
@@ -79,11 +80,25 @@ extension ServerCore {
         topologyWatch.knownVersion = topology.version
     }
 
+    /// A put queued under the previous member list is not applied under the new one. Its
+    /// coordinator counts a majority of the list the put went out with, and a removal waits
+    /// only for what the members held when they reported the new version (WS-3). Applied
+    /// later, such a put was acknowledged on a majority the remaining members need not meet
+    /// (seed 168 with --replica-moves: entries on 2 of 3 old members, then 1 of 3 after the
+    /// removal). The writer sends it again.
+    private mutating func refuseQueuedPuts(_ uri: StreamURI, version: UInt64) {
+        for queued in streams[uri]!.removeAllQueued() {
+            for route in queued.routes {
+                fail(route, .unavailable, "\(uri) moved to version \(version) while entry \(queued.entry.id) waited")
+            }
+        }
+    }
+
     /// This server is no longer a member: answer everything waiting and forget the stream.
     mutating func dropStream(_ uri: StreamURI) {
         guard var replica = streams.removeValue(forKey: uri) else { return }
         note("left \(uri)")
-        for queued in replica.removeOvertakenQueued() + replica.queue.keys.sorted().compactMap({ replica.queue[$0] }) {
+        for queued in replica.removeAllQueued() {
             for route in queued.routes { fail(route, .notFound, "\(id) left \(uri)") }
         }
         for waiter in readWaiters.removeValue(forKey: uri) ?? [] {

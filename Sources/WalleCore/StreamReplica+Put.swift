@@ -204,17 +204,22 @@ extension StreamReplica {
     /// Jumps the committed id to `entry` without its predecessors, which the backfill fetches
     /// later, checked against the chain (§7.5 "Gap commit").
     ///
-    /// Every uncommitted entry is dropped first. Upstream keeps them when the tail's writer is
-    /// the committed entry's (WS-17), but a window can mix writers below its tail; the
-    /// simulator found a stale entry kept that way and served as committed (seed 197), since
-    /// the live table wins over the backfill on reads.
+    /// The uncommitted entries below `entry` stay on disk, unverified (`gapKeptEnd`): one of
+    /// them may be acknowledged and held nowhere else. Deleting them lost an entry once the
+    /// other holder was wiped (seed 1738 with --replica-moves). Upstream keeps them as live
+    /// entries when the tail's writer is the committed entry's (WS-17), but a window can mix
+    /// writers below its tail, and a stale entry kept that way was served as committed
+    /// (seed 197). Here readers never see the gap range; the backfill proves each kept entry
+    /// against the chain or overwrites it with a verified copy.
     private mutating func gapCommit(_ entry: Entry, writes: inout [DiskOperation]) {
         precondition(entry.id > committedID + 1)
-        truncate(from: committedID + 1, writes: &writes)
+        let keptEnd = min(tailID, entry.id - 1)
+        truncate(from: keptEnd + 1, writes: &writes)
         if !metadata.hasGap {
             metadata.gapStart = committedID + 1
             metadata.gapPreviousChecksum = window[0].checksum
         }
+        if keptEnd > committedID { metadata.gapKeptEnd = max(metadata.gapKeptEnd, keptEnd) }
         metadata.gapEnd = entry.id
         metadata.gapEndChecksum = entry.checksum
         metadata.committedID = entry.id
@@ -274,42 +279,55 @@ extension StreamReplica {
         return stale.compactMap { queue.removeValue(forKey: $0) }
     }
 
-    /// Records backfilled entries `[gapStart, ...)` after checking they chain from the entry
-    /// before the gap and end exactly at the gap-commit entry (closes WS-4). An entry right
-    /// before `gapEnd` is kept only once the link to `gapEnd` itself has been checked.
+    /// Takes every queued put, sorted by id so their answers go out in a fixed order.
+    mutating func removeAllQueued() -> [QueuedPut] {
+        let all = queue.keys.sorted().compactMap { queue[$0] }
+        queue.removeAll()
+        return all
+    }
+
+    /// Records fetched entries below `gapEnd` (closes WS-4). The answer must end with entry
+    /// `gapEnd` itself; walking down, each entry's checksum must be the one the entry above
+    /// chains onto, which proves it whichever copy it came from (a peer's committed entry, a
+    /// peer's or this member's kept one). The lowest entry's data is proven only by the link
+    /// to its own predecessor, so it is taken in the next batch unless it ends the gap.
+    /// Working downwards lets kept copies on several members add up to the whole range.
     mutating func applyBackfill(_ entries: [Entry], writes: inout [DiskOperation]) -> WalleError? {
         precondition(metadata.hasGap)
-        var accepted: [Entry] = []
-        var previous = metadata.gapPreviousChecksum
-        var reachedEnd = false
-        for entry in entries {
-            guard entry.id == metadata.gapStart + UInt64(accepted.count) else { break }
-            guard entry.chains(onto: previous) else {
-                return WalleError(.dataLoss, "backfilled entry \(entry.id) does not chain onto \(entry.id - 1)")
-            }
-            if entry.id == metadata.gapEnd {
-                guard entry.checksum == metadata.gapEndChecksum else {
-                    return WalleError(.dataLoss, "backfilled chain does not lead to committed \(entry.id)")
-                }
-                reachedEnd = true
-                break
-            }
-            accepted.append(entry)
-            previous = entry.checksum
+        guard let top = entries.last, top.id == metadata.gapEnd, top.checksum == metadata.gapEndChecksum else {
+            return WalleError(.unavailable, "the answer does not end at committed entry \(metadata.gapEnd)")
         }
-        if !reachedEnd, accepted.last?.id == metadata.gapEnd - 1 { accepted.removeLast() }
-        guard !accepted.isEmpty || reachedEnd else {
-            return WalleError(.unavailable, "peer sent nothing usable from \(metadata.gapStart)")
+        var proven: [Entry] = []
+        var above = top
+        for entry in entries.dropLast().reversed() {
+            guard entry.id + 1 == above.id, entry.id >= metadata.gapStart, above.chains(onto: entry.checksum) else { break }
+            proven.append(entry)
+            above = entry
         }
-        for entry in accepted { writes.append(.putEntry(uri, .backfill, entry)) }
-        if reachedEnd {
+        let closes = above.id == metadata.gapStart && above.id < top.id
+        if closes {
+            guard above.chains(onto: metadata.gapPreviousChecksum) else {
+                return WalleError(.dataLoss, "backfilled entry \(above.id) does not chain onto \(above.id - 1)")
+            }
+        } else if !proven.isEmpty {
+            proven.removeLast()
+        }
+        guard !proven.isEmpty else {
+            return WalleError(.unavailable, "nothing usable below entry \(metadata.gapEnd)")
+        }
+        for entry in proven {
+            // A kept live copy would win over the backfill table on reads: overwrite it.
+            writes.append(.putEntry(uri, entry.id <= metadata.gapKeptEnd ? .live : .backfill, entry))
+        }
+        if closes {
             metadata.gapStart = 0
             metadata.gapEnd = 0
             metadata.gapPreviousChecksum = 0
             metadata.gapEndChecksum = 0
+            metadata.gapKeptEnd = 0
         } else {
-            metadata.gapStart += UInt64(accepted.count)
-            metadata.gapPreviousChecksum = accepted[accepted.count - 1].checksum
+            metadata.gapEnd = proven[proven.count - 1].id
+            metadata.gapEndChecksum = proven[proven.count - 1].checksum
         }
         writes.append(.setMetadata(uri, metadata))
         return nil

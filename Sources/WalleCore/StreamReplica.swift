@@ -52,6 +52,8 @@ struct StreamReplica {
     /// A WriterInfo round asking the members which writer is current ([PEI-1] slow path).
     var writerCatchUp: WriterCatchUp?
     var backfillInFlight = false
+    /// The `gapEnd` at which this member's own copies last had nothing to add.
+    var selfBackfillFailedAt: EntryID = 0
     var uncommittedBytes = 0
     /// Checksums of recently committed ids, so a commit marker at or below C can be compared
     /// instead of trusted (WS-11). Indexed by id modulo the capacity.

@@ -42,13 +42,19 @@ public struct StreamMetadata: Hashable, Sendable {
     public var writerAddress: String
     public var leaseMilliseconds: Int64
     public var committedID: EntryID
-    /// `[gapStart, gapEnd)` may be missing locally; equal means no gap (§9).
+    /// `[gapStart, gapEnd)` is not verified locally; equal means no gap (§9). The backfill
+    /// works downwards: entry `gapEnd` is verified, and each fetched entry below it is
+    /// checked against the one above, so `gapEnd` falls until it reaches `gapStart`.
     public var gapStart: EntryID
     public var gapEnd: EntryID
-    /// Checksum of entry `gapStart − 1`: the backfill checks fetched entries chain onto it.
+    /// Checksum of entry `gapStart − 1`: the lowest backfilled entry must chain onto it.
     public var gapPreviousChecksum: UInt64
-    /// Checksum of entry `gapEnd`: the backfilled chain must lead exactly to it (WS-4).
+    /// Checksum of entry `gapEnd`: fetched entries must lead exactly to it (WS-4).
     public var gapEndChecksum: UInt64
+    /// Live entries in `[gapStart, gapKeptEnd]` include a gap commit's kept uncommitted
+    /// suffix: unverified, never served to readers, overwritten by verified copies. One of
+    /// them may be the last copy of an acknowledged entry, so they are not deleted (0: none).
+    public var gapKeptEnd: EntryID
 
     public init(topology: StreamTopology) {
         self.topology = topology
@@ -60,6 +66,7 @@ public struct StreamMetadata: Hashable, Sendable {
         self.gapEnd = 0
         self.gapPreviousChecksum = 0
         self.gapEndChecksum = 0
+        self.gapKeptEnd = 0
     }
 
     public var hasGap: Bool { gapStart < gapEnd }
