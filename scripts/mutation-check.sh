@@ -13,24 +13,24 @@ only=${3:-}
 scratch=$(mktemp -d /tmp/walle-mutation.XXXXXX)
 trap 'rm -rf "$scratch"' EXIT
 
-# Each mutation: name @@ file @@ text to find @@ replacement (first occurrence) [@@ sweep flags].
-# WS-2 needs a live member removed while others lag on topology, so its sweep moves replicas.
+# Each mutation: name @@ file @@ text to find @@ replacement (first occurrence).
 mutations=(
   "ack-before-sync@@Sources/WalleCore/ServerCore.swift@@        whenDurable(.reply(route, answer))@@        reply(route, answer)"
   "no-lease-wait@@Sources/WalleCore/ServerCore+Member.swift@@        var until = streams[uri]!.previousLeaseEnd@@        var until = time.monotonic"
   "margin-for-ratio-bound (0.75)@@Sources/WalleCore/Configuration.swift@@        return .nanoseconds(lease.nanoseconds / denominator * numerator)@@        return .nanoseconds(lease.nanoseconds / 4 * 3)"
   "WS-1 commit marker w/o checksum@@Sources/WalleCore/StreamReplica+Put.swift@@        if local.checksum == marker.checksum || limits.commitWithoutChecksum {@@        if true {"
   "WS-11 commit <= C w/o checksum@@Sources/WalleCore/StreamReplica+Put.swift@@            if let known = knownCommittedChecksum(marker.id), known != marker.checksum {@@            if let known = knownCommittedChecksum(marker.id), known != marker.checksum, false {"
-  "WS-2 accept versions v-1 and v+1@@Sources/WalleCore/ServerCore+Member.swift@@        guard header.streamVersion == local || header.streamVersion == local + 1 else {@@        guard header.streamVersion == local || header.streamVersion == local + 1 || (header.streamVersion + 1 == local && replica.metadata.topology.contains(source)) else {@@--replica-moves"
+  "WS-2 accept versions v-1 and v+1@@Sources/WalleCore/ServerCore+Member.swift@@        guard header.streamVersion == local || header.streamVersion == local + 1 else {@@        guard header.streamVersion == local || header.streamVersion == local + 1 || (header.streamVersion + 1 == local && replica.metadata.topology.contains(source)) else {"
   "WS-3 remove without backfill wait@@Simulations/WalleSimulator/TopologyManager.swift@@        guard case .remove(_, let leaving) = change else { return true }@@        guard case .remove(_, let leaving) = change, false else { return true }"
   "manager skips a stream version@@Simulations/WalleSimulator/TopologyManager.swift@@        stream.version += 1@@        stream.version += 2"
+  "gap commit deletes its suffix (1738)@@Sources/WalleCore/StreamReplica+Put.swift@@        let keptEnd = min(tailID, entry.id - 1)@@        let keptEnd = committedID"
+  "queued puts outlive a version (168)@@Sources/WalleCore/ServerCore+Topology.swift@@                refuseQueuedPuts(uri, version: stream.version)@@                _ = stream"
   "re-stamp one entry per call (176)@@Sources/WalleCore/ServerCore+Claim.swift@@            if !suffix.isEmpty { sends.append((member, suffix)) }@@            for entry in suffix { sends.append((member, [entry])) }"
 )
 
 printf '%-36s %-7s %-17s %s\n' "bug" "caught" "seeds to failure" "oracle"
 for mutation in "${mutations[@]}"; do
   name=${mutation%%@@*}
-  flags=$(printf '%s' "$mutation" | awk -F'@@' '{print $5}')
   if [ -n "$only" ] && [[ "$name" != *"$only"* ]]; then continue; fi
   rm -rf "$scratch/src"
   mkdir -p "$scratch/src"
@@ -39,7 +39,7 @@ for mutation in "${mutations[@]}"; do
   if ! python3 - "$scratch/src" "$mutation" <<'PY'
 import sys
 root, mutation = sys.argv[1:]
-name, path, find, replace = mutation.split("@@")[:4]
+name, path, find, replace = mutation.split("@@")
 text = open(f"{root}/{path}").read()
 if find not in text:
     sys.exit(f"{name}: text not found in {path}: {find!r}")
@@ -53,7 +53,7 @@ PY
     printf '%-36s %s\n' "$name" "BUILD FAILED"
     continue
   fi
-  out=$("$scratch/src/.build/release/walle-sim" sweep --seeds "$seeds" --jobs "$jobs" --fail-fast $flags 2>/dev/null || true)
+  out=$("$scratch/src/.build/release/walle-sim" sweep --seeds "$seeds" --jobs "$jobs" --fail-fast 2>/dev/null || true)
   first=$(printf '%s\n' "$out" | sed -n 's/^first failing seed: \([0-9]*\).*/\1/p')
   oracle=$(printf '%s\n' "$out" | sed -n 's/^first failing seed: [0-9]* (\(.*\))$/\1/p')
   if [ -n "$first" ]; then

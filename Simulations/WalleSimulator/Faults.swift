@@ -51,7 +51,7 @@ public struct FaultProfile: Sendable, CustomStringConvertible {
             wallStepsPerMinute: maybe(0.5, 0.5...3),
             pausesEnabled: !random.chance(0.2),
             replacementsPerMinute: maybe(0.4, 1...4),
-            // Opt-in (see RunOptions.replicaMoves).
+            // On unless --no-replica-moves (RunOptions.replicaMoves).
             movesPerMinute: replicaMoves ? maybe(0.2, 2...8) : 0,
             topologyLagsPerMinute: maybe(0.3, 1...6),
             topologyLagMax: .milliseconds(random.int(in: 1000...20000)))
@@ -91,7 +91,7 @@ public enum FaultKind: String, CaseIterable, Sendable {
     case leaseViolationBeyondModel = "lease overlap beyond the time model (expected)"
     case nodeReplacement = "node replacement (wiped, new id)"
     case membershipChange = "membership change (one member)"
-    case replicaMove = "replica moved (only with --replica-moves)"
+    case replicaMove = "replica moved (live member)"
     case topologyLag = "topology watch stalled"
 }
 

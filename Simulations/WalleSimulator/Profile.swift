@@ -85,11 +85,9 @@ public struct RunOptions: Sendable {
     /// Let clock rates leave [0.75, 1.25]: write safety must still hold; lease overlaps are
     /// then expected and reported, not failures.
     public var beyondModel = false
-    /// Also move replicas between live servers (add one, remove another, which may be alive
-    /// and lagging: the setting of WS-2 and WS-3). Off by default: a gap commit can still drop
-    /// the last copy of an acknowledged entry once a holder is wiped (docs/simulation.md,
-    /// "Known open problems"; seed 1738 with moves).
-    public var replicaMoves = false
+    /// Move replicas between live servers (add one, remove another, which may be alive and
+    /// lagging: the setting of WS-2 and WS-3).
+    public var replicaMoves = true
     /// Replace one server (wipe it, start a new one) at this simulated time, whatever the
     /// profile says: the node-replacement scenario.
     public var replaceServerAt: Duration?

@@ -71,7 +71,7 @@ public enum Simulation {
         if options.livenessTimeout != .seconds(60) { command += " --liveness-timeout \(options.livenessTimeout.milliseconds / 1000)" }
         if !options.faults { command += " --no-faults" }
         if options.beyondModel { command += " --beyond-model" }
-        if options.replicaMoves { command += " --replica-moves" }
+        if !options.replicaMoves { command += " --no-replica-moves" }
         if let at = options.replaceServerAt { command += " --replace-at \(at.milliseconds / 1000)" }
         for bug in options.plantedBugs.map(\.rawValue).sorted() { command += " --plant \(bug)" }
         return command

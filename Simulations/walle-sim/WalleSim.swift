@@ -26,8 +26,8 @@ struct SimulationOptions: ParsableArguments {
     @Flag(help: "Let clock rates leave [0.75, 1.25]: lease overlaps are expected, write safety must hold.")
     var beyondModel = false
 
-    @Flag(help: "Also move replicas between live servers (WS-2's setting; see docs/simulation.md).")
-    var replicaMoves = false
+    @Flag(help: "Do not move replicas between live servers (moves are one of the default faults).")
+    var noReplicaMoves = false
 
     @Option(help: "Replace one server (wipe it, start a new one) at this simulated second.")
     var replaceAt: Int?
@@ -47,7 +47,7 @@ struct SimulationOptions: ParsableArguments {
         options.livenessTimeout = .seconds(livenessTimeout)
         options.faults = !noFaults
         options.beyondModel = beyondModel
-        options.replicaMoves = replicaMoves
+        options.replicaMoves = !noReplicaMoves
         if let replaceAt, replaceAt < 0 || replaceAt >= duration {
             throw ValidationError("--replace-at must be within the fault phase [0, \(duration)) seconds, got \(replaceAt)")
         }
@@ -127,7 +127,7 @@ func hashInSecondProcess(seed: UInt64, simulation: SimulationOptions) throws -> 
     ]
     if simulation.noFaults { arguments.append("--no-faults") }
     if simulation.beyondModel { arguments.append("--beyond-model") }
-    if simulation.replicaMoves { arguments.append("--replica-moves") }
+    if simulation.noReplicaMoves { arguments.append("--no-replica-moves") }
     if let at = simulation.replaceAt { arguments += ["--replace-at", String(at)] }
     for bug in simulation.plantedBugs { arguments += ["--plant", bug] }
     process.arguments = arguments

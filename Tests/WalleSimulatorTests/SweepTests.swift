@@ -128,8 +128,8 @@ struct FaultTests {
             #expect(result.passed, "\(result.summary)")
             seen.formUnion(result.faults.filter { $0.value > 0 }.keys)
         }
-        // Lease overlaps need --beyond-model; replica moves need --replica-moves.
-        let expected = Set(FaultKind.allCases).subtracting([.leaseViolationBeyondModel, .replicaMove])
+        // Lease overlaps need --beyond-model.
+        let expected = Set(FaultKind.allCases).subtracting([.leaseViolationBeyondModel])
         #expect(expected.isSubset(of: seen), "never ran: \(expected.subtracting(seen).map(\.rawValue).sorted())")
     }
 }
