@@ -5,6 +5,7 @@ import PackageDescription
 //   WalleEnvironment  value types and the clock/network/disk interfaces; imports nothing
 //   WalleCore         the sans-IO protocol state machines; imports WalleEnvironment only
 //   WalleNode         the thin driver that feeds events in and carries effects out
+//   WalleStorage      the Disk interface on WiredTiger (production adapter; C shim below it)
 //   WalleSimulator    the seeded single-threaded world (Simulations/), beside production adapters
 //   walle-sim         the command line on top
 let swiftSettings: [SwiftSetting] = [
@@ -29,6 +30,12 @@ let package = Package(
         .target(
             name: "WalleNode", dependencies: ["WalleCore", "WalleEnvironment"],
             swiftSettings: swiftSettings),
+        .systemLibrary(
+            name: "CWiredTiger", pkgConfig: "wiredtiger", providers: [.apt(["libwiredtiger-dev"])]),
+        .target(name: "WiredTigerShim", dependencies: ["CWiredTiger"]),
+        .target(
+            name: "WalleStorage", dependencies: ["WalleEnvironment", "WiredTigerShim"],
+            swiftSettings: swiftSettings),
         .target(
             name: "WalleSimulator", dependencies: ["WalleNode", "WalleCore", "WalleEnvironment"],
             path: "Simulations/WalleSimulator", swiftSettings: swiftSettings),
@@ -37,6 +44,9 @@ let package = Package(
             path: "Simulations/walle-sim", swiftSettings: swiftSettings),
         .testTarget(
             name: "WalleCoreTests", dependencies: ["WalleCore", "WalleEnvironment"],
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "WalleStorageTests", dependencies: ["WalleStorage", "WalleEnvironment"],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "WalleSimulatorTests",

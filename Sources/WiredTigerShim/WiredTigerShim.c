@@ -1,0 +1,83 @@
+#include "WiredTigerShim.h"
+
+#include <wiredtiger.h>
+
+const int walle_wt_notfound = WT_NOTFOUND;
+
+int walle_wt_open(const char *home, const char *config, WT_CONNECTION **connection) {
+    return wiredtiger_open(home, NULL, config, connection);
+}
+
+int walle_wt_close(WT_CONNECTION *connection) { return connection->close(connection, NULL); }
+
+const char *walle_wt_strerror(int error) { return wiredtiger_strerror(error); }
+
+int walle_wt_open_session(WT_CONNECTION *connection, WT_SESSION **session) {
+    return connection->open_session(connection, NULL, NULL, session);
+}
+
+int walle_wt_session_close(WT_SESSION *session) { return session->close(session, NULL); }
+
+int walle_wt_create(WT_SESSION *session, const char *name, const char *config) {
+    return session->create(session, name, config);
+}
+
+int walle_wt_drop(WT_SESSION *session, const char *name) { return session->drop(session, name, NULL); }
+
+// Commits do not sync on their own: durability comes from the one sync thread's log flush,
+// which covers every transaction committed before it (group commit).
+int walle_wt_begin(WT_SESSION *session) { return session->begin_transaction(session, "sync=false"); }
+
+int walle_wt_commit(WT_SESSION *session) { return session->commit_transaction(session, NULL); }
+
+int walle_wt_rollback(WT_SESSION *session) { return session->rollback_transaction(session, NULL); }
+
+int walle_wt_log_flush_sync(WT_SESSION *session) { return session->log_flush(session, "sync=on"); }
+
+int walle_wt_open_cursor(WT_SESSION *session, const char *name, WT_CURSOR **cursor) {
+    return session->open_cursor(session, name, NULL, NULL, cursor);
+}
+
+int walle_cursor_close(WT_CURSOR *cursor) { return cursor->close(cursor); }
+
+void walle_cursor_set_id(WT_CURSOR *cursor, uint64_t key) { cursor->set_key(cursor, key); }
+
+void walle_cursor_set_name(WT_CURSOR *cursor, const char *key) { cursor->set_key(cursor, key); }
+
+void walle_cursor_set_bytes(WT_CURSOR *cursor, const void *data, size_t size) {
+    WT_ITEM item;
+    item.data = data;
+    item.size = size;
+    cursor->set_value(cursor, &item);
+}
+
+int walle_cursor_get_id(WT_CURSOR *cursor, uint64_t *key) { return cursor->get_key(cursor, key); }
+
+int walle_cursor_get_name(WT_CURSOR *cursor, const char **key) { return cursor->get_key(cursor, key); }
+
+int walle_cursor_get_bytes(WT_CURSOR *cursor, const void **data, size_t *size) {
+    WT_ITEM item;
+    int error = cursor->get_value(cursor, &item);
+    if (error == 0) {
+        *data = item.data;
+        *size = item.size;
+    }
+    return error;
+}
+
+int walle_cursor_insert(WT_CURSOR *cursor) { return cursor->insert(cursor); }
+
+int walle_cursor_remove(WT_CURSOR *cursor) { return cursor->remove(cursor); }
+
+int walle_cursor_search(WT_CURSOR *cursor) { return cursor->search(cursor); }
+
+int walle_cursor_seek_at_or_after(WT_CURSOR *cursor) {
+    int exact = 0;
+    int error = cursor->search_near(cursor, &exact);
+    if (error == 0 && exact < 0) error = cursor->next(cursor);
+    return error;
+}
+
+int walle_cursor_next(WT_CURSOR *cursor) { return cursor->next(cursor); }
+
+int walle_cursor_reset(WT_CURSOR *cursor) { return cursor->reset(cursor); }

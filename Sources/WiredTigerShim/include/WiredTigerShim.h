@@ -1,0 +1,52 @@
+// Plain C entry points for the parts of WiredTiger's API that Swift cannot call: the cursor's
+// variadic set_key/set_value/get_key/get_value, and the method tables reached through struct
+// function pointers (wrapped too, so the Swift side reads as ordinary calls).
+//
+// Every table Walle creates has one of two formats: key "Q" (uint64 entry id) or "S" (string),
+// value "u" (raw bytes). The wrappers below only support those.
+#ifndef WALLE_WIREDTIGER_SHIM_H
+#define WALLE_WIREDTIGER_SHIM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct __wt_connection WT_CONNECTION;
+typedef struct __wt_session WT_SESSION;
+typedef struct __wt_cursor WT_CURSOR;
+
+/// WiredTiger's WT_NOTFOUND, for Swift (the macro is not imported).
+extern const int walle_wt_notfound;
+
+int walle_wt_open(const char *home, const char *config, WT_CONNECTION **connection);
+int walle_wt_close(WT_CONNECTION *connection);
+const char *walle_wt_strerror(int error);
+
+int walle_wt_open_session(WT_CONNECTION *connection, WT_SESSION **session);
+int walle_wt_session_close(WT_SESSION *session);
+int walle_wt_create(WT_SESSION *session, const char *name, const char *config);
+/// Drops a table (not transactional; no cursor may be open on it).
+int walle_wt_drop(WT_SESSION *session, const char *name);
+int walle_wt_begin(WT_SESSION *session);
+int walle_wt_commit(WT_SESSION *session);
+int walle_wt_rollback(WT_SESSION *session);
+/// Writes the log to the storage device: every transaction committed before the call is durable.
+int walle_wt_log_flush_sync(WT_SESSION *session);
+
+int walle_wt_open_cursor(WT_SESSION *session, const char *name, WT_CURSOR **cursor);
+int walle_cursor_close(WT_CURSOR *cursor);
+void walle_cursor_set_id(WT_CURSOR *cursor, uint64_t key);
+void walle_cursor_set_name(WT_CURSOR *cursor, const char *key);
+void walle_cursor_set_bytes(WT_CURSOR *cursor, const void *data, size_t size);
+int walle_cursor_get_id(WT_CURSOR *cursor, uint64_t *key);
+int walle_cursor_get_name(WT_CURSOR *cursor, const char **key);
+/// The pointer stays valid until the cursor moves or is reset.
+int walle_cursor_get_bytes(WT_CURSOR *cursor, const void **data, size_t *size);
+int walle_cursor_insert(WT_CURSOR *cursor);
+int walle_cursor_remove(WT_CURSOR *cursor);
+int walle_cursor_search(WT_CURSOR *cursor);
+/// Positions at the first key >= the key set (0), or returns WT_NOTFOUND when there is none.
+int walle_cursor_seek_at_or_after(WT_CURSOR *cursor);
+int walle_cursor_next(WT_CURSOR *cursor);
+int walle_cursor_reset(WT_CURSOR *cursor);
+
+#endif
