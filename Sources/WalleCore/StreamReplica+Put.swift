@@ -273,17 +273,21 @@ extension StreamReplica {
     }
 
     /// Queued puts at or below the tail can no longer be applied in order (a gap commit
-    /// jumped past them). Sorted by id so their answers go out in a fixed order.
+    /// jumped past them).
     mutating func removeOvertakenQueued() -> [QueuedPut] {
-        let stale = queue.keys.filter { $0 <= tailID }.sorted()
-        return stale.compactMap { queue.removeValue(forKey: $0) }
+        let tail = tailID
+        return removeQueued { $0 <= tail }
     }
 
-    /// Takes every queued put, sorted by id so their answers go out in a fixed order.
+    /// Takes every queued put (the member left the stream, or its version moved).
     mutating func removeAllQueued() -> [QueuedPut] {
-        let all = queue.keys.sorted().compactMap { queue[$0] }
-        queue.removeAll()
-        return all
+        removeQueued { _ in true }
+    }
+
+    /// Sorted by id so their answers go out in a fixed order.
+    private mutating func removeQueued(where taken: (EntryID) -> Bool) -> [QueuedPut] {
+        let ids = queue.keys.filter(taken).sorted()
+        return ids.compactMap { queue.removeValue(forKey: $0) }
     }
 
     /// Records fetched entries below `gapEnd` (closes WS-4). The answer must end with entry

@@ -209,18 +209,9 @@ public final class WiredTigerDisk: Disk, @unchecked Sendable {
     /// Removes every key >= `from`. The ids are collected first (a live table's suffix above
     /// the committed entry is bounded by the uncommitted-entries limit), then removed by key.
     private func deleteEntries(table name: String, from: EntryID) throws(WalleError) {
-        let table = try cursor(name)
         var ids: [EntryID] = []
-        walle_cursor_set_id(table, from)
-        var status = walle_cursor_seek_at_or_after(table)
-        while status == 0 {
-            var id: UInt64 = 0
-            _ = walle_cursor_get_id(table, &id)
-            ids.append(id)
-            status = walle_cursor_next(table)
-        }
-        _ = walle_cursor_reset(table)
-        guard status == walle_wt_notfound else { throw Self.check(status, "scan \(name)")! }
+        try visit(name, from: from, below: .max) { _, id in ids.append(id) }
+        let table = try cursor(name)
         for id in ids {
             walle_cursor_set_id(table, id)
             if let error = Self.check(walle_cursor_remove(table), "delete entry \(id) from \(name)") { throw error }
@@ -270,20 +261,30 @@ public final class WiredTigerDisk: Disk, @unchecked Sendable {
     }
 
     private func scan(_ name: String, from start: EntryID, below end: EntryID) throws(WalleError) -> [Entry] {
+        var entries: [Entry] = []
+        try visit(name, from: start, below: end) { table, id throws(WalleError) in
+            entries.append(try StorageCodec.decodeEntry(id: id, try bytesAtCursor(table)))
+        }
+        return entries
+    }
+
+    /// Calls `body` with the cursor at each key in `[start, end)`, ascending, then resets it.
+    private func visit(
+        _ name: String, from start: EntryID, below end: EntryID,
+        _ body: (OpaquePointer, EntryID) throws(WalleError) -> Void
+    ) throws(WalleError) {
         let table = try cursor(name)
         defer { _ = walle_cursor_reset(table) }
-        var entries: [Entry] = []
         walle_cursor_set_id(table, start)
         var status = walle_cursor_seek_at_or_after(table)
         while status == 0 {
             var id: UInt64 = 0
             _ = walle_cursor_get_id(table, &id)
-            guard id < end else { return entries }
-            entries.append(try StorageCodec.decodeEntry(id: id, try bytesAtCursor(table)))
+            guard id < end else { return }
+            try body(table, id)
             status = walle_cursor_next(table)
         }
         guard status == walle_wt_notfound else { throw Self.check(status, "read \(name)")! }
-        return entries
     }
 
     private func bytesAtCursor(_ cursor: OpaquePointer) throws(WalleError) -> [UInt8] {
