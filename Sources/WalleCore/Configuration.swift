@@ -75,6 +75,10 @@ public struct ServerConfiguration: Sendable {
     public var pollTimeout: Duration = .seconds(5)
     /// Entries in one StreamEntries or ReadEntries answer.
     public var readBatchCountMax = 512
+    /// Entry bytes in one read answer (at least one entry is always sent): with 1 MiB entries
+    /// the count bound alone would allow 512 MiB in one message, far over the wire's frame
+    /// bound (docs/operating.md, "Wire format").
+    public var readBatchBytesMax = 16 << 20
     /// Entries fetched per backfill step.
     public var backfillBatchCountMax = 512
     /// Pause before a failed backfill or fast-forward is tried again.

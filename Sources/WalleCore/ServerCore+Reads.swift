@@ -145,6 +145,12 @@ extension ServerCore {
                 let run = entries.reversed().enumerated().prefix { $0.element.id + UInt64($0.offset) == last.id }.count
                 contiguous = entries.suffix(run)
             }
+            // Over the byte bound, the lowest entries go: the backfill proves downwards from
+            // the top, so the top of the run is what it can use.
+            var bytes = contiguous.reduce(0) { $0 + $1.data.count }
+            while bytes > configuration.readBatchBytesMax, contiguous.count > 1 {
+                bytes -= contiguous.removeFirst().data.count
+            }
             if contiguous.isEmpty {
                 fail(route, .notFound, "entry \(start) of \(uri) is missing on \(id)")
             } else {
@@ -152,8 +158,11 @@ extension ServerCore {
             }
         case .answerPublic(let route):
             var contiguous: [Entry] = []
+            var bytes = 0
             for entry in entries {
                 guard entry.id == start + UInt64(contiguous.count) else { break }
+                bytes += entry.data.count
+                guard bytes <= configuration.readBatchBytesMax || contiguous.isEmpty else { break }
                 contiguous.append(entry)
             }
             if contiguous.isEmpty {

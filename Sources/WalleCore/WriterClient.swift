@@ -141,6 +141,11 @@ public struct WriterClient {
 
     public var pendingCount: Int { pending.count }
 
+    /// Whether a majority has heard, on a put or heartbeat that succeeded, which entry is
+    /// committed. Until then readers cannot see the last acknowledged entries: a writer that
+    /// stops should wait for this (members learn commits only from the writer, §7).
+    public var membersKnowCommitted: Bool { toldCommitted >= committed.id }
+
     public var nextWakeup: Instant? {
         // A minimum does not depend on the order the dictionary yields its values.
         let candidates = [heartbeatDue, retryWakeAt, outstanding.values.lazy.map(\.deadline).min()]

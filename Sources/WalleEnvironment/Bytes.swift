@@ -53,19 +53,27 @@ public struct ByteReader: Sendable {
         return Array(bytes[offset..<offset + count])
     }
 
-    public mutating func u64() throws(WalleError) -> UInt64 {
-        try bytes(8).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+    /// Reads `width` bytes as a little-endian integer without copying them out (the wire
+    /// decodes many fields per message).
+    private mutating func little(_ width: Int) throws(WalleError) -> UInt64 {
+        guard offset + width <= bytes.count else {
+            throw WalleError(.dataLoss, "\(what) is truncated at byte \(offset)")
+        }
+        var value: UInt64 = 0
+        for index in stride(from: offset + width - 1, through: offset, by: -1) {
+            value = value << 8 | UInt64(bytes[index])
+        }
+        offset += width
+        return value
     }
 
-    public mutating func u32() throws(WalleError) -> UInt32 {
-        try bytes(4).reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
-    }
+    public mutating func u64() throws(WalleError) -> UInt64 { try little(8) }
 
-    public mutating func u16() throws(WalleError) -> UInt16 {
-        try bytes(2).reversed().reduce(UInt16(0)) { $0 << 8 | UInt16($1) }
-    }
+    public mutating func u32() throws(WalleError) -> UInt32 { UInt32(try little(4)) }
 
-    public mutating func u8() throws(WalleError) -> UInt8 { try bytes(1)[0] }
+    public mutating func u16() throws(WalleError) -> UInt16 { UInt16(try little(2)) }
+
+    public mutating func u8() throws(WalleError) -> UInt8 { UInt8(try little(1)) }
 
     public mutating func string16() throws(WalleError) -> String {
         String(decoding: try bytes(Int(try u16())), as: UTF8.self)

@@ -184,8 +184,7 @@ public final class WiredTigerDisk: Disk, @unchecked Sendable {
             // The metadata row goes in the transaction; without it the tables are never read
             // again, and a later createStream empties them first.
             let metadata = try cursor(Self.metadataTable)
-            uri.rawValue.withCString { walle_cursor_set_name(metadata, $0) }
-            let status = walle_cursor_remove(metadata)
+            let status = uri.rawValue.withCString { walle_cursor_remove_name(metadata, $0) }
             guard status == 0 || status == walle_wt_notfound else { throw Self.check(status, "drop \(uri)")! }
         }
     }
@@ -193,17 +192,17 @@ public final class WiredTigerDisk: Disk, @unchecked Sendable {
     private func put(_ metadata: StreamMetadata, _ uri: StreamURI) throws(WalleError) {
         let table = try cursor(Self.metadataTable)
         let bytes = StorageCodec.encode(metadata)
-        uri.rawValue.withCString { walle_cursor_set_name(table, $0) }
-        bytes.withUnsafeBytes { walle_cursor_set_bytes(table, $0.baseAddress, $0.count) }
-        if let error = Self.check(walle_cursor_insert(table), "write the metadata of \(uri)") { throw error }
+        let status = uri.rawValue.withCString { name in
+            bytes.withUnsafeBytes { walle_cursor_insert_name(table, name, $0.baseAddress, $0.count) }
+        }
+        if let error = Self.check(status, "write the metadata of \(uri)") { throw error }
     }
 
     private func put(_ entry: Entry, table name: String) throws(WalleError) {
         let table = try cursor(name)
         let bytes = StorageCodec.encode(entry)
-        walle_cursor_set_id(table, entry.id)
-        bytes.withUnsafeBytes { walle_cursor_set_bytes(table, $0.baseAddress, $0.count) }
-        if let error = Self.check(walle_cursor_insert(table), "write entry \(entry.id) to \(name)") { throw error }
+        let status = bytes.withUnsafeBytes { walle_cursor_insert_id(table, entry.id, $0.baseAddress, $0.count) }
+        if let error = Self.check(status, "write entry \(entry.id) to \(name)") { throw error }
     }
 
     /// Removes every key >= `from`. The ids are collected first (a live table's suffix above
@@ -213,8 +212,7 @@ public final class WiredTigerDisk: Disk, @unchecked Sendable {
         try visit(name, from: from, below: .max) { _, id in ids.append(id) }
         let table = try cursor(name)
         for id in ids {
-            walle_cursor_set_id(table, id)
-            if let error = Self.check(walle_cursor_remove(table), "delete entry \(id) from \(name)") { throw error }
+            if let error = Self.check(walle_cursor_remove_id(table, id), "delete entry \(id) from \(name)") { throw error }
         }
     }
 

@@ -42,13 +42,37 @@ int walle_cursor_close(WT_CURSOR *cursor) { return cursor->close(cursor); }
 
 void walle_cursor_set_id(WT_CURSOR *cursor, uint64_t key) { cursor->set_key(cursor, key); }
 
-void walle_cursor_set_name(WT_CURSOR *cursor, const char *key) { cursor->set_key(cursor, key); }
+// WiredTiger keeps the pointers given to set_key and set_value until the operation runs, so
+// setting and operating happen in one call here, while the caller's buffers are still valid.
+// (Setting a Swift string's key in one call and inserting in the next stored garbage keys.)
 
-void walle_cursor_set_bytes(WT_CURSOR *cursor, const void *data, size_t size) {
+// The key is already set: sets the value and inserts.
+static int insert_value(WT_CURSOR *cursor, const void *data, size_t size) {
     WT_ITEM item;
     item.data = data;
     item.size = size;
     cursor->set_value(cursor, &item);
+    return cursor->insert(cursor);
+}
+
+int walle_cursor_insert_name(WT_CURSOR *cursor, const char *key, const void *data, size_t size) {
+    cursor->set_key(cursor, key);
+    return insert_value(cursor, data, size);
+}
+
+int walle_cursor_insert_id(WT_CURSOR *cursor, uint64_t key, const void *data, size_t size) {
+    cursor->set_key(cursor, key);
+    return insert_value(cursor, data, size);
+}
+
+int walle_cursor_remove_name(WT_CURSOR *cursor, const char *key) {
+    cursor->set_key(cursor, key);
+    return cursor->remove(cursor);
+}
+
+int walle_cursor_remove_id(WT_CURSOR *cursor, uint64_t key) {
+    cursor->set_key(cursor, key);
+    return cursor->remove(cursor);
 }
 
 int walle_cursor_get_id(WT_CURSOR *cursor, uint64_t *key) { return cursor->get_key(cursor, key); }
@@ -64,10 +88,6 @@ int walle_cursor_get_bytes(WT_CURSOR *cursor, const void **data, size_t *size) {
     }
     return error;
 }
-
-int walle_cursor_insert(WT_CURSOR *cursor) { return cursor->insert(cursor); }
-
-int walle_cursor_remove(WT_CURSOR *cursor) { return cursor->remove(cursor); }
 
 int walle_cursor_search(WT_CURSOR *cursor) { return cursor->search(cursor); }
 

@@ -108,6 +108,22 @@ struct WiredTigerDiskTests {
         #expect(completions.errors.isEmpty)
     }
 
+    @Test("Short stream names survive a reopen (their bytes live inline in the Swift string)")
+    func recoversShortNames() throws {
+        let directory = try DataDirectory()
+        let names = try ["/a", "/demo", "/cluster/root"].map { try StreamURI($0) }
+        do {
+            let completions = Completions()
+            let disk = try open(directory, completions)
+            for name in names { disk.submit(.write([.createStream(name, metadata())])) }
+            disk.submit(.sync(token: 1))
+            #expect(completions.waitSynced(1))
+            disk.close()
+        }
+        let recovered = try open(directory, Completions()).recover()
+        #expect(recovered.streams.map(\.uri) == names.sorted())
+    }
+
     @Test("Reads merge the tables, live wins, holes stay holes, the id span is bounded")
     func readsMerge() throws {
         let directory = try DataDirectory()

@@ -35,14 +35,16 @@ int walle_wt_log_flush_sync(WT_SESSION *session);
 int walle_wt_open_cursor(WT_SESSION *session, const char *name, WT_CURSOR **cursor);
 int walle_cursor_close(WT_CURSOR *cursor);
 void walle_cursor_set_id(WT_CURSOR *cursor, uint64_t key);
-void walle_cursor_set_name(WT_CURSOR *cursor, const char *key);
-void walle_cursor_set_bytes(WT_CURSOR *cursor, const void *data, size_t size);
+/// Sets the key and value and inserts (or overwrites) in one call: WiredTiger keeps the
+/// pointers until the insert, so they must stay valid that long.
+int walle_cursor_insert_name(WT_CURSOR *cursor, const char *key, const void *data, size_t size);
+int walle_cursor_insert_id(WT_CURSOR *cursor, uint64_t key, const void *data, size_t size);
+int walle_cursor_remove_name(WT_CURSOR *cursor, const char *key);
+int walle_cursor_remove_id(WT_CURSOR *cursor, uint64_t key);
 int walle_cursor_get_id(WT_CURSOR *cursor, uint64_t *key);
 int walle_cursor_get_name(WT_CURSOR *cursor, const char **key);
 /// The pointer stays valid until the cursor moves or is reset.
 int walle_cursor_get_bytes(WT_CURSOR *cursor, const void **data, size_t *size);
-int walle_cursor_insert(WT_CURSOR *cursor);
-int walle_cursor_remove(WT_CURSOR *cursor);
 int walle_cursor_search(WT_CURSOR *cursor);
 /// Positions at the first key >= the key set (0), or returns WT_NOTFOUND when there is none.
 int walle_cursor_seek_at_or_after(WT_CURSOR *cursor);

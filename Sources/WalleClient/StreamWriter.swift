@@ -1,0 +1,226 @@
+public import NIOCore
+public import WalleCore
+public import WalleEnvironment
+import WalleNode
+import WalleTransport
+
+/// The exclusive writer of one stream: claims it, then pipelines puts. Runs the simulator's
+/// `WriterClient` through the same `WriterNode` driver, on TCP and the system clock.
+///
+/// `append` returns once the entry is committed (durable on a majority); many appends may be
+/// in flight at once, and they commit in order. After `closed` (a newer writer took over),
+/// every waiting append fails and the writer may `claim` again.
+public final class StreamWriter: @unchecked Sendable {
+    public let uri: StreamURI
+    private let eventLoop: any EventLoop
+    private let transport: Transport
+    private let clock: SystemClock
+    private let node: WriterNode<SystemClock, Transport>
+    private var claimWaiter: EventLoopPromise<(WriterID, Entry)>?
+    private var appendWaiters: [EntryID: EventLoopPromise<Entry>] = [:]
+    /// Appends refused for lack of room wait here for acknowledgements (bounded).
+    private var roomWaiters: [EventLoopPromise<Void>] = []
+    static let roomWaitersMax = 65_536
+
+    init(client: ClusterClient, uri: StreamURI, members: [NodeID], configuration: WriterConfiguration) {
+        self.uri = uri
+        self.eventLoop = client.eventLoop
+        let id = ClusterClient.makeClientID()
+        let peers = client.servers.filter { members.contains($0.key) }
+        self.transport = Transport(eventLoop: eventLoop, localID: id, peers: peers, logger: client.logger)
+        self.clock = SystemClock(eventLoop: eventLoop)
+        let writer = WriterClient(
+            id: id, uri: uri, servers: members, configuration: configuration,
+            firstServer: Int.random(in: 0..<members.count))
+        self.node = WriterNode(client: writer, clock: clock, network: transport)
+        transport.onMessage = { [weak self] message, source in
+            guard let self else { return }
+            handle(node.receive(message, from: source))
+        }
+        clock.onWake = { [weak self] in
+            guard let self else { return }
+            handle(node.wake())
+        }
+    }
+
+    /// Becomes the stream's writer: waits out the previous writer's lease, commits the winning
+    /// tail, and returns this writer's id and the last committed entry.
+    public func claim() async throws(WalleError) -> (WriterID, tail: Entry) {
+        let promise = eventLoop.makePromise(of: (WriterID, Entry).self)
+        eventLoop.execute { [self] in
+            guard claimWaiter == nil else {
+                promise.fail(WalleError(.failedPrecondition, "a claim of \(uri) is already running"))
+                return
+            }
+            switch node.client.phase {
+            case .idle, .closed:
+                claimWaiter = promise
+                handle(node.claim())
+            default:
+                promise.fail(WalleError(.failedPrecondition, "already the writer of \(uri)"))
+            }
+        }
+        return try await Self.wait(promise)
+    }
+
+    /// Appends `data` and returns the committed entry.
+    public func append(_ data: [UInt8]) async throws(WalleError) -> Entry {
+        try await Self.wait(submit(data))
+    }
+
+    /// Appends `data` and returns at once; the future completes when the entry commits. When
+    /// the writer's pending bound is full, it waits for room first.
+    public func submit(_ data: [UInt8]) -> EventLoopFuture<Entry> {
+        let promise = eventLoop.makePromise(of: Entry.self)
+        eventLoop.execute { [self] in tryPut(data, promise) }
+        return promise.futureResult
+    }
+
+    private func tryPut(_ data: [UInt8], _ promise: EventLoopPromise<Entry>) {
+        do {
+            let (entry, events) = try node.put(data)
+            appendWaiters[entry.id] = promise
+            handle(events)
+        } catch where error.code == .resourceExhausted && roomWaiters.count < Self.roomWaitersMax {
+            let room = eventLoop.makePromise(of: Void.self)
+            roomWaiters.append(room)
+            room.futureResult.whenComplete { [self] result in
+                switch result {
+                case .success: tryPut(data, promise)
+                case .failure(let error): promise.fail(error)
+                }
+            }
+        } catch {
+            promise.fail(error)
+        }
+    }
+
+    /// Whether this client may still serve reads as the exclusive writer (its lease margin).
+    public func isExclusive() async -> Bool {
+        try! await eventLoop.submit { [self] in node.isExclusive() }.get()
+    }
+
+    public var writerID: WriterID {
+        get async { try! await eventLoop.submit { [self] in node.client.writerID }.get() }
+    }
+
+    /// Waits until every append is acknowledged and a majority of members know the last one
+    /// committed (the writer's short heartbeat tells them), so readers see everything. Call it
+    /// before `close` when the writer is done; gives up after `timeout`.
+    public func finish(timeout: Duration = .seconds(5)) async throws(WalleError) {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            let (done, phase) = try! await eventLoop.submit { [self] in
+                (node.client.pendingCount == 0 && node.client.membersKnowCommitted, node.client.phase)
+            }.get()
+            if case .closed(let error) = phase { throw error }
+            if done { return }
+            try? await Task.sleep(for: .milliseconds(2))
+        }
+        throw WalleError(.deadlineExceeded, "the writer of \(uri) did not finish within \(timeout)")
+    }
+
+    /// Stops talking to the servers. Appends still waiting fail.
+    public func close() async {
+        try? await eventLoop.submit { [self] in
+            clock.cancel()
+            fail(WalleError(.unavailable, "the writer of \(uri) was closed"))
+        }.get()
+        await transport.close()
+    }
+
+    private func handle(_ events: [WriterEvent]) {
+        for event in events {
+            switch event {
+            case .claimed(let writer, let tail):
+                claimWaiter?.succeed((writer, tail))
+                claimWaiter = nil
+            case .claimFailed(let error):
+                claimWaiter?.fail(error)
+                claimWaiter = nil
+            case .putAcknowledged(let entry):
+                appendWaiters.removeValue(forKey: entry.id)?.succeed(entry)
+                let waiting = roomWaiters
+                roomWaiters.removeAll()
+                for room in waiting { room.succeed(()) }
+            case .closed(let error):
+                fail(error)
+            }
+        }
+    }
+
+    private func fail(_ error: WalleError) {
+        claimWaiter?.fail(error)
+        claimWaiter = nil
+        for id in appendWaiters.keys.sorted() { appendWaiters.removeValue(forKey: id)!.fail(error) }
+        let waiting = roomWaiters
+        roomWaiters.removeAll()
+        for room in waiting { room.fail(error) }
+    }
+
+    static func wait<Value: Sendable>(_ future: EventLoopFuture<Value>) async throws(WalleError) -> Value {
+        do {
+            return try await future.get()
+        } catch let error as WalleError {
+            throw error
+        } catch {
+            throw WalleError(.internal, "\(error)")
+        }
+    }
+
+    static func wait<Value: Sendable>(_ promise: EventLoopPromise<Value>) async throws(WalleError) -> Value {
+        try await wait(promise.futureResult)
+    }
+}
+
+extension ClusterClient {
+    /// A writer for `uri` (not yet claimed). `lease` is how long members keep its lease
+    /// after each put or heartbeat; a failed writer's successor waits that long.
+    public func writer(
+        for uri: StreamURI, lease: Duration = .seconds(2), address: String = "walle-client"
+    ) async throws(WalleError) -> StreamWriter {
+        let members = try await members(of: uri)
+        return StreamWriter(client: self, uri: uri, members: members, configuration: WriterConfiguration(address: address, lease: lease))
+    }
+
+    /// Adds `uri` to the topology with `members` as version 1 of its member list: claims the
+    /// root stream (the topology manager is simply its writer, §10), appends the next
+    /// topology, and waits until every member has created the stream.
+    public func createStream(_ uri: StreamURI, members: [NodeID]) async throws(WalleError) {
+        guard uri != Self.rootStream else { throw WalleError(.invalidArgument, "\(uri) is the root stream") }
+        let unknown = members.filter { servers[$0] == nil }
+        guard unknown.isEmpty, !members.isEmpty else {
+            throw WalleError(.invalidArgument, "members \(unknown.map(\.rawValue)) are not servers of this cluster")
+        }
+        let manager = try await writer(for: Self.rootStream, lease: .milliseconds(500), address: "walle create-stream")
+        defer { Task { await manager.close() } }
+        let (_, tail) = try await manager.claim()
+        var topology = try Topology.decode(tail.data, entryID: tail.id)
+        if topology.version == 0 {
+            // The first version: the root stream as bootstrapped on every server.
+            topology.streams[Self.rootStream] = StreamTopology(version: 1, members: serverIDs)
+        }
+        guard topology.streams[uri] == nil else {
+            throw WalleError(.failedPrecondition, "stream \(uri) already exists")
+        }
+        topology.version += 1
+        topology.streams[uri] = StreamTopology(version: 1, members: members)
+        _ = try await manager.append(topology.encoded())
+        try await manager.finish()
+        try await waitForMembers(uri, members)
+    }
+
+    /// Members create a stream when they learn the topology (they long-poll the root stream);
+    /// a claim before that would find it missing.
+    private func waitForMembers(_ uri: StreamURI, _ members: [NodeID]) async throws(WalleError) {
+        for _ in 0..<100 {
+            var ready = 0
+            for member in members {
+                if case .writerInfo = await call(member, timeout: .seconds(1), { .writerStatus($0, uri) }) { ready += 1 }
+            }
+            if ready == members.count { return }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        throw WalleError(.unavailable, "members of \(uri) did not all learn the new topology within 5 s")
+    }
+}

@@ -1,0 +1,265 @@
+public import Logging
+import Metrics
+public import NIOCore
+import NIOPosix
+public import WalleEnvironment
+import WalleWire
+
+/// The `Network` interface on TCP (docs/architecture.md, "Production adapters").
+///
+/// Every connection starts with a hello from each side, then carries frames both ways. A
+/// message goes to its target over this node's own connection to that peer when the address
+/// book knows the peer (servers), else over the connection the target opened to us (clients).
+/// Nothing waits: a message that cannot be sent now (peer down, connection still opening past
+/// its queue bound, send buffer full) is dropped and counted, which the protocol treats as loss.
+///
+/// Threading: confined to `eventLoop`. `send` and every callback run there; a connection's
+/// handlers live on the same loop, so no state is shared across threads.
+public final class Transport: Network, @unchecked Sendable {
+    public let eventLoop: any EventLoop
+    public let localID: NodeID
+    /// Called on the event loop for every message that arrives, with its sender.
+    public var onMessage: ((Message, NodeID) -> Void)?
+    let logger: Logger
+    let configuration: TransportConfiguration
+    private var links: [NodeID: PeerLink] = [:]
+    private var accepted: [NodeID: FrameHandler] = [:]
+    private var needsFlush: [ObjectIdentifier: FrameHandler] = [:]
+    private var listener: (any Channel)?
+    private var isClosed = false
+    let counters = TransportCounters()
+
+    public init(
+        eventLoop: any EventLoop, localID: NodeID, peers: [NodeID: SocketAddress],
+        configuration: TransportConfiguration = TransportConfiguration(), logger: Logger
+    ) {
+        self.eventLoop = eventLoop
+        self.localID = localID
+        self.configuration = configuration
+        self.logger = logger
+        for (id, address) in peers where id != localID {
+            links[id] = PeerLink(id: id, address: address)
+        }
+    }
+
+    /// Accepts connections on `address`; returns the bound address (port 0 picks one).
+    public func listen(on address: SocketAddress) async throws -> SocketAddress {
+        let channel = try await ServerBootstrap(group: eventLoop)
+            .serverChannelOption(ChannelOptions.backlog, value: 256)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(ChannelOptions.writeBufferWaterMark, value: configuration.waterMark)
+            .childChannelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try self.addHandlers(channel, role: .accepted)
+                }
+            }
+            .bind(to: address).get()
+        eventLoop.execute { self.listener = channel }
+        return channel.localAddress!
+    }
+
+    /// Closes the listener and every connection. Messages sent afterwards are dropped.
+    public func close() async {
+        let channels: [any Channel] = try! await eventLoop.submit { [self] in
+            isClosed = true
+            var channels = links.values.compactMap { $0.handler?.channel } + accepted.values.compactMap(\.channel)
+            if let listener { channels.append(listener) }
+            return channels
+        }.get()
+        for channel in channels { try? await channel.close() }
+    }
+
+    func addHandlers(_ channel: any Channel, role: FrameHandler.Role) throws {
+        let handler = FrameHandler(transport: self, role: role)
+        try channel.pipeline.syncOperations.addHandlers(
+            ByteToMessageHandler(FrameDecoder()), handler)
+    }
+
+    // MARK: Network
+
+    public func send(_ message: Message, from source: NodeID, to target: NodeID) {
+        eventLoop.preconditionInEventLoop()
+        precondition(source == localID, "a transport sends for its own node only")
+        guard !isClosed else { return }
+        if target == localID {
+            // Never synchronously: the core may be in the middle of an event.
+            eventLoop.execute { [self] in onMessage?(message, localID) }
+            return
+        }
+        let frame = Wire.encode(.message(message))
+        if let link = links[target] {
+            sendOnLink(link, frame)
+        } else if let handler = accepted[target] {
+            write(frame, to: handler)
+        } else {
+            counters.dropped.increment()
+            logger.debug("dropped: no route to \(target)", metadata: ["message": "\(message)"])
+        }
+    }
+
+    private func sendOnLink(_ link: PeerLink, _ frame: [UInt8]) {
+        if let handler = link.handler {
+            write(frame, to: handler)
+            return
+        }
+        guard link.queuedBytes + frame.count <= configuration.connectQueueBytesMax else {
+            counters.dropped.increment()
+            return
+        }
+        link.queue.append(frame)
+        link.queuedBytes += frame.count
+        connectIfDue(link)
+    }
+
+    /// A connection to a peer opens on demand; after a failure the next attempt waits out a
+    /// back-off that doubles up to `reconnectDelayMax`, and what is sent meanwhile is lost.
+    private func connectIfDue(_ link: PeerLink) {
+        guard !link.isConnecting, NIODeadline.now() >= link.nextAttemptAt else {
+            if !link.isConnecting { dropQueue(link) }
+            return
+        }
+        link.isConnecting = true
+        let id = link.id
+        ClientBootstrap(group: eventLoop)
+            .connectTimeout(.milliseconds(Int64(configuration.connectTimeout.milliseconds)))
+            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(ChannelOptions.writeBufferWaterMark, value: configuration.waterMark)
+            .channelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture { try self.addHandlers(channel, role: .outbound(id)) }
+            }
+            .connect(to: link.address)
+            .whenFailure { [self] error in
+                guard let link = links[id] else { return }
+                link.isConnecting = false
+                connectFailed(link, reason: "\(error)")
+            }
+    }
+
+    private func connectFailed(_ link: PeerLink, reason: String) {
+        link.backoff = min(link.backoff == .zero ? configuration.reconnectDelayMin : link.backoff * 2, configuration.reconnectDelayMax)
+        link.nextAttemptAt = NIODeadline.now() + .nanoseconds(link.backoff.nanoseconds)
+        logger.debug("peer \(link.id) at \(link.address) unreachable: \(reason); next try in \(link.backoff)")
+        dropQueue(link)
+    }
+
+    private func dropQueue(_ link: PeerLink) {
+        counters.dropped.increment(by: Int64(link.queue.count))
+        link.queue.removeAll()
+        link.queuedBytes = 0
+    }
+
+    // MARK: Connection events (from FrameHandler, on the loop)
+
+    /// The other side said who it is.
+    func identified(_ handler: FrameHandler, as peer: NodeID) -> Bool {
+        switch handler.role {
+        case .accepted:
+            accepted[peer] = handler
+            return true
+        case .outbound(let expected):
+            guard let link = links[expected] else { return false }
+            guard peer == expected else {
+                // A replaced server reusing the address: not the node we meant to reach.
+                link.isConnecting = false
+                connectFailed(link, reason: "\(link.address) answered as \(peer), expected \(expected)")
+                return false
+            }
+            link.isConnecting = false
+            link.handler = handler
+            link.backoff = .zero
+            for frame in link.queue { write(frame, to: handler) }
+            link.queue.removeAll()
+            link.queuedBytes = 0
+            return true
+        }
+    }
+
+    func received(_ message: Message, from peer: NodeID) {
+        counters.received.increment()
+        onMessage?(message, peer)
+    }
+
+    func closed(_ handler: FrameHandler) {
+        needsFlush[ObjectIdentifier(handler)] = nil
+        switch handler.role {
+        case .accepted:
+            if let peer = handler.peer, accepted[peer] === handler { accepted[peer] = nil }
+        case .outbound(let id):
+            guard let link = links[id] else { return }
+            if link.handler === handler {
+                link.handler = nil
+            } else if link.isConnecting {
+                link.isConnecting = false
+                connectFailed(link, reason: "closed before hello")
+            }
+        }
+    }
+
+    func badFrame(_ handler: FrameHandler, _ reason: String) {
+        counters.badFrames.increment()
+        logger.warning("closing connection: \(reason)", metadata: ["remote": "\(handler.remoteDescription)"])
+    }
+
+    /// Writes are flushed once per loop tick: everything the core emitted for one event, and
+    /// everything other events added meanwhile, leaves in one system call per connection.
+    func write(_ frame: [UInt8], to handler: FrameHandler) {
+        guard handler.isWritable else {
+            counters.dropped.increment()
+            return
+        }
+        counters.sent.increment()
+        handler.write(frame)
+        if needsFlush.isEmpty {
+            eventLoop.execute { [self] in
+                let pending = needsFlush.values
+                needsFlush.removeAll()
+                for handler in pending { handler.flush() }
+            }
+        }
+        needsFlush[ObjectIdentifier(handler)] = handler
+    }
+}
+
+/// Limits and timings of a transport.
+public struct TransportConfiguration: Sendable {
+    public var connectTimeout: Duration = .seconds(1)
+    public var reconnectDelayMin: Duration = .milliseconds(50)
+    public var reconnectDelayMax: Duration = .seconds(2)
+    /// Frames held for a peer while its connection opens.
+    public var connectQueueBytesMax = 16 << 20
+    /// Above `high` buffered bytes a connection takes no more frames until it drains to `low`.
+    public var sendBufferBytesLow = 1 << 20
+    public var sendBufferBytesHigh = 32 << 20
+
+    public init() {}
+
+    var waterMark: ChannelOptions.Types.WriteBufferWaterMark {
+        .init(low: sendBufferBytesLow, high: sendBufferBytesHigh)
+    }
+}
+
+/// This node's side of one peer in the address book.
+final class PeerLink {
+    let id: NodeID
+    let address: SocketAddress
+    var handler: FrameHandler?
+    var isConnecting = false
+    var queue: [[UInt8]] = []
+    var queuedBytes = 0
+    var backoff: Duration = .zero
+    var nextAttemptAt = NIODeadline.uptimeNanoseconds(0)
+
+    init(id: NodeID, address: SocketAddress) {
+        self.id = id
+        self.address = address
+    }
+}
+
+/// Counters every transport keeps (exported through swift-metrics).
+final class TransportCounters: Sendable {
+    let sent = Counter(label: "walle_frames_sent_total")
+    let received = Counter(label: "walle_frames_received_total")
+    let dropped = Counter(label: "walle_frames_dropped_total")
+    let badFrames = Counter(label: "walle_bad_frames_total")
+}

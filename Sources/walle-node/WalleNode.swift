@@ -1,0 +1,150 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ServiceLifecycle
+import WalleEnvironment
+import WalleServer
+import WalleTransport
+
+/// `walle-node`: one Walle server (docs/operating.md).
+@main
+struct WalleNodeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "walle-node",
+        abstract: "Run one Walle server on WiredTiger storage and TCP.",
+        discussion: """
+            Every option can also come from a config file of `key = value` lines (the option
+            names without dashes: id, listen, data-dir, peers, bootstrap, metrics, log-level,
+            cache-mb). Options on the command line win over the file.
+
+            Exit codes: 0 after a graceful shutdown (SIGTERM or SIGINT), 64 bad arguments,
+            66 the data directory cannot be used, 70 storage failed while running.
+            """)
+
+    @Option(help: "A config file of `key = value` lines.") var config: String?
+    @Option(help: "This server's id (a non-zero integer, fixed for the life of its data).") var id: UInt64?
+    @Option(help: "Address to listen on, HOST:PORT.") var listen: String?
+    @Option(name: .customLong("data-dir"), help: "The data directory (must exist; empty for a new server).") var dataDir: String?
+    @Option(help: "Every server of the cluster: ID=HOST:PORT,ID=HOST:PORT,...") var peers: String?
+    @Flag(help: "On a new data directory, create the root stream with every peer as member.") var bootstrap = false
+    @Option(help: "Serve Prometheus metrics on HOST:PORT at /metrics.") var metrics: String?
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel: String?
+    @Option(name: .customLong("cache-mb"), help: "WiredTiger cache size in MiB (default 256).") var cacheMegabytes: Int?
+
+    func run() async throws {
+        let settings: [String: String]
+        do {
+            settings = try merged()
+        } catch {
+            FileHandle.standardError.write(Data("walle-node: \(error)\n".utf8))
+            throw ExitCode(64)
+        }
+        let level = Logger.Level(rawValue: settings["log-level"] ?? "info") ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "walle-node")
+        let options: NodeOptions
+        let metricsAddress: String?
+        do {
+            (options, metricsAddress) = try Self.options(from: settings)
+        } catch {
+            logger.error("bad arguments: \(error)")
+            throw ExitCode(64)
+        }
+        var endpoint: MetricsEndpoint?
+        if let metricsAddress {
+            endpoint = try await MetricsEndpoint.start(at: try ServerList.parseAddress(metricsAddress))
+            logger.info("metrics at http://\(metricsAddress)/metrics")
+        }
+        let runtime: NodeRuntime
+        do {
+            runtime = try await NodeRuntime.start(options, logger: logger)
+        } catch {
+            logger.error("cannot start: \(error)")
+            await endpoint?.stop()
+            throw ExitCode(66)
+        }
+        let group = ServiceGroup(
+            services: [NodeService(runtime: runtime)], gracefulShutdownSignals: [.sigterm, .sigint],
+            cancellationSignals: [], logger: logger)
+        try await group.run()
+        await endpoint?.stop()
+    }
+
+    /// The config file's settings with the command line's on top.
+    private func merged() throws -> [String: String] {
+        var settings: [String: String] = [:]
+        if let config { settings = try ConfigFile.read(config) }
+        let flags: [String: String?] = [
+            "id": id.map(String.init), "listen": listen, "data-dir": dataDir, "peers": peers, "metrics": metrics,
+            "log-level": logLevel, "cache-mb": cacheMegabytes.map(String.init), "bootstrap": bootstrap ? "true" : nil,
+        ]
+        for case let (key, value?) in flags { settings[key] = value }
+        return settings
+    }
+
+    private static func options(from settings: [String: String]) throws -> (NodeOptions, String?) {
+        func required(_ key: String) throws(WalleError) -> String {
+            guard let value = settings[key], !value.isEmpty else {
+                throw WalleError(.invalidArgument, "--\(key) is required (or `\(key) = ...` in the config file)")
+            }
+            return value
+        }
+        guard let id = UInt64(try required("id")), id != 0 else {
+            throw WalleError(.invalidArgument, "--id must be a non-zero integer")
+        }
+        let peers = try ServerList.parse(try required("peers"))
+        guard peers[NodeID(id)] != nil else {
+            throw WalleError(.invalidArgument, "--peers does not list this server's id \(id)")
+        }
+        var options = NodeOptions(
+            id: NodeID(id), listen: try ServerList.parseAddress(try required("listen")),
+            dataDirectory: try required("data-dir"), peers: peers, bootstrap: settings["bootstrap"] == "true")
+        if let cache = settings["cache-mb"] {
+            guard let megabytes = Int(cache), megabytes >= 1 else {
+                throw WalleError(.invalidArgument, "cache-mb must be a positive integer")
+            }
+            options.cacheMegabytes = megabytes
+        }
+        return (options, settings["metrics"])
+    }
+}
+
+/// Runs the node until a graceful shutdown is requested, then stops it cleanly.
+struct NodeService: Service {
+    let runtime: NodeRuntime
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        runtime.logger.info("shutting down")
+        await runtime.stop()
+    }
+}
+
+/// `key = value` lines; `#` starts a comment; values may be in double quotes.
+enum ConfigFile {
+    static let keys: Set<String> = ["id", "listen", "data-dir", "peers", "bootstrap", "metrics", "log-level", "cache-mb"]
+
+    static func read(_ path: String) throws(WalleError) -> [String: String] {
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+            throw WalleError(.notFound, "config file \(path) cannot be read")
+        }
+        var settings: [String: String] = [:]
+        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+            let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false)[0]
+                .trimmingCharacters(in: .whitespaces)
+            if line.isEmpty { continue }
+            let parts = line.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+            guard parts.count == 2, keys.contains(parts[0]) else {
+                throw WalleError(.invalidArgument, "\(path) line \(index + 1): expected one of \(keys.sorted()) = value")
+            }
+            var value = parts[1]
+            if value.count >= 2 && value.hasPrefix("\"") && value.hasSuffix("\"") { value = String(value.dropFirst().dropLast()) }
+            settings[parts[0]] = value
+        }
+        return settings
+    }
+}

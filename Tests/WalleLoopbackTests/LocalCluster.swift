@@ -1,0 +1,174 @@
+import Foundation
+import WalleClient
+import WalleEnvironment
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Real `walle-node` processes on loopback, each with its own temporary data directory.
+/// Every process it starts is killed by `stopAll`, which `deinit` also calls: a failing test
+/// leaves nothing running.
+final class LocalCluster: @unchecked Sendable {
+    let directory: URL
+    let ports: [UInt64: Int]
+    private var processes: [UInt64: Process] = [:]
+    private let lock = NSLock()
+
+    init(size: Int = 3) throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("walle-loopback-\(UUID().uuidString)")
+        var ports: [UInt64: Int] = [:]
+        for id in 1...UInt64(size) { ports[id] = try freePort() }
+        self.ports = ports
+        for id in ids { try FileManager.default.createDirectory(at: dataDirectory(id), withIntermediateDirectories: true) }
+    }
+
+    deinit {
+        stopAll()
+        try? FileManager.default.removeItem(at: directory)
+    }
+
+    var ids: [UInt64] { ports.keys.sorted() }
+
+    var serverList: String { ids.map { "\($0)=127.0.0.1:\(ports[$0]!)" }.joined(separator: ",") }
+
+    func dataDirectory(_ id: UInt64) -> URL { directory.appendingPathComponent("node-\(id)") }
+
+    func logFile(_ id: UInt64) -> URL { directory.appendingPathComponent("node-\(id).log") }
+
+    func client() throws -> ClusterClient { try ClusterClient(serverList: serverList) }
+
+    /// Starts every node (bootstrapping the root stream on first start).
+    func startAll() throws {
+        for id in ids { try start(id) }
+    }
+
+    func start(_ id: UInt64) throws {
+        let process = Process()
+        process.executableURL = try builtProduct("walle-node")
+        process.arguments = [
+            "--id", String(id), "--listen", "127.0.0.1:\(ports[id]!)", "--data-dir", dataDirectory(id).path,
+            "--peers", serverList, "--bootstrap", "--log-level", "info",
+        ]
+        let log = logFile(id)
+        if !FileManager.default.fileExists(atPath: log.path) { _ = FileManager.default.createFile(atPath: log.path, contents: nil) }
+        let handle = try FileHandle(forWritingTo: log)
+        handle.seekToEndOfFile()
+        process.standardOutput = handle
+        process.standardError = handle
+        try process.run()
+        lock.withLock { processes[id] = process }
+        try waitUntilListening(id)
+    }
+
+    /// SIGKILL: no shutdown code runs, unsynced writes may be lost (the point of the test).
+    func kill9(_ id: UInt64) {
+        guard let process = lock.withLock({ processes.removeValue(forKey: id) }) else { return }
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    /// SIGTERM, and the exit status of the graceful shutdown.
+    func terminate(_ id: UInt64) -> Int32 {
+        guard let process = lock.withLock({ processes.removeValue(forKey: id) }) else { return -1 }
+        process.terminate()
+        process.waitUntilExit()
+        return process.terminationStatus
+    }
+
+    func stopAll() {
+        let running = lock.withLock { () -> [Process] in
+            defer { processes.removeAll() }
+            return Array(processes.values)
+        }
+        for process in running where process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+    }
+
+    func log(_ id: UInt64) -> String { (try? String(contentsOf: logFile(id), encoding: .utf8)) ?? "" }
+
+    private func waitUntilListening(_ id: UInt64) throws {
+        for _ in 0..<200 {
+            if let socket = try? connectTCP(port: ports[id]!) {
+                close(socket)
+                return
+            }
+            if let process = lock.withLock({ processes[id] }), !process.isRunning {
+                throw WalleError(.unavailable, "walle-node \(id) exited (\(process.terminationStatus)): \(log(id))")
+            }
+            usleep(25_000)
+        }
+        throw WalleError(.deadlineExceeded, "walle-node \(id) did not listen within 5 s: \(log(id))")
+    }
+}
+
+/// An executable of this package, built next to the test bundle.
+func builtProduct(_ name: String) throws -> URL {
+    var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    for _ in 0..<4 {
+        let candidate = directory.appendingPathComponent(name)
+        if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+        directory = directory.deletingLastPathComponent()
+    }
+    throw WalleError(.notFound, "\(name) was not built next to the tests; run `swift build` first")
+}
+
+/// A port nothing listens on right now (the kernel's pick for port 0).
+func freePort() throws -> Int {
+    let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard socket >= 0 else { throw WalleError(.internal, "socket() failed") }
+    defer { close(socket) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = 0
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { pointer in
+            bind(socket, pointer, length) == 0 && getsockname(socket, pointer, &length) == 0
+        }
+    }
+    guard bound else { throw WalleError(.internal, "bind() failed") }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// A plain blocking TCP connection to 127.0.0.1:`port`, for sending raw bytes.
+func connectTCP(port: Int) throws -> Int32 {
+    let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard socket >= 0 else { throw WalleError(.internal, "socket() failed") }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = UInt16(port).bigEndian
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+            Glibc.connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
+        }
+    }
+    guard connected else {
+        close(socket)
+        throw WalleError(.unavailable, "connect to port \(port) failed")
+    }
+    var timeout = timeval(tv_sec: 5, tv_usec: 0)
+    setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    return socket
+}
+
+/// Runs a built executable to its end; returns its exit status and standard output.
+func run(_ name: String, _ arguments: [String], stdin: String? = nil) throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = try builtProduct(name)
+    process.arguments = arguments
+    let output = Pipe()
+    process.standardOutput = output
+    let input = Pipe()
+    process.standardInput = input
+    try process.run()
+    if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+    try input.fileHandleForWriting.close()
+    let data = output.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+}

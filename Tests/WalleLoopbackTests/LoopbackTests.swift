@@ -1,0 +1,193 @@
+import Foundation
+import NIOCore
+import Testing
+import WalleClient
+import WalleCore
+import WalleEnvironment
+import WalleWire
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Real processes on loopback: `walle-node` on WiredTiger and TCP, `walle` and the client
+/// library against them. Serialized: each test runs its own cluster and they would otherwise
+/// fight over two cores.
+@Suite("Loopback cluster", .serialized)
+struct LoopbackTests {
+    @Test("Three nodes from the built executables: create a stream, put, read back, status")
+    func threeNodesTakeWrites() throws {
+        let cluster = try LocalCluster()
+        defer { cluster.stopAll() }
+        try cluster.startAll()
+        let list = ["--cluster", cluster.serverList]
+        let created = try run("walle", ["create-stream", "/demo"] + list)
+        #expect(created.status == 0, "create-stream: \(created.output)")
+        let put = try run("walle", ["put", "/demo", "alpha", "beta", "gamma"] + list)
+        #expect(put.status == 0)
+        #expect(put.output.split(separator: "\n").sorted() == ["acked 1", "acked 2", "acked 3"])
+        let read = try run("walle", ["read", "/demo"] + list)
+        let texts = read.output.split(separator: "\n").map { $0.split(separator: "\t").last.map(String.init) ?? "" }
+        #expect(texts == ["alpha", "beta", "gamma"], "read: \(read.output)")
+        let status = try run("walle", ["status"] + list)
+        #expect(status.output.contains("/demo v1 members [1, 2, 3]"), "status: \(status.output)")
+        for id in cluster.ids { #expect(cluster.terminate(id) == 0, "node \(id) exits 0 on SIGTERM") }
+    }
+
+    @Test("kill -9 of one node during a put load, 10 times: every acknowledged entry survives")
+    func killNineKeepsAcknowledged() async throws {
+        let cluster = try LocalCluster()
+        defer { cluster.stopAll() }
+        try cluster.startAll()
+        let client = try cluster.client()
+        let uri = try StreamURI("/kill9")
+        try await client.createStream(uri, members: client.serverIDs)
+        let writer = try await client.writer(for: uri, lease: .seconds(1))
+        _ = try await writer.claim()
+        var acknowledged: [EntryID: Entry] = [:]
+        for round in 0..<10 {
+            let victim = cluster.ids[round % 3]
+            let futures = (0..<300).map { index in writer.submit(Array("r\(round)-\(index)".utf8)) }
+            // Kill while puts are in flight: some are acknowledged, some not yet.
+            try await Task.sleep(for: .milliseconds(30))
+            cluster.kill9(victim)
+            for future in futures {
+                let entry = try await future.get()
+                acknowledged[entry.id] = entry
+            }
+            try cluster.start(victim)
+            try await expectHolds(client, server: NodeID(victim), uri: uri, acknowledged, round: round)
+        }
+        #expect(acknowledged.count == 3000)
+        await writer.close()
+        await client.close()
+    }
+
+    /// The restarted server catches up and serves every acknowledged entry, unchanged.
+    private func expectHolds(
+        _ client: ClusterClient, server: NodeID, uri: StreamURI, _ acknowledged: [EntryID: Entry], round: Int
+    ) async throws {
+        let last = acknowledged.keys.max()!
+        var next: EntryID = 1
+        for _ in 0..<400 where next <= last {
+            let start = next
+            let reply = await client.call(server, timeout: .seconds(2)) { .streamEntries($0, uri, start: start, end: last + 1) }
+            guard case .entries(let entries) = reply else {
+                try await Task.sleep(for: .milliseconds(50))  // still recovering or catching up
+                continue
+            }
+            for entry in entries {
+                let expected = acknowledged[entry.id]
+                #expect(expected.map { entry.sameContent(as: $0) } ?? true, "round \(round): entry \(entry.id) changed")
+            }
+            next = entries.last!.id + 1
+        }
+        #expect(next == last + 1, "round \(round): server \(server) served up to \(next - 1) of \(last)")
+    }
+
+    @Test("Writer fail-over between two client processes: the second fences the first, nothing acknowledged is lost")
+    func writerFailover() throws {
+        let cluster = try LocalCluster()
+        defer { cluster.stopAll() }
+        try cluster.startAll()
+        let list = ["--cluster", cluster.serverList]
+        #expect(try run("walle", ["create-stream", "/failover"] + list).status == 0)
+        // The first writer keeps its stdin open: it stays the writer until it is fenced.
+        let first = Process()
+        first.executableURL = try builtProduct("walle")
+        first.arguments = ["put", "/failover", "--lease", "1000"] + list
+        let input = Pipe()
+        let output = cluster.directory.appendingPathComponent("first.out")
+        _ = FileManager.default.createFile(atPath: output.path, contents: nil)
+        first.standardInput = input
+        first.standardOutput = try FileHandle(forWritingTo: output)
+        try first.run()
+        defer { if first.isRunning { kill(first.processIdentifier, SIGKILL) } }
+        input.fileHandleForWriting.write(Data("a1\na2\na3\n".utf8))
+        try waitFor("the first writer's acks") { (try? String(contentsOf: output, encoding: .utf8))?.contains("acked 3") ?? false }
+        // The second process claims: it waits out the first's lease, then commits after it.
+        let second = try run("walle", ["put", "/failover", "b1"] + list)
+        #expect(second.status == 0)
+        #expect(second.output == "acked 4\n", "second writer: \(second.output)")
+        // The fenced writer's next put fails and it exits non-zero.
+        input.fileHandleForWriting.write(Data("a4\n".utf8))
+        try input.fileHandleForWriting.close()
+        first.waitUntilExit()
+        #expect(first.terminationStatus == 1)
+        let read = try run("walle", ["read", "/failover"] + list)
+        let texts = read.output.split(separator: "\n").map { $0.split(separator: "\t").last.map(String.init) ?? "" }
+        #expect(texts == ["a1", "a2", "a3", "b1"], "read: \(read.output)")
+    }
+
+    @Test("Bad frames close that connection with a logged reason; the node serves everyone else")
+    func badFrames() async throws {
+        let cluster = try LocalCluster()
+        defer { cluster.stopAll() }
+        try cluster.startAll()
+        let port = cluster.ports[1]!
+        let hello = Wire.encode(.hello(NodeID(1 << 63 | 7)))
+        let cases: [(String, [UInt8], String)] = [
+            ("garbage", [0x05, 0, 0, 0, 0xEE, 1, 2, 3, 4], "unknownType"),
+            ("oversized", [0xFF, 0xFF, 0xFF, 0xFF, 1], "oversized"),
+            ("truncated", [100, 0, 0, 0, 1, 2, 3], "connection ended inside a frame"),
+            ("no hello", Wire.encode(.message(.writerStatus(1, try StreamURI("/x")))), "a message before the hello"),
+            ("bad stream name", hello + Wire.encode(.message(.writerStatus(1, try StreamURI("/x")))).map { $0 == UInt8(ascii: "x") ? UInt8(ascii: "X") : $0 }, "only a-z 0-9"),
+        ]
+        for (name, bytes, reason) in cases {
+            let socket = try connectTCP(port: port)
+            defer { close(socket) }
+            _ = bytes.withUnsafeBytes { send(socket, $0.baseAddress, $0.count, 0) }
+            if name == "truncated" { shutdown(socket, Int32(SHUT_WR)) }
+            #expect(readsUntilClosed(socket), "\(name): the node closes the connection")
+            try waitFor("\(name) logged") { cluster.log(1).contains(reason) }
+        }
+        // Everyone else is still served.
+        let client = try cluster.client()
+        let reply = await client.call(NodeID(1)) { .writerStatus($0, ClusterClient.rootStream) }
+        if case .failed(let error) = reply { Issue.record("node 1 stopped serving: \(error)") }
+        await client.close()
+    }
+
+    @Test("A data directory of another server, or one that is not a database, is refused with a clear error")
+    func refusesForeignDirectories() throws {
+        let cluster = try LocalCluster(size: 1)
+        defer { cluster.stopAll() }
+        try cluster.start(1)
+        #expect(cluster.terminate(1) == 0)
+        let wrongID = try run("walle-node", [
+            "--id", "2", "--listen", "127.0.0.1:\(cluster.ports[1]!)", "--data-dir", cluster.dataDirectory(1).path,
+            "--peers", "2=127.0.0.1:\(cluster.ports[1]!)",
+        ])
+        #expect(wrongID.status == 66)
+        let junk = cluster.directory.appendingPathComponent("junk")
+        try FileManager.default.createDirectory(at: junk, withIntermediateDirectories: true)
+        try Data("not a database".utf8).write(to: junk.appendingPathComponent("notes.txt"))
+        let notDatabase = try run("walle-node", [
+            "--id", "1", "--listen", "127.0.0.1:\(cluster.ports[1]!)", "--data-dir", junk.path,
+            "--peers", "1=127.0.0.1:\(cluster.ports[1]!)",
+        ])
+        #expect(notDatabase.status == 66)
+        let badPeers = try run("walle-node", ["--id", "1", "--listen", "127.0.0.1:1", "--data-dir", junk.path, "--peers", "one=x"])
+        #expect(badPeers.status == 64)
+    }
+}
+
+/// Reads until the other side closes (true) or 5 s pass (false).
+func readsUntilClosed(_ socket: Int32) -> Bool {
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    for _ in 0..<100 {
+        let count = recv(socket, &buffer, buffer.count, 0)
+        if count == 0 { return true }
+        if count < 0 { return errno == ECONNRESET }
+    }
+    return false
+}
+
+func waitFor(_ what: String, seconds: Double = 20, _ condition: () -> Bool) throws {
+    let deadline = Date().addingTimeInterval(seconds)
+    while Date() < deadline {
+        if condition() { return }
+        usleep(20_000)
+    }
+    throw WalleError(.deadlineExceeded, "waited \(seconds) s for \(what)")
+}
