@@ -92,11 +92,15 @@ let package = Package(
         .executableTarget(
             name: "walle-sim", dependencies: ["WalleSimulator", argumentParser],
             path: "Simulations/walle-sim", swiftSettings: swiftSettings),
+        // The disk contract both the simulated disk and WiredTiger are tested against.
+        .target(
+            name: "WalleContracts", dependencies: ["WalleEnvironment"], path: "Tests/WalleContracts",
+            swiftSettings: swiftSettings),
         .testTarget(
             name: "WalleCoreTests", dependencies: ["WalleCore", "WalleEnvironment"],
             swiftSettings: swiftSettings),
         .testTarget(
-            name: "WalleStorageTests", dependencies: ["WalleStorage", "WalleEnvironment"],
+            name: "WalleStorageTests", dependencies: ["WalleStorage", "WalleEnvironment", "WalleContracts"],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "WalleTransportTests",
@@ -108,7 +112,7 @@ let package = Package(
             swiftSettings: swiftSettings),
         .testTarget(
             name: "WalleSimulatorTests",
-            dependencies: ["WalleSimulator", "WalleCore", "WalleEnvironment"],
+            dependencies: ["WalleSimulator", "WalleCore", "WalleEnvironment", "WalleContracts"],
             resources: [.copy("Seeds")],
             swiftSettings: swiftSettings),
     ]

@@ -44,7 +44,8 @@ struct DiskImage {
 /// completes; syncs complete in order after a latency. Keeps the durable image apart from the
 /// current one so a crash can keep only what was synced.
 public final class SimDisk: Disk {
-    unowned let world: World
+    /// Where completions are scheduled: the world, or a test's host for the disk contract.
+    unowned let world: any SimDiskHost
     let node: NodeID
     private var random: SimRandom
     let profile: DiskProfile
@@ -61,7 +62,7 @@ public final class SimDisk: Disk {
     private(set) var everDurable: Set<DurableEntryKey> = []
     var incarnation: UInt64 = 0
 
-    init(world: World, node: NodeID, random: SimRandom, profile: DiskProfile) {
+    init(world: any SimDiskHost, node: NodeID, random: SimRandom, profile: DiskProfile) {
         self.world = world
         self.node = node
         self.random = random
@@ -148,6 +149,15 @@ public final class SimDisk: Disk {
         return entries
     }
 }
+
+/// What a simulated disk needs from its surroundings: true time and an event queue. The world
+/// is one; the disk contract tests (Tests/WalleContracts) drive a disk through another.
+protocol SimDiskHost: AnyObject {
+    var trueNow: Int64 { get }
+    func schedule(at time: Int64, _ event: SimEvent)
+}
+
+extension World: SimDiskHost {}
 
 struct DurableEntryKey: Hashable {
     var uri: StreamURI

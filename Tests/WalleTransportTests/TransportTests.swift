@@ -1,0 +1,138 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import Testing
+import WalleEnvironment
+@testable import WalleTransport
+import WalleWire
+
+/// What arrived at a transport, collected from its event loop.
+final class Inbox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var items: [(Message, NodeID)] = []
+
+    func add(_ message: Message, _ source: NodeID) { lock.withLock { items.append((message, source)) } }
+
+    var count: Int { lock.withLock { items.count } }
+
+    func all() -> [(Message, NodeID)] { lock.withLock { items } }
+
+    /// Waits up to 10 s for at least `count` messages.
+    func wait(for count: Int) async -> [(Message, NodeID)] {
+        for _ in 0..<1000 where self.count < count { try? await Task.sleep(for: .milliseconds(10)) }
+        return all()
+    }
+}
+
+/// A transport on its own loop with an inbox.
+struct Endpoint {
+    let group: MultiThreadedEventLoopGroup
+    let transport: Transport
+    let inbox = Inbox()
+
+    init(_ id: UInt64, peers: [NodeID: SocketAddress]) {
+        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        transport = Transport(eventLoop: group.next(), localID: NodeID(id), peers: peers, logger: Logger(label: "test-\(id)"))
+        let inbox = inbox
+        transport.onMessage = { message, source in inbox.add(message, source) }
+    }
+
+    func send(_ message: Message, to target: UInt64) {
+        let transport = transport
+        transport.eventLoop.execute { transport.send(message, from: transport.localID, to: NodeID(target)) }
+    }
+
+    func stop() async {
+        await transport.close()
+        try? await group.shutdownGracefully()
+    }
+}
+
+func loopback(_ port: Int) -> SocketAddress { try! SocketAddress(ipAddress: "127.0.0.1", port: port) }
+
+/// The network contract on the real transport (the simulator's network keeps the same
+/// clauses in every simulated run; docs/architecture.md, "Contracts"):
+/// delivery with the sender's id and unchanged content, no synchronous delivery, silent loss
+/// for unknown targets, no ordering promise the core relies on, recovery after a peer restarts.
+@Suite("Network contract: TCP transport", .serialized)
+struct TransportTests {
+    @Test("Messages arrive unchanged with the sender's id, both ways, and a client is answered on its own connection")
+    func delivers() async throws {
+        let server = Endpoint(1, peers: [:])
+        let port = try await server.transport.listen(on: loopback(0)).port!
+        let client = Endpoint(1 << 63 | 5, peers: [NodeID(1): loopback(port)])
+        let messages = try sampleMessages()
+        for message in messages { client.send(message, to: 1) }
+        let arrived = await server.inbox.wait(for: messages.count)
+        #expect(arrived.count == messages.count)
+        #expect(arrived.allSatisfy { $0.1 == NodeID(1 << 63 | 5) })
+        #expect(Set(arrived.map { $0.0.description }) == Set(messages.map(\.description)))
+        // The server has no address for the client: the answer goes back on the client's connection.
+        server.send(.response(9, .ok), to: 1 << 63 | 5)
+        let answers = await client.inbox.wait(for: 1)
+        #expect(answers.first?.1 == NodeID(1))
+        await client.stop()
+        await server.stop()
+    }
+
+    @Test("A message to oneself arrives, never inside send; one to an unknown node is dropped")
+    func selfAndUnknown() async throws {
+        let node = Endpoint(1, peers: [:])
+        let transport = node.transport
+        let inbox = node.inbox
+        let duringSend = try await transport.eventLoop.submit {
+            transport.send(.writerStatus(1, try StreamURI("/a")), from: NodeID(1), to: NodeID(1))
+            transport.send(.writerStatus(2, try StreamURI("/a")), from: NodeID(1), to: NodeID(99))
+            return inbox.count
+        }.get()
+        #expect(duringSend == 0)
+        let arrived = await inbox.wait(for: 1)
+        try await Task.sleep(for: .milliseconds(50))
+        #expect(arrived.count == 1 && inbox.count == 1)
+        await node.stop()
+    }
+
+    @Test("After the peer restarts on the same port, messages flow again (reconnect with back-off)")
+    func reconnects() async throws {
+        let port = try await {
+            let probe = Endpoint(7, peers: [:])
+            let port = try await probe.transport.listen(on: loopback(0)).port!
+            await probe.stop()
+            return port
+        }()
+        var server = Endpoint(1, peers: [:])
+        _ = try await server.transport.listen(on: loopback(port))
+        let client = Endpoint(2, peers: [NodeID(1): loopback(port)])
+        client.send(.writerStatus(1, try StreamURI("/a")), to: 1)
+        #expect(await server.inbox.wait(for: 1).count == 1)
+        await server.stop()
+        // While it is down, sends are lost, not queued without bound.
+        for id in 2...20 { client.send(.writerStatus(RequestID(id), try StreamURI("/a")), to: 1) }
+        try await Task.sleep(for: .milliseconds(200))
+        server = Endpoint(1, peers: [:])
+        _ = try await server.transport.listen(on: loopback(port))
+        var delivered = 0
+        for attempt in 0..<100 where delivered == 0 {
+            client.send(.writerStatus(RequestID(100 + attempt), try StreamURI("/a")), to: 1)
+            try await Task.sleep(for: .milliseconds(50))
+            delivered = server.inbox.count
+        }
+        #expect(delivered > 0, "no message arrived after the restart")
+        await client.stop()
+        await server.stop()
+    }
+
+    @Test("A peer that answers with another id is not used: a replaced server's address")
+    func wrongPeer() async throws {
+        let impostor = Endpoint(9, peers: [:])
+        let port = try await impostor.transport.listen(on: loopback(0)).port!
+        let client = Endpoint(2, peers: [NodeID(1): loopback(port)])
+        client.send(.writerStatus(1, try StreamURI("/a")), to: 1)
+        try await Task.sleep(for: .milliseconds(300))
+        // The impostor saw the hello only; the message meant for server 1 was never sent to it.
+        #expect(impostor.inbox.count == 0)
+        await client.stop()
+        await impostor.stop()
+    }
+}
