@@ -69,10 +69,12 @@ public final class ClusterClient: @unchecked Sendable {
             let requestID = nextRequestID
             pending[requestID] = promise
             transport.send(make(requestID), from: transport.localID, to: server)
-            eventLoop.scheduleTask(in: .nanoseconds(timeout.nanoseconds)) { [self] in
+            let timer = eventLoop.scheduleTask(in: .nanoseconds(timeout.nanoseconds)) { [self] in
                 pending.removeValue(forKey: requestID)?.succeed(
                     .failed(WalleError(.deadlineExceeded, "server \(server.rawValue) did not answer in \(timeout)")))
             }
+            // An answered call's timer goes at once instead of waiting out its timeout.
+            promise.futureResult.whenComplete { _ in timer.cancel() }
         }
         return try! await promise.futureResult.get()
     }

@@ -97,12 +97,18 @@ struct Claim: AsyncParsableCommand {
     func run() async throws {
         let uri = try parseURI(uri)
         try await withClient(cluster) { client in
-            let writer = try await client.writer(for: uri, lease: .milliseconds(lease))
-            let (id, tail) = try await writer.claim()
+            let (writer, id, tail) = try await claimWriter(client, uri, leaseMilliseconds: lease)
             printLine("writer \(id) tail \(tail.id)")
             await writer.close()
         }
     }
+}
+
+/// A writer for `uri` that has claimed it: its id and the committed tail it starts from.
+func claimWriter(_ client: ClusterClient, _ uri: StreamURI, leaseMilliseconds: Int) async throws -> (StreamWriter, WriterID, Entry) {
+    let writer = try await client.writer(for: uri, lease: .milliseconds(leaseMilliseconds))
+    let (id, tail) = try await writer.claim()
+    return (writer, id, tail)
 }
 
 struct Put: AsyncParsableCommand {
@@ -117,8 +123,7 @@ struct Put: AsyncParsableCommand {
     func run() async throws {
         let uri = try parseURI(uri)
         try await withClient(cluster) { client in
-            let writer = try await client.writer(for: uri, lease: .milliseconds(lease))
-            let (id, tail) = try await writer.claim()
+            let (writer, id, tail) = try await claimWriter(client, uri, leaseMilliseconds: lease)
             FileHandle.standardError.write(Data("writer \(id) from tail \(tail.id)\n".utf8))
             var futures: [EventLoopFuture<Entry>] = []
             let lines: AnySequence<String> = entries.isEmpty
