@@ -93,6 +93,7 @@ public enum FaultKind: String, CaseIterable, Sendable {
     case membershipChange = "membership change (one member)"
     case replicaMove = "replica moved (live member)"
     case topologyLag = "topology watch stalled"
+    case hostileRequest = "hostile request (refused or harmless)"
 }
 
 enum FaultAction {
@@ -314,6 +315,7 @@ final class Nemesis {
         for index in world.servers.indices where !world.servers[index].isUp { world.restartServer(index) }
         world.trace.line(world.trueNow, "heal: faults end, liveness phase begins")
         world.workload.healed()
+        world.stopHostiles()
         world.liveness.begin()
     }
 }

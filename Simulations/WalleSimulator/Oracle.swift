@@ -247,6 +247,9 @@ final class Oracle {
                 DurableEntryKey(uri: header.stream, id: entry.id, checksum: entry.checksum)
         case .response(let requestID, let reply):
             let key = CallKey(coordinator: target, member: source, requestID: requestID)
+            if let expected = refusalExpected, expected.key == key, case .ok = reply {
+                fail("hostile-acknowledged", [source, target], expected.detail)
+            }
             guard let put = internalPuts.removeValue(forKey: key), case .ok = reply,
                 let member = world.servers.first(where: { $0.id == source })
             else { return }
@@ -265,12 +268,51 @@ final class Oracle {
         }
     }
 
+    // MARK: Hostile input
+
+    /// A hostile request's answer (invariant "hostile-acknowledged"): what is invalid by
+    /// construction is refused, with the code the boundary documents.
+    func hostileAnswered(_ expectation: HostileExpectation, _ what: String, _ reply: Reply, client: NodeID, server: NodeID) {
+        observations += 1
+        guard case .refused(let codes) = expectation else { return }
+        guard case .failed(let error) = reply else {
+            fail("hostile-acknowledged", [server, client], "\(what) was answered \(reply), not refused")
+            return
+        }
+        if let codes, !codes.contains(error.code) {
+            fail("hostile-acknowledged", [server, client], "\(what) was refused with \(error), expected \(codes.map(\.rawValue).sorted())")
+        }
+    }
+
+    /// A heartbeat a member must refuse, between its delivery and the member's answer.
+    private var refusalExpected: (key: CallKey, detail: String)?
+
+    /// Before a member handles a heartbeat: if its commit marker differs from the member's own
+    /// entry at that id (the committed one, or one a writer not older than the heartbeat's
+    /// wrote), the marker cannot be true and the member must refuse it. Checked for every
+    /// heartbeat, honest or hostile; hostile clients forge such markers on purpose.
+    func heartbeatArriving(_ message: Message, from source: NodeID, at host: ServerHost) {
+        refusalExpected = nil
+        guard case .putEntryInternal(let header, .write, let beat, let markerID, let markerChecksum) = message,
+            beat.id == 0, header.target == host.id, let window = host.node.window(of: header.stream),
+            let first = window.first, markerID >= first.id, markerID - first.id < UInt64(window.count)
+        else { return }
+        let local = window[Int(markerID - first.id)]
+        guard local.checksum != markerChecksum, markerID == first.id || local.writerID >= beat.writerID else { return }
+        refusalExpected = (
+            CallKey(coordinator: source, member: host.id, requestID: header.requestID),
+            "\(host.id.short) answered ok to a heartbeat of \(beat.writerID) on \(header.stream) whose commit marker "
+                + "\(markerID) (xx=\(hex16(markerChecksum).prefix(8))) differs from its \(local.brief)")
+    }
+
+    func heartbeatHandled() { refusalExpected = nil }
+
     // MARK: Writers
 
     func writerEvent(_ host: WriterHost, _ event: WriterEvent) {
         switch event {
         case .claimed(let writer, let tail):
-            claimed(host, writer, tail)
+            claimed(host.uri, writer, tail, by: host.id)
         case .putAcknowledged(let entry):
             acknowledged[host.uri, default: [:]][entry.id] = entry
             let highest = max(lastAcknowledged[host.uri]?.id ?? 0, entry.id)
@@ -286,18 +328,18 @@ final class Oracle {
 
     /// Invariant 5 (claim monotonicity) and 6(a): a claimed tail covers every put already
     /// acknowledged to an older writer, and tails grow with writer ids.
-    private func claimed(_ host: WriterHost, _ writer: WriterID, _ tail: Entry) {
-        committed(host.uri, tail, by: host.id, what: "claimed tail")
-        for other in claims[host.uri] ?? [] {
+    func claimed(_ uri: StreamURI, _ writer: WriterID, _ tail: Entry, by node: NodeID) {
+        committed(uri, tail, by: node, what: "claimed tail")
+        for other in claims[uri] ?? [] {
             let ordered = other.writer < writer ? other.tail.id <= tail.id : other.tail.id >= tail.id
             if !ordered {
-                fail("claim-monotonicity", [host.id], "\(writer) claimed tail \(tail.id) but \(other.writer) claimed \(other.tail.id)")
+                fail("claim-monotonicity", [node], "\(writer) claimed tail \(tail.id) but \(other.writer) claimed \(other.tail.id)")
             }
         }
-        for (id, entry) in (acknowledged[host.uri] ?? [:]).sorted(by: { $0.key < $1.key }) where entry.writerID < writer && id > tail.id {
-            fail("writer-fencing", [host.id], "\(writer) claimed tail \(tail.id) below \(entry.brief), acknowledged to an older writer")
+        for (id, entry) in (acknowledged[uri] ?? [:]).sorted(by: { $0.key < $1.key }) where entry.writerID < writer && id > tail.id {
+            fail("writer-fencing", [node], "\(writer) claimed tail \(tail.id) below \(entry.brief), acknowledged to an older writer")
         }
-        claims[host.uri, default: []].append((writer, tail))
+        claims[uri, default: []].append((writer, tail))
     }
 
     /// Invariant 7: at any true instant at most one writer of a stream is exclusive, and what

@@ -7,6 +7,26 @@ public struct NetworkProfile: Sendable {
     public var jitterMax: Duration
 }
 
+/// Adversarial clients of one seed (swarm-drawn; zero in some seeds).
+public struct HostileProfile: Sendable, CustomStringConvertible {
+    public var clients: Int
+    /// Each hostile client acts again after a gap drawn up to this.
+    public var actionGapMax: Duration
+
+    static let none = HostileProfile(clients: 0, actionGapMax: .zero)
+
+    /// From its own fork, so the rest of the profile is drawn as before.
+    static func draw(seed: UInt64) -> HostileProfile {
+        var random = SimRandom.fork(seed: seed, "hostile-profile")
+        guard !random.chance(0.25) else { return .none }
+        return HostileProfile(clients: random.int(in: 1...2), actionGapMax: .milliseconds(random.int(in: 5...300)))
+    }
+
+    public var description: String {
+        clients == 0 ? "none" : "\(clients) clients, one request per <=\(actionGapMax.milliseconds)ms each"
+    }
+}
+
 public struct DiskProfile: Sendable {
     public var syncLatencyMin: Duration
     public var syncLatencyMax: Duration
@@ -29,6 +49,7 @@ public struct Profile: Sendable, CustomStringConvertible {
     public var disk: DiskProfile
     public var duration: Duration
     public var faults: FaultProfile
+    public var hostile: HostileProfile
     public var beyondModel: Bool
 
     /// Draws a profile from the seed (its own fork, so workload draws do not move it).
@@ -59,6 +80,7 @@ public struct Profile: Sendable, CustomStringConvertible {
                 readLatencyMax: .microseconds(random.int(in: 50...500))),
             duration: options.duration,
             faults: options.faults ? FaultProfile.draw(&faultRandom, replicaMoves: options.replicaMoves) : .none,
+            hostile: options.faults && options.hostileClients ? HostileProfile.draw(seed: seed) : .none,
             beyondModel: options.beyondModel)
     }
 
@@ -72,7 +94,8 @@ public struct Profile: Sendable, CustomStringConvertible {
             + "net=\(network.latencyMin.nanoseconds / 1000)-\(network.latencyMax.nanoseconds / 1000)us+jitter\(network.jitterMax.nanoseconds / 1000)us "
             + "sync=\(disk.syncLatencyMin.nanoseconds / 1000)-\(disk.syncLatencyMax.nanoseconds / 1000)us "
             + "duration=\(duration.milliseconds / 1000)s\(beyondModel ? " BEYOND-MODEL" : "")\n"
-            + "faults: \(faults)"
+            + "faults: \(faults)\n"
+            + "hostile: \(hostile)"
     }
 }
 
@@ -85,6 +108,9 @@ public struct RunOptions: Sendable {
     /// Let clock rates leave [0.75, 1.25]: write safety must still hold; lease overlaps are
     /// then expected and reported, not failures.
     public var beyondModel = false
+    /// Mix adversarial clients into the traffic (malformed, out-of-range, forged, stale and
+    /// replayed requests) during the fault phase, as the swarm draws them.
+    public var hostileClients = true
     /// Move replicas between live servers (add one, remove another, which may be alive and
     /// lagging: the setting of WS-2 and WS-3).
     public var replicaMoves = true

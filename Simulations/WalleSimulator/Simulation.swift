@@ -72,6 +72,7 @@ public enum Simulation {
         if !options.faults { command += " --no-faults" }
         if options.beyondModel { command += " --beyond-model" }
         if !options.replicaMoves { command += " --no-replica-moves" }
+        if !options.hostileClients { command += " --no-hostile" }
         if let at = options.replaceServerAt { command += " --replace-at \(at.milliseconds / 1000)" }
         for bug in options.plantedBugs.map(\.rawValue).sorted() { command += " --plant \(bug)" }
         return command

@@ -95,5 +95,8 @@ extension String {
 
 extension NodeID {
     /// "n2" for servers, "c100" for clients: short enough for a trace line.
-    var short: String { rawValue < 100 ? "n\(rawValue)" : "c\(rawValue)" }
+    var short: String { isClient ? "c\(rawValue & ~NodeID.clientBit)" : "n\(rawValue)" }
+
+    /// A simulated client's id: the client bit and a small number (c100, c900, ...).
+    static func client(_ number: UInt64) -> NodeID { NodeID(NodeID.clientBit | number) }
 }

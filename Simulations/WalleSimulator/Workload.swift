@@ -76,7 +76,7 @@ final class Workload {
             }
         }
         for index in 0..<profile.readerCount {
-            let id = NodeID(UInt64(1000 + index))
+            let id = NodeID.client(UInt64(1000 + index))
             world.readers.append(ReaderHost(world: world, id: id))
             world.register(id, .reader(index))
         }
@@ -84,7 +84,7 @@ final class Workload {
     }
 
     func makeManager(initial: Topology) -> TopologyManager {
-        let id = NodeID(900)
+        let id = NodeID.client(900)
         let configuration = WriterConfiguration(address: "manager", lease: .seconds(1))
         let client = WriterClient(id: id, uri: World.rootStream, servers: world.rootMembers, configuration: configuration)
         let clock = world.makeClock(id, rateIndex: 0)
@@ -95,10 +95,10 @@ final class Workload {
 
     private func addWriter(_ uri: StreamURI, members: [NodeID], rateIndex: Int) {
         let index = world.writers.count
-        let id = NodeID(UInt64(100 + index))
+        let id = NodeID.client(UInt64(100 + index))
         let lease = Duration.milliseconds(
             random.int(in: world.profile.leaseMin.milliseconds...world.profile.leaseMax.milliseconds))
-        var configuration = WriterConfiguration(address: "client-\(id.rawValue)", lease: lease)
+        var configuration = WriterConfiguration(address: "client-\(id.short.dropFirst())", lease: lease)
         configuration.plantedBugs = world.options.plantedBugs
         let client = WriterClient(
             id: id, uri: uri, servers: members, configuration: configuration,

@@ -10,6 +10,8 @@ enum SimEvent {
     case wakeup(NodeID, generation: UInt64)
     case workload(WorkloadAction)
     case fault(FaultAction)
+    /// A hostile client's next request.
+    case hostile(NodeID)
 }
 
 typealias SimServerNode = ServerNode<SimClock, SimNetwork, SimDisk>
@@ -77,6 +79,12 @@ public final class World {
     var servers: [ServerHost] = []
     var writers: [WriterHost] = []
     var readers: [ReaderHost] = []
+    var hostiles: [HostileClient] = []
+    /// The last public requests honest clients sent, for hostile clients to replay. Kept only
+    /// when the seed has hostile clients; a ring of `overheardMax`.
+    private(set) var overheard: [Message] = []
+    private var overheardNext = 0
+    static let overheardMax = 64
     private var hostIndex: [NodeID: HostRef] = [:]
     private var clockRandom: SimRandom
     private var routingRandom: SimRandom
@@ -85,6 +93,7 @@ public final class World {
         case server(Int)
         case writer(Int)
         case reader(Int)
+        case hostile(Int)
         case manager
     }
 
@@ -104,12 +113,38 @@ public final class World {
         buildServers()
         let initial = workload.buildClients()
         manager = workload.makeManager(initial: initial)
+        buildHostiles()
         workload.start()
         nemesis.start()
         manager.start()
     }
 
-    var clientIDs: [NodeID] { writers.map(\.id) + readers.map(\.id) + [NodeID(900)] }
+    private func buildHostiles() {
+        for index in 0..<profile.hostile.clients {
+            let id = NodeID.client(UInt64(2000 + index))
+            hostiles.append(HostileClient(world: self, id: id, random: SimRandom.fork(seed: seed, "hostile-\(index)")))
+            register(id, .hostile(index))
+            schedule(at: 1_000_000 * Int64(100 + index), .hostile(id))
+        }
+    }
+
+    /// An honest client's public request, kept for replays (only when someone may replay it).
+    func overhear(_ message: Message, from source: NodeID) {
+        guard !hostiles.isEmpty, message.isPublicRequest, case .writer? = hostIndex[source] else { return }
+        if overheard.count < World.overheardMax {
+            overheard.append(message)
+        } else {
+            overheard[overheardNext] = message
+        }
+        overheardNext = (overheardNext + 1) % World.overheardMax
+    }
+
+    /// The fault phase ended: hostile clients stop with the other faults.
+    func stopHostiles() {
+        for hostile in hostiles { hostile.stop() }
+    }
+
+    var clientIDs: [NodeID] { writers.map(\.id) + readers.map(\.id) + [NodeID.client(900)] }
 
     /// Every stream the oracles watch: the workload's and the root (topology) stream.
     var checkedStreams: [StreamURI] { workload.streams + [World.rootStream] }
@@ -293,6 +328,10 @@ public final class World {
         case .fault(let action):
             trace.event(at: trueNow, node: NodeID(0), kind: 6)
             nemesis.perform(action)
+        case .hostile(let node):
+            guard case .hostile(let index)? = hostIndex[node] else { return }
+            trace.event(at: trueNow, node: node, kind: 7)
+            hostiles[index].act()
         }
     }
 
@@ -303,8 +342,12 @@ public final class World {
                 trace.line(trueNow, "\(target.short) is down: message dropped")
                 return
             }
+            oracle.heartbeatArriving(message, from: source, at: servers[index])
             servers[index].node.receive(message, from: source)
+            oracle.heartbeatHandled()
             oracle.observeServer(servers[index])
+        case .hostile(let index)?:
+            hostiles[index].receive(message, from: source)
         case .writer(let index)?:
             let host = writers[index]
             guard !host.paused else {
@@ -339,7 +382,7 @@ public final class World {
             guard manager.host.clock.wakeupFired(generation: generation) else { return }
             trace.event(at: trueNow, node: node, kind: 4)
             manager.handle(manager.host.node.wake())
-        case .reader, nil:
+        case .reader, .hostile, nil:
             return
         }
     }

@@ -29,6 +29,9 @@ struct SimulationOptions: ParsableArguments {
     @Flag(help: "Do not move replicas between live servers (moves are one of the default faults).")
     var noReplicaMoves = false
 
+    @Flag(help: "Leave out the hostile clients (malformed, forged, stale and replayed requests).")
+    var noHostile = false
+
     @Option(help: "Replace one server (wipe it, start a new one) at this simulated second.")
     var replaceAt: Int?
 
@@ -48,6 +51,7 @@ struct SimulationOptions: ParsableArguments {
         options.faults = !noFaults
         options.beyondModel = beyondModel
         options.replicaMoves = !noReplicaMoves
+        options.hostileClients = !noHostile
         if let replaceAt, replaceAt < 0 || replaceAt >= duration {
             throw ValidationError("--replace-at must be within the fault phase [0, \(duration)) seconds, got \(replaceAt)")
         }
@@ -128,6 +132,7 @@ func hashInSecondProcess(seed: UInt64, simulation: SimulationOptions) throws -> 
     if simulation.noFaults { arguments.append("--no-faults") }
     if simulation.beyondModel { arguments.append("--beyond-model") }
     if simulation.noReplicaMoves { arguments.append("--no-replica-moves") }
+    if simulation.noHostile { arguments.append("--no-hostile") }
     if let at = simulation.replaceAt { arguments += ["--replace-at", String(at)] }
     for bug in simulation.plantedBugs { arguments += ["--plant", bug] }
     process.arguments = arguments

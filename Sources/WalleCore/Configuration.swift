@@ -42,6 +42,9 @@ package enum PlantedBug: String, CaseIterable, Sendable {
     case commitWithoutChecksum
     /// A member accepts the zero writer id on a put (WS-9).
     case acceptZeroWriter
+    /// A member acts on a commit marker that differs from its own entry of the same writer
+    /// (drops the entry and fetches the forged one) instead of refusing it.
+    case acceptForgedMarker
 }
 
 /// Limits and timings of a server. Every queue has its bound here.
@@ -81,6 +84,9 @@ public struct ServerConfiguration: Sendable {
     public var readBatchBytesMax = 16 << 20
     /// Entries fetched per backfill step.
     public var backfillBatchCountMax = 512
+    /// Fetch rounds for a pending commit marker before it is dropped: no peer has its entry
+    /// committed, so it is forged or far ahead; the writer's next marker brings a true one.
+    public var fastForwardRoundsMax = 8
     /// Pause before a failed backfill or fast-forward is tried again.
     public var catchUpRetryDelay: Duration = .milliseconds(500)
     /// Claim rounds of committed-id alignment before giving up ([CLAIM-2]).

@@ -9,7 +9,7 @@ extension ServerCore {
 
     mutating func fastForward(_ uri: StreamURI) {
         guard let replica = streams[uri] else { return }
-        guard let marker = replica.pendingCommit, marker.id > replica.tailID || replica.windowEntry(marker.id) == nil else {
+        guard replica.pendingCommitNeedsFetch, let marker = replica.pendingCommit else {
             streams[uri]!.fastForwardInFlight = false
             streams[uri]!.pendingCommit = nil
             afterWindowChange(uri)
@@ -42,12 +42,31 @@ extension ServerCore {
             afterWindowChange(uri)
             return
         }
-        if case .entries(let entries) = reply, let entry = entries.first, entry.checksum != marker?.checksum {
-            note("WS-4: \(source) sent \(entry.brief) that does not match the commit marker")
+        if case .entries(let entries) = reply, let entry = entries.first, let marker, entry.id == marker.id {
+            // A peer's committed entry at the marker's id differs: committed entries are
+            // unique, so the marker is not the committed entry (forged, or a diverged peer,
+            // WS-4). Drop it; the writer's next marker brings a true one.
+            note("WS-4: \(source) has committed \(entry.brief), not the marker's xx=\(hex16(marker.checksum).prefix(8))")
+            dropPendingCommit(uri)
+            return
         }
         guard streams[uri]!.fastForwardOutstanding == 0 else { return }
-        // Every peer failed: try again later (the marker may also have been overtaken).
+        // Every peer failed: try again later (the marker may also have been overtaken), a
+        // bounded number of times.
+        streams[uri]!.pendingCommit?.rounds += 1
+        if (streams[uri]!.pendingCommit?.rounds ?? 0) >= configuration.fastForwardRoundsMax {
+            let rounds = configuration.fastForwardRoundsMax
+            note("no peer has committed entry \(marker?.id ?? 0) of \(uri) after \(rounds) rounds")
+            dropPendingCommit(uri)
+            return
+        }
         timers.schedule(at: time.monotonic + configuration.catchUpRetryDelay, .fastForward(uri))
+    }
+
+    private mutating func dropPendingCommit(_ uri: StreamURI) {
+        streams[uri]!.pendingCommit = nil
+        streams[uri]!.fastForwardOutstanding = 0
+        streams[uri]!.fastForwardInFlight = false
     }
 
     /// Asks for the batch just below the verified `gapEnd`, including `gapEnd` itself. This

@@ -41,10 +41,6 @@ extension ServerCore {
             fail(route, .notFound, "stream \(uri) is not stored on \(id)")
             return
         }
-        if let error = validateClaim(address: address, leaseMilliseconds: leaseMilliseconds) {
-            reply(route, .failed(error))
-            return
-        }
         // [WID-1], with WS-8 softened: never propose a ts at or below what this node knows.
         let wall = UInt64(max(0, time.wall.nanosecondsSinceEpoch))
         let writer = WriterID(ts: max(wall, replica.metadata.writerID.ts + 1), id: random.next())

@@ -26,10 +26,6 @@ extension ServerCore {
             fail(route, .notFound, "stream \(uri) is not stored on \(id)")
             return
         }
-        if let error = validatePublicPut(entry, commit: commit) {
-            reply(route, .failed(error))
-            return
-        }
         let members = replica.metadata.topology.members
         let coordinationID = makeProcessID()
         coordinations[coordinationID] = Coordination(
@@ -40,19 +36,6 @@ extension ServerCore {
                 .putEntryInternal($0, .write, entry, committedID: commit.id, committedChecksum: commit.checksum)
             }
         }
-    }
-
-    /// The public boundary checks what upstream did not (§12.3).
-    func validatePublicPut(_ entry: Entry, commit: CommitMarker) -> WalleError? {
-        if entry.writerID.isZero && !configuration.plantedBugIsActive(.acceptZeroWriter) {
-            return WalleError(.invalidArgument, "the zero writer id cannot write (claim the stream first)")
-        }
-        if entry.id > 0 && commit.id >= entry.id {
-            // WS-10: a client cannot declare its own entry committed.
-            return WalleError(
-                .invalidArgument, "committed id \(commit.id) must be below the entry id \(entry.id)")
-        }
-        return validateEntry(entry, kind: .write)
     }
 
     mutating func coordinateWriterStatus(_ route: Route, _ uri: StreamURI) {
@@ -93,16 +76,16 @@ extension ServerCore {
             return
         }
         let decision: Quorum.Decision?
-        switch reply {
-        case .ok:
+        // Only the answer the request asks for counts: an `.ok` to WriterInfo would count a
+        // member without an info to merge.
+        switch (reply, coordination.kind) {
+        case (.ok, .put):
             decision = coordination.quorum.recordSuccess(source)
-        case .writerInfo(let info):
-            if case .writerStatus(var infos) = coordination.kind {
-                infos.append(info)
-                coordination.kind = .writerStatus(infos)
-            }
+        case (.writerInfo(let info), .writerStatus(var infos)):
+            infos.append(info)
+            coordination.kind = .writerStatus(infos)
             decision = coordination.quorum.recordSuccess(source)
-        case .failed(let error):
+        case (.failed(let error), _):
             decision = coordination.quorum.recordFailure(error)
         default:
             decision = coordination.quorum.recordFailure(WalleError(.internal, "unexpected answer from \(source)"))

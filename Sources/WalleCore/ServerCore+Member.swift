@@ -74,10 +74,6 @@ extension ServerCore {
     mutating func memberNewWriter(
         _ route: Route, _ uri: StreamURI, _ writer: WriterID, address: String, leaseMilliseconds: Int64
     ) {
-        if let error = validateClaim(address: address, leaseMilliseconds: leaseMilliseconds) {
-            reply(route, .failed(error))
-            return
-        }
         switch streams[uri]!.checkWriter(writer) {
         case .older:
             fail(route, .failedPrecondition, "writer \(writer) is older than \(streams[uri]!.metadata.writerID)")
@@ -95,24 +91,7 @@ extension ServerCore {
         whenDurable(.replyAfter(until: until, route, .ok))
     }
 
-    func validateClaim(address: String, leaseMilliseconds: Int64) -> WalleError? {
-        guard !address.isEmpty else {
-            return WalleError(.invalidArgument, "writer address must not be empty")
-        }
-        let lease = Duration.milliseconds(leaseMilliseconds)
-        guard leaseMilliseconds == 0 || (lease >= configuration.leaseMin && lease <= configuration.leaseMax) else {
-            return WalleError(
-                .invalidArgument,
-                "lease \(leaseMilliseconds)ms is outside [\(configuration.leaseMin.milliseconds), \(configuration.leaseMax.milliseconds)]ms (or 0)")
-        }
-        return nil
-    }
-
     mutating func memberPut(_ route: Route, _ uri: StreamURI, _ kind: PutKind, _ entry: Entry, commit: CommitMarker) {
-        if let error = validateEntry(entry, kind: kind) {
-            reply(route, .failed(error))
-            return
-        }
         switch kind {
         case .write:
             memberWrite(route, uri, entry, commit: commit)
@@ -131,16 +110,8 @@ extension ServerCore {
     /// claim then prefers that chain and drops a committed entry. The simulator found this
     /// (seed 176 of the first 1000-seed sweep).
     mutating func memberRestamp(_ route: Route, _ uri: StreamURI, _ entries: [Entry]) {
-        guard let first = entries.first, entries.allSatisfy({ $0.writerID == first.writerID && $0.id > 0 }) else {
-            fail(route, .invalidArgument, "a re-stamp carries entries of one writer, none of them Entry0")
-            return
-        }
-        for entry in entries {
-            if let error = validateEntry(entry, kind: .write) {
-                reply(route, .failed(error))
-                return
-            }
-        }
+        // The boundary checked the shape: one writer's consecutive entries above Entry0.
+        guard let first = entries.first else { preconditionFailure("the boundary refuses an empty re-stamp") }
         if let error = writerMismatch(uri, first.writerID) {
             reply(route, .failed(error))
             return
@@ -159,22 +130,6 @@ extension ServerCore {
         pendingWrites.append(contentsOf: writes)
         acknowledgeWhenDurable(route)
         afterWindowChange(uri)
-    }
-
-    func validateEntry(_ entry: Entry, kind: PutKind) -> WalleError? {
-        guard entry.data.count <= Entry.dataSizeMax else {
-            return WalleError(.invalidArgument, "entry \(entry.id) has \(entry.data.count) bytes, limit is \(Entry.dataSizeMax)")
-        }
-        if entry.id == 0 && kind != .claimAlign && kind != .claimCommit {
-            guard kind == .write, entry.data.isEmpty else {
-                return WalleError(.invalidArgument, "entry 0 can only be a heartbeat, without data")
-            }
-        }
-        // WS-9: the zero writer id never writes; only Entry0 carries it.
-        if entry.writerID.isZero && entry.id > 0 && !configuration.plantedBugIsActive(.acceptZeroWriter) {
-            return WalleError(.invalidArgument, "entry \(entry.id) carries the zero writer id")
-        }
-        return nil
     }
 
     func writerMismatch(_ uri: StreamURI, _ writer: WriterID) -> WalleError? {
@@ -200,7 +155,8 @@ extension ServerCore {
                 // The put is refused, but its commit marker is still a fact: that writer saw
                 // the entry acknowledged by a majority. Without this a member whose writer id
                 // came from a claim that later failed would never learn what committed.
-                let commitError = streams[uri]!.applyCommitMarker(commit, limits: limits, writes: &pendingWrites)
+                let commitError = streams[uri]!.applyCommitMarker(
+                    commit, from: entry.writerID, limits: limits, writes: &pendingWrites)
                 if let commitError { note("commit marker \(commit.id) on \(uri): \(commitError)") }
                 afterWindowChange(uri)
             case .current:
@@ -209,12 +165,19 @@ extension ServerCore {
             reply(route, .failed(error))
             return
         }
+        // The marker first: one that is refused refuses the whole request, before the lease
+        // is renewed or the entry applied (a bad value changes nothing; WS-12 hid such errors).
+        if let commitError = streams[uri]!.applyCommitMarker(
+            commit, from: entry.writerID, limits: limits, writes: &pendingWrites)
+        {
+            note("commit marker \(commit.id) on \(uri): \(commitError)")
+            reply(route, .failed(commitError))
+            return
+        }
         streams[uri]!.renewLease(now: time.monotonic)
-        let commitError = streams[uri]!.applyCommitMarker(commit, limits: limits, writes: &pendingWrites)
-        if let commitError { note("commit marker \(commit.id) on \(uri): \(commitError)") }
         if entry.id == 0 {
             // Heartbeats renew and commit; neither needs a sync ([PEI-4], [CRASH-2]).
-            reply(route, commitError.map { .failed($0) } ?? .ok)
+            reply(route, .ok)
             return
         }
         applyUncommittedPut(route, uri, entry)
@@ -292,7 +255,7 @@ extension ServerCore {
         for overtaken in streams[uri]!.removeOvertakenQueued() {
             resolve(overtaken.routes, .failed(WalleError(.outOfRange, "entry \(overtaken.entry.id) was overtaken by a commit")), uri, overtaken.entry)
         }
-        if streams[uri]!.pendingCommit != nil && !streams[uri]!.fastForwardInFlight {
+        if streams[uri]!.pendingCommitNeedsFetch && !streams[uri]!.fastForwardInFlight {
             streams[uri]!.fastForwardInFlight = true
             timers.schedule(at: time.monotonic + configuration.fastForwardDelay, .fastForward(uri))
         }

@@ -3,6 +3,9 @@ import WalleEnvironment
 /// A server's view of the topology stream (§10.4).
 struct TopologyWatch {
     var knownVersion: UInt64 = 0
+    /// The newest root entry seen, usable or not: an entry that does not decode is skipped
+    /// (the next version carries the whole topology again) instead of being asked for forever.
+    var seenVersion: UInt64 = 0
     var rootMembers: [NodeID] = []
     /// The long polls of the current round, one per root member.
     var polls: [RequestID: NodeID] = [:]
@@ -20,7 +23,8 @@ extension ServerCore {
         for member in topologyWatch.rootMembers {
             let requestID = makeRequestID()
             topologyWatch.polls[requestID] = member
-            send(.pollStream(requestID, source.rootStream, pollEntryID: topologyWatch.knownVersion + 1), to: member)
+            let next = max(topologyWatch.knownVersion, topologyWatch.seenVersion) + 1
+            send(.pollStream(requestID, source.rootStream, pollEntryID: next), to: member)
         }
         let timeout = time.monotonic + configuration.pollTimeout + .seconds(1)
         timers.schedule(at: timeout, .topologyPollTimeout(topologyWatch.round))
@@ -30,8 +34,11 @@ extension ServerCore {
     mutating func topologyPollAnswered(_ requestID: RequestID, _ reply: Reply, from source: NodeID) -> Bool {
         guard topologyWatch.polls[requestID] == source else { return false }
         topologyWatch.polls.removeValue(forKey: requestID)
-        if case .entry(let entry) = reply, entry.id > topologyWatch.knownVersion {
+        if case .entry(let entry) = reply, entry.id > max(topologyWatch.knownVersion, topologyWatch.seenVersion),
+            entry.id <= ProtocolBounds.versionMax
+        {
             topologyWatch.polls.removeAll()
+            topologyWatch.seenVersion = entry.id
             do {
                 apply(try Topology.decode(entry.data, entryID: entry.id))
                 // Newer news: start the next round now; late answers of this one are ignored.
@@ -74,7 +81,9 @@ extension ServerCore {
                 refuseQueuedPuts(uri, version: stream.version)
             }
         }
-        if let root = configuration.topologySource?.rootStream, let members = topology.streams[root]?.members {
+        if let root = configuration.topologySource?.rootStream, let members = topology.streams[root]?.members,
+            !members.isEmpty
+        {
             topologyWatch.rootMembers = members
         }
         topologyWatch.knownVersion = topology.version

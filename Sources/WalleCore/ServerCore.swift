@@ -14,6 +14,7 @@ public struct ServerCore {
     public let id: NodeID
     let configuration: ServerConfiguration
     let limits: ReplicaLimits
+    let boundary: Boundary
     var random: any RandomNumberGenerator
     var streams: [StreamURI: StreamReplica] = [:]
     var outbox: [Effect] = []
@@ -44,6 +45,7 @@ public struct ServerCore {
         self.id = id
         self.configuration = configuration
         self.limits = ReplicaLimits(configuration)
+        self.boundary = Boundary(configuration: configuration)
         self.random = random
         self.time = time
         self.timers = TimerQueue(countMax: configuration.callsInFlightMax * 4)
@@ -87,6 +89,11 @@ public struct ServerCore {
 
     public mutating func receive(_ message: Message, from source: NodeID, at time: NodeTime) {
         self.time = time
+        if let error = boundary.check(message, from: source) {
+            refuse(message, from: source, error)
+            finishEvent()
+            return
+        }
         switch message {
         case .claimWriter(let requestID, let uri, let address, let lease):
             startClaim(Route(node: source, requestID: requestID), uri, address: address, leaseMilliseconds: lease)
@@ -172,6 +179,14 @@ extension ServerCore {
 
     mutating func fail(_ route: Route, _ code: WalleError.Code, _ message: String) {
         reply(route, .failed(WalleError(code, message)))
+    }
+
+    /// A request the boundary refused: answered with the error, nothing else changes. A bad
+    /// answer (a response) is dropped; its call times out as if it were lost.
+    mutating func refuse(_ message: Message, from source: NodeID, _ error: WalleError) {
+        note("refused \(message.kindName) from \(source): \(error)")
+        guard !message.isResponse else { return }
+        reply(Route(node: source, requestID: message.requestID), .failed(error))
     }
 
     /// Submits the writes gathered while handling one event as one transaction.
@@ -294,7 +309,9 @@ extension ServerCore {
         }
     }
 
-    mutating func receiveCallResult(_ purpose: CallPurpose, from source: NodeID, _ reply: Reply) {
+    mutating func receiveCallResult(_ purpose: CallPurpose, from source: NodeID, _ answer: Reply) {
+        // A reply of the wrong shape counts as a failure: handlers below rely on the shape.
+        let reply = boundary.checkReply(answer, for: purpose, from: source)
         switch purpose {
         case .claim(let claimID, _, let phase):
             claimCallCompleted(claimID, phase: phase, from: source, reply)

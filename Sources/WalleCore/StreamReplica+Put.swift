@@ -7,6 +7,7 @@ struct ReplicaLimits {
     var queuedPutsMax: Int
     var queuedPutTimeout: Duration
     var commitWithoutChecksum: Bool
+    var acceptForgedMarker: Bool
 
     init(_ configuration: ServerConfiguration) {
         uncommittedEntriesMax = configuration.uncommittedEntriesMax
@@ -14,6 +15,7 @@ struct ReplicaLimits {
         queuedPutsMax = configuration.queuedPutsMax
         queuedPutTimeout = configuration.queuedPutTimeout
         commitWithoutChecksum = configuration.plantedBugIsActive(.commitWithoutChecksum)
+        acceptForgedMarker = configuration.plantedBugIsActive(.acceptForgedMarker)
     }
 }
 
@@ -119,14 +121,25 @@ extension StreamReplica {
 // MARK: - Commits
 
 extension StreamReplica {
-    /// A commit marker from the writer (piggy-backed on a put or heartbeat).
+    /// A commit marker from a writer (piggy-backed on a put or heartbeat).
     ///
     /// Closes WS-1 and WS-11: the marker commits the local entry only when the checksums
     /// match. A marker at or below C is compared when the checksum is still known; a mismatch
     /// there is divergence and is reported as DataLoss instead of hidden.
+    ///
+    /// Hostile input: a marker that differs from a local entry written by the same writer (or
+    /// a newer one) cannot be that writer's, because a writer writes each id once. It is
+    /// refused and changes nothing. A marker that differs from an older writer's entry may be
+    /// true (that entry is stale, WS-1) or forged under the current writer's id, which anyone
+    /// can learn from WriterStatus. So the marker itself drops nothing: the committed entry is
+    /// fetched from peers ([PIPE-6]), and only a fetched entry that matches the marker replaces
+    /// the local one. Dropping on the marker alone let one forged heartbeat, sent during a
+    /// claim under the new writer's id, drop acknowledged entries on every member (seed 2 with
+    /// hostile clients).
     mutating func applyCommitMarker(
-        _ marker: CommitMarker, limits: ReplicaLimits, writes: inout [DiskOperation]
+        _ marker: CommitMarker, from writer: WriterID, limits: ReplicaLimits, writes: inout [DiskOperation]
     ) -> WalleError? {
+        precondition(marker.id <= ProtocolBounds.entryIDMax, "the boundary bounds commit markers")
         if marker.id <= committedID {
             if let known = knownCommittedChecksum(marker.id), known != marker.checksum {
                 return WalleError(.dataLoss, "committed entry \(marker.id) differs from the writer's")
@@ -134,25 +147,49 @@ extension StreamReplica {
             return nil
         }
         guard let local = windowEntry(marker.id) else {
-            if (pendingCommit?.id ?? 0) < marker.id { pendingCommit = marker }
+            setPendingCommit(marker, from: writer)
             return nil
         }
         if local.checksum == marker.checksum || limits.commitWithoutChecksum {
             advanceCommitted(to: marker.id, writes: &writes)
             return nil
         }
-        // The local entry at the marker is stale (an overruled writer's). Entries below it
-        // may still be right, so keep them and fetch the committed entry (fast-forward).
-        truncate(from: marker.id, writes: &writes)
-        pendingCommit = marker
+        if limits.acceptForgedMarker {
+            // Planted: trust the marker and drop the local suffix at once.
+            truncate(from: marker.id, writes: &writes)
+            setPendingCommit(marker, from: writer)
+            return nil
+        }
+        guard local.writerID < writer else {
+            return WalleError(
+                .invalidArgument,
+                "commit marker \(marker.id) (xx=\(hex16(marker.checksum).prefix(8))) differs from entry "
+                    + "\(local.brief) of a writer not older than \(writer)")
+        }
+        setPendingCommit(marker, from: writer)
         return nil
     }
 
-    /// Re-applies a pending commit marker after the window grew.
+    /// Keeps the round count when the same marker comes again (a retry after the window grew).
+    private mutating func setPendingCommit(_ marker: CommitMarker, from writer: WriterID) {
+        guard pendingCommit?.marker != marker else { return }
+        pendingCommit = PendingCommit(marker: marker, writer: writer)
+    }
+
+    /// Whether the pending marker still needs its entry fetched: the local copy at its id is
+    /// missing or differs (a stale entry waits there until a verified one replaces it).
+    var pendingCommitNeedsFetch: Bool {
+        guard let pending = pendingCommit, pending.id > committedID else { return false }
+        return windowEntry(pending.id)?.checksum != pending.checksum
+    }
+
+    /// Re-applies a pending commit marker after the window grew: it commits once the entry it
+    /// names is here with its checksum, and is dropped if refused.
     mutating func retryPendingCommit(limits: ReplicaLimits, writes: inout [DiskOperation]) {
-        guard let marker = pendingCommit, marker.id <= tailID else { return }
-        pendingCommit = nil
-        _ = applyCommitMarker(marker, limits: limits, writes: &writes)
+        guard let pending = pendingCommit, pending.id <= tailID else { return }
+        if applyCommitMarker(pending.marker, from: pending.writer, limits: limits, writes: &writes) != nil {
+            pendingCommit = nil
+        }
     }
 
     private mutating func advanceCommitted(to id: EntryID, writes: inout [DiskOperation]) {
@@ -248,8 +285,15 @@ extension StreamReplica {
                 return (nil, [])
             }
             // Different content at the same id: the newer writer's entry stays.
-            if entry.writerID <= queued.entry.writerID {
+            if entry.writerID < queued.entry.writerID {
                 return (WalleError(.failedPrecondition, "entry \(entry.id) of writer \(queued.entry.writerID) is queued instead"), [])
+            }
+            if entry.writerID == queued.entry.writerID {
+                // A writer writes each id once, so one of the two is not its own (a forged or
+                // corrupt copy). Which one chains is known only when the predecessor arrives,
+                // and the one that does not is dropped then: answer "retry", never a final
+                // error, or anyone could close a writer by queuing a copy first.
+                return (WalleError(.unavailable, "another entry \(entry.id) of writer \(entry.writerID) waits here; try again"), [])
             }
             queue[entry.id] = QueuedPut(entry: entry, routes: [route], expiresAt: now + limits.queuedPutTimeout)
             return (nil, queued.routes)

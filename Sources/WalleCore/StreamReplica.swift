@@ -7,6 +7,18 @@ struct CommitMarker: Hashable {
     var checksum: UInt64
 }
 
+/// A commit marker beyond this member's tail, waiting to be checked against the entry it names
+/// (fetched from peers, [PIPE-6]). `writer` is the writer whose put or heartbeat carried it.
+struct PendingCommit {
+    var marker: CommitMarker
+    var writer: WriterID
+    /// Fetch rounds in which no peer had the entry; bounded by `fastForwardRoundsMax`.
+    var rounds = 0
+
+    var id: EntryID { marker.id }
+    var checksum: UInt64 { marker.checksum }
+}
+
 /// A put that arrived before its predecessor ([PIPE-2]).
 struct QueuedPut {
     var entry: Entry
@@ -42,8 +54,9 @@ struct StreamReplica {
     /// When the previous writer's lease ended, as computed by the last NewWriter (WS-16).
     var previousLeaseEnd: Instant = .distantPast
     var queue: [EntryID: QueuedPut] = [:]
-    /// The highest commit marker beyond what is applied locally.
-    var pendingCommit: CommitMarker?
+    /// The latest commit marker beyond the tail. Latest, not highest: a forged marker far ahead
+    /// is replaced by the writer's next true one instead of hiding it for good.
+    var pendingCommit: PendingCommit?
     /// A fast-forward is scheduled or its fetches are out; `fastForwardOutstanding` counts them.
     var fastForwardInFlight = false
     var fastForwardOutstanding = 0

@@ -35,9 +35,20 @@ public struct Topology: Hashable, Sendable {
         return writer.bytes
     }
 
+    /// Servers a stream may list: upstream's quorum sizes stay small, and a member list is
+    /// copied into every message's fan-out.
+    public static let membersMax = 16
+
     /// Decodes entry data; Entry0 (empty data) is the empty topology at version 0.
+    ///
+    /// The root stream's writer is a client, so a topology is hostile input like any other:
+    /// every stream must have 1 to `membersMax` distinct server ids (not zero, not a client's)
+    /// and a version from 1 to `ProtocolBounds.versionMax`.
     public static func decode(_ bytes: [UInt8], entryID: EntryID) throws(WalleError) -> Topology {
         if bytes.isEmpty && entryID == 0 { return .empty }
+        guard entryID <= ProtocolBounds.versionMax else {
+            throw WalleError(.invalidArgument, "topology version \(entryID) is above \(ProtocolBounds.versionMax)")
+        }
         var reader = ByteReader(bytes: bytes, what: "topology entry \(entryID)")
         let version = try reader.u64()
         guard version == entryID else {
@@ -48,9 +59,21 @@ public struct Topology: Hashable, Sendable {
         for _ in 0..<count {
             let uri = try StreamURI(try reader.string16())
             let streamVersion = try reader.u64()
+            guard streamVersion >= 1, streamVersion <= ProtocolBounds.versionMax else {
+                throw WalleError(.invalidArgument, "topology \(entryID): \(uri) has version \(streamVersion)")
+            }
             let memberCount = Int(try reader.u16())
+            guard memberCount >= 1, memberCount <= membersMax else {
+                throw WalleError(.invalidArgument, "topology \(entryID): \(uri) has \(memberCount) members, not 1 to \(membersMax)")
+            }
             var members: [NodeID] = []
             for _ in 0..<memberCount { members.append(NodeID(try reader.u64())) }
+            guard members.allSatisfy(\.isServer), Set(members).count == memberCount else {
+                throw WalleError(.invalidArgument, "topology \(entryID): \(uri) lists members \(members) that are not distinct server ids")
+            }
+            guard streams[uri] == nil else {
+                throw WalleError(.invalidArgument, "topology \(entryID) lists \(uri) twice")
+            }
             streams[uri] = StreamTopology(version: streamVersion, members: members)
         }
         try reader.finish()

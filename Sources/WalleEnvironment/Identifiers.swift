@@ -11,10 +11,36 @@ public struct NodeID: Hashable, Comparable, Sendable, CustomStringConvertible {
 
     /// 16 lowercase hex digits, as upstream prints server ids.
     public var description: String { hex16(rawValue) }
+
+    /// The top bit marks a client: servers have ids below 2^63, and a client picks a random id
+    /// with this bit set (docs/wire-format.md). A node acts on the role its peer declares: a
+    /// client may send only the public requests, never a server-to-server message.
+    public static let clientBit: UInt64 = 1 << 63
+
+    public var isClient: Bool { rawValue & NodeID.clientBit != 0 }
+
+    /// A valid server id: not zero, top bit clear.
+    public var isServer: Bool { rawValue != 0 && !isClient }
 }
 
 /// Entry ids are dense from 0 ([ENTRY-1]).
 public typealias EntryID = UInt64
+
+/// Upper bounds on counters that arrive from the network. Values above them are refused at the
+/// boundary, which is what makes `id + 1`, `version + 1` and `ts + 1` safe everywhere after it.
+public enum ProtocolBounds {
+    /// Highest entry id (and commit marker) a node accepts: 2^62. Ids are dense from 0, so at a
+    /// billion entries a second a stream reaches it after 146 years; the headroom above it lets
+    /// `id + count` never overflow for any count that fits in memory.
+    public static let entryIDMax: EntryID = 1 << 62
+    /// Highest topology or stream version: versions grow by one per change ([TOPO-4]).
+    public static let versionMax: UInt64 = 1 << 62
+    /// Highest writer id `ts`: Unix nanoseconds up to the year 2262 (`Int64.max`), so the next
+    /// claim's `ts + 1` never overflows ([WID-1]).
+    public static let writerTimestampMax = UInt64(Int64.max)
+    /// Longest writer address, in UTF-8 bytes (a free-form "host:port" or name, §1).
+    public static let writerAddressBytesMax = 256
+}
 
 /// The identity of an exclusive writer, ordered by `ts` then `id` ([WID-2]).
 ///

@@ -177,3 +177,73 @@ extension Entry {
         "e\(id)(\(writerID),xx=\(hex16(checksum).prefix(8)),\(data.count)B)"
     }
 }
+
+// MARK: - Roles
+
+extension Message {
+    public var isResponse: Bool {
+        if case .response = self { return true }
+        return false
+    }
+
+    /// Server-to-server requests: only a server may send them (docs/wire-format.md, "Roles").
+    public var isInternalRequest: Bool {
+        switch self {
+        case .newWriter, .writerInfo, .putEntryInternal, .tailEntries, .restampEntries, .readEntries: return true
+        case .claimWriter, .writerStatus, .putEntry, .pollStream, .streamEntries, .streamStatus, .response: return false
+        }
+    }
+
+    /// Requests a client may send: the public API.
+    public var isPublicRequest: Bool {
+        switch self {
+        case .claimWriter, .writerStatus, .putEntry, .pollStream, .streamEntries, .streamStatus: return true
+        case .newWriter, .writerInfo, .putEntryInternal, .tailEntries, .restampEntries, .readEntries, .response: return false
+        }
+    }
+
+    /// The request id the sender expects its answer under.
+    public var requestID: RequestID {
+        switch self {
+        case .claimWriter(let r, _, _, _), .writerStatus(let r, _), .putEntry(let r, _, _, _, _),
+            .pollStream(let r, _, _), .streamEntries(let r, _, _, _), .streamStatus(let r, _), .response(let r, _):
+            return r
+        case .newWriter(let h, _, _, _), .writerInfo(let h), .putEntryInternal(let h, _, _, _, _), .tailEntries(let h),
+            .restampEntries(let h, _), .readEntries(let h, _, _):
+            return h.requestID
+        }
+    }
+
+    /// The stream a request is about (nil for a response).
+    public var stream: StreamURI? {
+        switch self {
+        case .claimWriter(_, let s, _, _), .writerStatus(_, let s), .putEntry(_, let s, _, _, _), .pollStream(_, let s, _),
+            .streamEntries(_, let s, _, _), .streamStatus(_, let s):
+            return s
+        case .newWriter(let h, _, _, _), .writerInfo(let h), .putEntryInternal(let h, _, _, _, _), .tailEntries(let h),
+            .restampEntries(let h, _), .readEntries(let h, _, _):
+            return h.stream
+        case .response:
+            return nil
+        }
+    }
+
+    /// The message's name as the protocol reference spells it.
+    public var kindName: String {
+        switch self {
+        case .claimWriter: return "ClaimWriter"
+        case .writerStatus: return "WriterStatus"
+        case .putEntry: return "PutEntry"
+        case .pollStream: return "PollStream"
+        case .streamEntries: return "StreamEntries"
+        case .streamStatus: return "StreamStatus"
+        case .newWriter: return "NewWriter"
+        case .writerInfo: return "WriterInfo"
+        case .putEntryInternal: return "PutEntryInternal"
+        case .tailEntries: return "TailEntries"
+        case .restampEntries: return "RestampEntries"
+        case .readEntries: return "ReadEntries"
+        case .response: return "Response"
+        }
+    }
+}

@@ -1,7 +1,7 @@
 /// A protocol error with a code that tells the caller what to do, and a message for people.
 ///
-/// Only `failedPrecondition` and `invalidArgument` are final (§12.1): clients do not retry them
-/// and a writer closes on one. Everything else is worth retrying.
+/// Only `failedPrecondition`, `invalidArgument` and `permissionDenied` are final (§12.1): clients
+/// do not retry them and a writer closes on one. Everything else is worth retrying.
 public struct WalleError: Error, Hashable, Sendable, CustomStringConvertible {
     public enum Code: String, Sendable, Hashable, CaseIterable {
         case invalidArgument
@@ -13,6 +13,8 @@ public struct WalleError: Error, Hashable, Sendable, CustomStringConvertible {
         case unavailable
         case resourceExhausted
         case deadlineExceeded
+        /// The sender's role may not send this (a client sending a server-to-server message).
+        case permissionDenied
     }
 
     public var code: Code
@@ -23,7 +25,9 @@ public struct WalleError: Error, Hashable, Sendable, CustomStringConvertible {
         self.message = message
     }
 
-    public var isFinal: Bool { code == .failedPrecondition || code == .invalidArgument }
+    public var isFinal: Bool {
+        code == .failedPrecondition || code == .invalidArgument || code == .permissionDenied
+    }
 
     public var description: String { "\(code.rawValue): \(message)" }
 }

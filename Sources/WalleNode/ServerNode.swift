@@ -40,6 +40,11 @@ public final class ServerNode<NodeClock: Clock, NodeNetwork: Network, NodeDisk: 
         withUnsafeMutablePointer(to: &core) { $0.pointee.metadata(of: uri) }
     }
 
+    /// The stream's live window `[C..T]`, read in place like `metadata(of:)`.
+    package func window(of uri: StreamURI) -> [Entry]? {
+        withUnsafeMutablePointer(to: &core) { $0.pointee.window(of: uri) }
+    }
+
     public func createStream(_ uri: StreamURI, topology: StreamTopology) {
         core.createStream(uri, topology: topology)
         carryOut()

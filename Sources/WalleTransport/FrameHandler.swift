@@ -22,6 +22,8 @@ final class FrameHandler: ChannelInboundHandler {
     /// Set by the other side's hello; nothing else is accepted before it.
     private(set) var peer: NodeID?
     private(set) var remoteDescription = "?"
+    /// Set once the connection is being closed: frames already decoded are not acted on.
+    private var isRefusing = false
 
     init(transport: Transport, role: Role) {
         self.transport = transport
@@ -51,10 +53,12 @@ final class FrameHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let body = Self.unwrapInboundIn(data)
+        guard !isRefusing else { return }
         do {
             switch try Wire.decode(body) {
             case .hello(let id):
                 guard peer == nil else { throw WireError(.badHello, "a second hello, from \(id)") }
+                guard id.rawValue != 0 else { throw WireError(.badHello, "a hello from node 0, which is nobody") }
                 guard transport.identified(self, as: id) else {
                     context.close(promise: nil)
                     return
@@ -62,6 +66,10 @@ final class FrameHandler: ChannelInboundHandler {
                 peer = id
             case .message(let message):
                 guard let peer else { throw WireError(.badHello, "a message before the hello") }
+                guard !peer.isClient || message.isPublicRequest else {
+                    refuseRole(context, message, from: peer)
+                    return
+                }
                 transport.received(message, from: peer)
             }
         } catch {
@@ -79,7 +87,21 @@ final class FrameHandler: ChannelInboundHandler {
         }
     }
 
+    /// A client sent what only a server may send (docs/wire-format.md, "Roles"): it gets a
+    /// PermissionDenied answer naming the message, the refusal is counted and logged, and the
+    /// connection closes once the answer is out. The core never sees the message.
+    private func refuseRole(_ context: ChannelHandlerContext, _ message: Message, from peer: NodeID) {
+        isRefusing = true
+        let reason = "\(message.kindName) is a server-to-server message; \(peer) declared itself a client"
+        transport.refusedRole(self, reason)
+        let answer = Wire.encode(.message(.response(message.requestID, .failed(WalleError(.permissionDenied, reason)))))
+        var buffer = context.channel.allocator.buffer(capacity: answer.count)
+        buffer.writeBytes(answer)
+        context.writeAndFlush(Self.wrapOutboundOut(buffer)).whenComplete { _ in context.close(promise: nil) }
+    }
+
     private func refuse(_ context: ChannelHandlerContext, _ reason: String) {
+        isRefusing = true
         transport.badFrame(self, reason)
         context.close(promise: nil)
     }

@@ -196,6 +196,11 @@ public final class Transport: Network, @unchecked Sendable {
         }
     }
 
+    func refusedRole(_ handler: FrameHandler, _ reason: String) {
+        counters.refused.increment()
+        logger.warning("closing connection: \(reason)", metadata: ["remote": "\(handler.remoteDescription)"])
+    }
+
     func badFrame(_ handler: FrameHandler, _ reason: String) {
         counters.badFrames.increment()
         logger.warning("closing connection: \(reason)", metadata: ["remote": "\(handler.remoteDescription)"])
@@ -262,4 +267,6 @@ final class TransportCounters: Sendable {
     let received = Counter(label: "walle_frames_received_total")
     let dropped = Counter(label: "walle_frames_dropped_total")
     let badFrames = Counter(label: "walle_bad_frames_total")
+    /// Messages refused for the sender's role (a client sending a server-to-server message).
+    let refused = Counter(label: "walle_refused_messages_total")
 }

@@ -233,7 +233,7 @@ extension WalleError.Code {
     /// Stable numbers: the order of `allCases` is not part of the format.
     static let wireValues: [WalleError.Code: UInt8] = [
         .invalidArgument: 1, .failedPrecondition: 2, .notFound: 3, .outOfRange: 4, .dataLoss: 5,
-        .internal: 6, .unavailable: 7, .resourceExhausted: 8, .deadlineExceeded: 9,
+        .internal: 6, .unavailable: 7, .resourceExhausted: 8, .deadlineExceeded: 9, .permissionDenied: 10,
     ]
 
     var wireValue: UInt8 { Self.wireValues[self]! }
