@@ -11,7 +11,8 @@ import PackageDescription
 //   WalleServer       a production node: core + WiredTiger + transport + metrics
 //   WalleClient       the async client library over the same writer state machine
 //   WalleSimulator    the seeded single-threaded world (Simulations/), beside production adapters
-//   walle-sim, walle-node, walle   the command lines on top
+//   WalleFuzz         hostile messages for one core in process and for real nodes over TCP
+//   walle-sim, walle-fuzz, walle-node, walle   the command lines on top
 let swiftSettings: [SwiftSetting] = [
     .swiftLanguageMode(.v6),
     .enableUpcomingFeature("ExistentialAny"),
@@ -32,6 +33,7 @@ let package = Package(
         .executable(name: "walle-sim", targets: ["walle-sim"]),
         .executable(name: "walle-node", targets: ["walle-node"]),
         .executable(name: "walle", targets: ["walle"]),
+        .executable(name: "walle-fuzz", targets: ["walle-fuzz"]),
         .library(name: "WalleClient", targets: ["WalleClient"]),
     ],
     dependencies: [
@@ -92,12 +94,19 @@ let package = Package(
         .executableTarget(
             name: "walle-sim", dependencies: ["WalleSimulator", argumentParser],
             path: "Simulations/walle-sim", swiftSettings: swiftSettings),
+        // Hostile input: the in-process core fuzzer and the TCP cluster fuzzer (docs/simulation.md).
+        .target(
+            name: "WalleFuzz", dependencies: ["WalleSimulator", "WalleCore", "WalleWire", "WalleEnvironment"],
+            path: "Simulations/WalleFuzz", swiftSettings: swiftSettings),
+        .executableTarget(
+            name: "walle-fuzz", dependencies: ["WalleFuzz", "WalleTransport", "WalleEnvironment", argumentParser],
+            path: "Simulations/walle-fuzz", swiftSettings: swiftSettings),
         // The disk contract both the simulated disk and WiredTiger are tested against.
         .target(
             name: "WalleContracts", dependencies: ["WalleEnvironment"], path: "Tests/WalleContracts",
             swiftSettings: swiftSettings),
         .testTarget(
-            name: "WalleCoreTests", dependencies: ["WalleCore", "WalleEnvironment"],
+            name: "WalleCoreTests", dependencies: ["WalleCore", "WalleEnvironment", "WalleWire"],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "WalleStorageTests", dependencies: ["WalleStorage", "WalleEnvironment", "WalleContracts"],
@@ -108,7 +117,10 @@ let package = Package(
             swiftSettings: swiftSettings),
         .testTarget(
             name: "WalleLoopbackTests",
-            dependencies: ["WalleClient", "WalleCore", "WalleWire", "WalleEnvironment"],
+            dependencies: ["WalleClient", "WalleCore", "WalleWire", "WalleEnvironment", "WalleFuzz", "WalleContracts"],
+            swiftSettings: swiftSettings),
+        .testTarget(
+            name: "WalleFuzzTests", dependencies: ["WalleFuzz", "WalleCore", "WalleEnvironment", "WalleWire", "WalleContracts"],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "WalleSimulatorTests",

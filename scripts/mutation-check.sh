@@ -26,6 +26,10 @@ mutations=(
   "gap commit deletes its suffix (1738)@@Sources/WalleCore/StreamReplica+Put.swift@@        let keptEnd = min(tailID, entry.id - 1)@@        let keptEnd = committedID"
   "queued puts outlive a version (168)@@Sources/WalleCore/ServerCore+Topology.swift@@                refuseQueuedPuts(uri, version: stream.version)@@                _ = stream"
   "re-stamp one entry per call (176)@@Sources/WalleCore/ServerCore+Claim.swift@@            if !suffix.isEmpty { sends.append((member, suffix)) }@@            for entry in suffix { sends.append((member, [entry])) }"
+  "forged marker acknowledged@@Sources/WalleCore/StreamReplica+Put.swift@@        guard local.writerID < writer else {@@        guard local.writerID < writer || true else {"
+  "marker alone drops entries (hostile 2)@@Sources/WalleCore/StreamReplica+Put.swift@@        if limits.acceptForgedMarker {@@        if true {"
+  "client may send NewWriter@@Sources/WalleCore/Boundary.swift@@        if message.isInternalRequest && !source.isServer {@@        if false {"
+  "abandoned claim leaves a lease (44)@@Sources/WalleCore/StreamReplica.swift@@        renewedAt = .distantPast@@        renewedAt = previousEnd"
 )
 
 printf '%-36s %-7s %-17s %s\n' "bug" "caught" "seeds to failure" "oracle"

@@ -22,7 +22,9 @@ final class HostileClient {
     unowned let world: World
     let id: NodeID
     private var random: SimRandom
-    private var nextRequestID: RequestID = 0
+    /// Its own requests count from 2^48; replays keep the small ids honest clients use, so an
+    /// answer never lands on the wrong request.
+    private var nextRequestID: RequestID = 1 << 48
     private var pending: [RequestID: Request] = [:]
     /// What WriterStatus said last, per stream: the writer ids seen (newest last) and a tail.
     private var learned: [StreamURI: (writers: [WriterID], committed: EntryID, tail: EntryID)] = [:]
@@ -89,6 +91,7 @@ final class HostileClient {
         read: ReaderHost.ReadRequest? = nil
     ) {
         guard let uri = message.stream else { preconditionFailure("hostile clients send requests") }
+        guard pending[message.requestID] == nil else { return }
         pending[message.requestID] = Request(expectation: expectation, what: what, uri: uri, read: read, sentAt: world.trueNow)
         world.count(.hostileRequest)
         world.trace.line(world.trueNow, "\(id.short) hostile \(what): \(message)")

@@ -128,10 +128,20 @@ public final class ClusterClient: @unchecked Sendable {
         return infos
     }
 
-    /// The newest topology one root member has committed.
+    /// The newest topology a root member has committed. A member whose newest root entry does
+    /// not decode (servers skip such an entry too) is passed over for the next one.
     public func topology() async throws(WalleError) -> Topology {
-        let entry = try await poll(Self.rootStream, from: 0, members: serverIDs)
-        return try Topology.decode(entry.data, entryID: entry.id)
+        var lastError = WalleError(.unavailable, "no server to ask")
+        for server in serverIDs {
+            do {
+                let entry = try await poll(Self.rootStream, from: 0, members: [server])
+                return try Topology.decode(entry.data, entryID: entry.id)
+            } catch {
+                logger.debug("topology from server \(server.rawValue): \(error)")
+                lastError = error
+            }
+        }
+        throw lastError
     }
 
     /// The members of `uri` in the current topology.

@@ -100,7 +100,8 @@ struct Boundary {
     /// - A writer's marker lies below its entry: nobody declares its own entry committed
     ///   (WS-10). A claim's put carries the entry it commits as its marker.
     func checkPut(_ entry: Entry, kind: PutKind, committedID: EntryID, committedChecksum: UInt64?) -> WalleError? {
-        if let error = checkEntryID(entry.id, "entry id") ?? checkEntryID(committedID, "committed id") {
+        if let error = checkEntryID(entry.id, "entry id") { return error }
+        if !configuration.plantedBugIsActive(.uncheckedMarkerBound), let error = checkEntryID(committedID, "committed id") {
             return error
         }
         guard entry.data.count <= Entry.dataSizeMax else {

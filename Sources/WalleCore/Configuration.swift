@@ -45,6 +45,9 @@ package enum PlantedBug: String, CaseIterable, Sendable {
     /// A member acts on a commit marker that differs from its own entry of the same writer
     /// (drops the entry and fetches the forged one) instead of refusing it.
     case acceptForgedMarker
+    /// The boundary lets commit markers above 2^62 through: the overflow the first fuzz script
+    /// found (a marker near 2^64 reached `marker.id + 1`). For proving the fuzzer finds it.
+    case uncheckedMarkerBound
 }
 
 /// Limits and timings of a server. Every queue has its bound here.
@@ -87,6 +90,10 @@ public struct ServerConfiguration: Sendable {
     /// Fetch rounds for a pending commit marker before it is dropped: no peer has its entry
     /// committed, so it is forged or far ahead; the writer's next marker brings a true one.
     public var fastForwardRoundsMax = 8
+    /// Timeout of one fast-forward or backfill fetch. A round waits for every peer it asked, so
+    /// with `callTimeout` a dead peer made every round last 5 s, and a member lagging behind
+    /// a 3-of-4 majority with one dead member caught up one entry per round (seed 143).
+    public var catchUpCallTimeout: Duration = .seconds(1)
     /// Pause before a failed backfill or fast-forward is tried again.
     public var catchUpRetryDelay: Duration = .milliseconds(500)
     /// Claim rounds of committed-id alignment before giving up ([CLAIM-2]).

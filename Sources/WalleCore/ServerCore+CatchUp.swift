@@ -23,7 +23,9 @@ extension ServerCore {
         note("fast-forward \(uri) to \(marker.id)")
         streams[uri]!.fastForwardOutstanding = targets.count
         for target in targets {
-            call(target, .fastForward(uri)) { .readEntries($0, start: marker.id, end: marker.id + 1) }
+            call(target, .fastForward(uri), timeout: configuration.catchUpCallTimeout) {
+                .readEntries($0, start: marker.id, end: marker.id + 1)
+            }
         }
     }
 
@@ -86,7 +88,9 @@ extension ServerCore {
         // The answer must reach `gapEnd`: a batch no longer than one disk read returns.
         let batch = UInt64(min(configuration.backfillBatchCountMax, configuration.readBatchCountMax))
         let start = max(replica.metadata.gapStart, gapEnd + 1 > batch ? gapEnd + 1 - batch : 0)
-        call(target, .backfill(uri)) { .readEntries($0, start: start, end: gapEnd + 1) }
+        call(target, .backfill(uri), timeout: configuration.catchUpCallTimeout) {
+            .readEntries($0, start: start, end: gapEnd + 1)
+        }
     }
 
     mutating func backfillCompleted(_ uri: StreamURI, from source: NodeID, _ reply: Reply) {

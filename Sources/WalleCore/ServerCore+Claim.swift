@@ -56,8 +56,10 @@ extension ServerCore {
         for member in members { sendNewWriter(claimID, to: member) }
     }
 
+    /// A full call table fails a call at once, which may end the claim in the middle of its
+    /// fan-out (found by the core fuzzer): the rest of the fan-out then has nothing to send.
     private mutating func sendNewWriter(_ claimID: UInt64, to member: NodeID) {
-        let claim = claims[claimID]!
+        guard let claim = claims[claimID] else { return }
         call(member, .claim(claimID, claim.uri, .newWriter), timeout: configuration.newWriterRetryInterval) {
             .newWriter($0, claim.writer, writerAddress: claim.address, leaseMilliseconds: claim.leaseMilliseconds)
         }

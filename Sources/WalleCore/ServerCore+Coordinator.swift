@@ -88,7 +88,7 @@ extension ServerCore {
         case (.failed(let error), _):
             decision = coordination.quorum.recordFailure(error)
         default:
-            decision = coordination.quorum.recordFailure(WalleError(.internal, "unexpected answer from \(source)"))
+            decision = coordination.quorum.recordFailure(WalleError(.invalidArgument, "\(source) answered \(reply), not what was asked"))
         }
         guard let decision else {
             coordinations[coordinationID] = coordination

@@ -139,7 +139,6 @@ extension StreamReplica {
     mutating func applyCommitMarker(
         _ marker: CommitMarker, from writer: WriterID, limits: ReplicaLimits, writes: inout [DiskOperation]
     ) -> WalleError? {
-        precondition(marker.id <= ProtocolBounds.entryIDMax, "the boundary bounds commit markers")
         if marker.id <= committedID {
             if let known = knownCommittedChecksum(marker.id), known != marker.checksum {
                 return WalleError(.dataLoss, "committed entry \(marker.id) differs from the writer's")

@@ -92,7 +92,12 @@ struct StreamReplica {
     var leaseDuration: Duration { .milliseconds(metadata.leaseMilliseconds) }
     var queueCount: Int { queue.count }
 
-    func remainingLease(now: Instant) -> Duration { renewedAt + leaseDuration - now }
+    /// How long a claim arriving now would wait here: the current writer's lease if it renewed,
+    /// or the previous writer's that a pending NewWriter still waits for. Never negative.
+    func remainingLease(now: Instant) -> Duration {
+        let end = max(renewedAt + leaseDuration, previousLeaseEnd)
+        return end > now ? end - now : .zero
+    }
 
     /// The checksum this member knows for a committed id, if it still remembers it.
     func knownCommittedChecksum(_ id: EntryID) -> UInt64? {
@@ -151,19 +156,27 @@ extension StreamReplica {
     }
 
     /// [LEASE-3] with [DRIFT-4]: installs a newer writer and returns when the previous
-    /// writer's lease ends on this member. The new lease counts from that moment.
+    /// writer's lease ends on this member; NewWriter is answered then.
+    ///
+    /// The new writer has renewed nothing here yet, so it leaves no lease behind: only a put or
+    /// heartbeat it sends starts one (`renewLease`). Upstream counts the new lease from the
+    /// previous one's end, so every claim that is abandoned after its NewWriter (a client that
+    /// gave up, a replayed ClaimWriter) pushes the next claim's wait out by one more lease,
+    /// without bound: the claim livelock of WS-15, which hostile replays made common (seed 44).
+    /// Safety needs no more: a writer is exclusive only after a majority renewed it, and any
+    /// claim's majority meets that one at a member that waits out the renewal.
     mutating func installWriter(
         _ writer: WriterID, address: String, leaseMilliseconds: Int64, now: Instant,
         writes: inout [DiskOperation]
     ) -> Instant {
         precondition(writer > metadata.writerID, "writer ids never decrease (invariant 11)")
-        // A wait still running for an even older writer carries over (after a restart, the
+        // A wait still running for an older writer carries over (after a restart, the
         // conservative one set by `restarted`).
         let previousEnd = max(now, renewedAt + leaseDuration, previousLeaseEnd)
         metadata.writerID = writer
         metadata.writerAddress = address
         metadata.leaseMilliseconds = leaseMilliseconds
-        renewedAt = previousEnd
+        renewedAt = .distantPast
         previousLeaseEnd = previousEnd
         writes.append(.setMetadata(uri, metadata))
         return previousEnd

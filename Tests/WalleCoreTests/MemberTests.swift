@@ -154,11 +154,16 @@ struct CommitMarkerTests {
         let beat = Entry(id: 0, writerID: writerB, checksum: 0, data: [])
         _ = put(&core, beat, committed: chosen, requestID: 3, at: 2001)
         #expect(core.metadata(of: streamURI)?.committedID == 0, "the stale entry 1 is not committed")
-        #expect(core.window(of: streamURI)?.count == 1, "and it was dropped")
+        #expect(core.window(of: streamURI) == [.zero, stale], "and the marker alone drops nothing (it may be forged)")
         // After the fast-forward delay the member fetches the committed entry from its peers.
         core.wake(at: at(2001 + 250))
         let fetches = core.takeEffects().sends.filter { if case .readEntries = $0.message { return true } else { return false } }
         #expect(Set(fetches.map(\.target)) == [node(2), node(3)])
+        // A peer's committed copy that matches the marker replaces the stale entry.
+        core.receive(.response(fetches[0].message.requestID, .entries([chosen])), from: fetches[0].target, at: at(2260))
+        _ = core.takeEffects()
+        #expect(core.metadata(of: streamURI)?.committedID == 1)
+        #expect(core.window(of: streamURI)?.first?.checksum == chosen.checksum)
     }
 
     @Test("WS-11: a commit marker at the committed id with another checksum is DataLoss")
@@ -173,6 +178,25 @@ struct CommitMarkerTests {
 
 @Suite("Member: NewWriter and leases")
 struct NewWriterTests {
+    @Test("An abandoned claim's writer leaves no lease behind: the next NewWriter waits only for leases renewed here (WS-15)")
+    func abandonedClaimAddsNoWait() {
+        var core = makeServer()
+        install(&core, writerA, lease: 1000, at: 0)
+        let beat = Entry(id: 0, writerID: writerA, checksum: 0, data: [])
+        _ = put(&core, beat, requestID: 5, at: 0)  // A renewed: its lease runs to 1000
+        // B's claim installs B (waiting out A's lease), then is abandoned: B never renews.
+        core.receive(.newWriter(header(6), writerB, writerAddress: "b", leaseMilliseconds: 1000), from: node(3), at: at(100))
+        for token in core.takeEffects().syncTokens { core.diskCompleted(.synced(token: token), at: at(101)) }
+        _ = core.takeEffects()
+        // C's NewWriter waits for A's lease (1000), not for a lease B never held (2000).
+        let writerC = WriterID(ts: 30, id: 3)
+        core.receive(.newWriter(header(7), writerC, writerAddress: "c", leaseMilliseconds: 1000), from: node(2), at: at(200))
+        for token in core.takeEffects().syncTokens { core.diskCompleted(.synced(token: token), at: at(201)) }
+        #expect(core.takeEffects().replies.filter { $0.requestID == 7 }.isEmpty)
+        core.wake(at: at(1000))
+        #expect(core.takeEffects().replies.map(\.requestID).sorted() == [6, 7])
+    }
+
     @Test("NewWriter waits out the previous writer's lease after the writer id is durable")
     func waitsForLease() {
         var core = makeServer()
@@ -195,6 +219,8 @@ struct NewWriterTests {
     func repeatedWaits() {
         var core = makeServer()
         install(&core, writerA, lease: 1000, at: 0)
+        let beat = Entry(id: 0, writerID: writerA, checksum: 0, data: [])
+        _ = put(&core, beat, requestID: 5, at: 0)  // renews: A's lease runs to 1000 here
         core.receive(.newWriter(header(6), writerB, writerAddress: "b", leaseMilliseconds: 500), from: node(3), at: at(200))
         for token in core.takeEffects().syncTokens { core.diskCompleted(.synced(token: token), at: at(201)) }
         _ = core.takeEffects()

@@ -1,6 +1,8 @@
 import Foundation
 import WalleClient
+import WalleContracts
 import WalleEnvironment
+import WalleFuzz
 
 #if canImport(Glibc)
     import Glibc
@@ -87,6 +89,8 @@ final class LocalCluster: @unchecked Sendable {
         }
     }
 
+    func isRunning(_ id: UInt64) -> Bool { lock.withLock { processes[id]?.isRunning ?? false } }
+
     func log(_ id: UInt64) -> String { (try? String(contentsOf: logFile(id), encoding: .utf8)) ?? "" }
 
     private func waitUntilListening(_ id: UInt64) throws {
@@ -102,17 +106,6 @@ final class LocalCluster: @unchecked Sendable {
         }
         throw WalleError(.deadlineExceeded, "walle-node \(id) did not listen within 5 s: \(log(id))")
     }
-}
-
-/// An executable of this package, built next to the test bundle.
-func builtProduct(_ name: String) throws -> URL {
-    var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    for _ in 0..<4 {
-        let candidate = directory.appendingPathComponent(name)
-        if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
-        directory = directory.deletingLastPathComponent()
-    }
-    throw WalleError(.notFound, "\(name) was not built next to the tests; run `swift build` first")
 }
 
 /// A port nothing listens on right now (the kernel's pick for port 0).
@@ -135,26 +128,7 @@ func freePort() throws -> Int {
 }
 
 /// A plain blocking TCP connection to 127.0.0.1:`port`, for sending raw bytes.
-func connectTCP(port: Int) throws -> Int32 {
-    let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard socket >= 0 else { throw WalleError(.internal, "socket() failed") }
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    address.sin_port = UInt16(port).bigEndian
-    let connected = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            Glibc.connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0
-        }
-    }
-    guard connected else {
-        close(socket)
-        throw WalleError(.unavailable, "connect to port \(port) failed")
-    }
-    var timeout = timeval(tv_sec: 5, tv_usec: 0)
-    setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    return socket
-}
+func connectTCP(port: Int) throws -> Int32 { try ClusterFuzzer.connect("127.0.0.1", port) }
 
 /// Runs a built executable to its end; returns its exit status and standard output.
 func run(_ name: String, _ arguments: [String], stdin: String? = nil) throws -> (status: Int32, output: String) {

@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import Testing
+import WalleContracts
 import WalleClient
 import WalleCore
 import WalleEnvironment

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import WalleContracts
 import WalleEnvironment
 @testable import WalleSimulator
 
@@ -69,15 +70,7 @@ struct DeterminismTests {
 }
 
 /// The walle-sim executable built next to this test bundle.
-func walleSimBinary() throws -> URL {
-    var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-    for _ in 0..<4 {
-        let candidate = directory.appendingPathComponent("walle-sim")
-        if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
-        directory = directory.deletingLastPathComponent()
-    }
-    throw WalleError(.notFound, "walle-sim was not built next to the tests; run `swift build` first")
-}
+func walleSimBinary() throws -> URL { try builtProduct("walle-sim") }
 
 func runProcess(_ binary: URL, _ arguments: [String]) throws -> String {
     let process = Process()

@@ -19,8 +19,8 @@ final class Inbox: @unchecked Sendable {
     func all() -> [(Message, NodeID)] { lock.withLock { items } }
 
     /// Waits up to 10 s for at least `count` messages.
-    func wait(for count: Int) async -> [(Message, NodeID)] {
-        for _ in 0..<1000 where self.count < count { try? await Task.sleep(for: .milliseconds(10)) }
+    func wait(for count: Int, seconds: Double = 10) async -> [(Message, NodeID)] {
+        for _ in 0..<Int(seconds * 100) where self.count < count { try? await Task.sleep(for: .milliseconds(10)) }
         return all()
     }
 }
@@ -57,17 +57,44 @@ func loopback(_ port: Int) -> SocketAddress { try! SocketAddress(ipAddress: "127
 /// for unknown targets, no ordering promise the core relies on, recovery after a peer restarts.
 @Suite("Network contract: TCP transport", .serialized)
 struct TransportTests {
+    @Test("A client's server-to-server message is answered PermissionDenied and never delivered")
+    func refusesClientRole() async throws {
+        let server = Endpoint(1, peers: [:])
+        let port = try await server.transport.listen(on: loopback(0)).port!
+        let client = Endpoint(1 << 63 | 6, peers: [NodeID(1): loopback(port)])
+        let serverMessage = try sampleMessages().first { $0.isInternalRequest }!
+        client.send(serverMessage, to: 1)
+        let answers = await client.inbox.wait(for: 1)
+        guard case .response(serverMessage.requestID, .failed(let error))? = answers.first?.0 else {
+            Issue.record("expected a refusal, got \(answers)")
+            return
+        }
+        #expect(error.code == .permissionDenied)
+        #expect(error.message.contains("server-to-server"))
+        #expect(await server.inbox.wait(for: 1, seconds: 0.5).isEmpty, "the node never sees it")
+        await client.stop()
+        await server.stop()
+    }
+
     @Test("Messages arrive unchanged with the sender's id, both ways, and a client is answered on its own connection")
     func delivers() async throws {
         let server = Endpoint(1, peers: [:])
         let port = try await server.transport.listen(on: loopback(0)).port!
         let client = Endpoint(1 << 63 | 5, peers: [NodeID(1): loopback(port)])
-        let messages = try sampleMessages()
+        // A client may send the public requests only (docs/wire-format.md, "Roles").
+        let messages = try sampleMessages().filter(\.isPublicRequest)
         for message in messages { client.send(message, to: 1) }
         let arrived = await server.inbox.wait(for: messages.count)
         #expect(arrived.count == messages.count)
         #expect(arrived.allSatisfy { $0.1 == NodeID(1 << 63 | 5) })
         #expect(Set(arrived.map { $0.0.description }) == Set(messages.map(\.description)))
+        // A server may send everything.
+        let peer = Endpoint(2, peers: [NodeID(1): loopback(port)])
+        let all = try sampleMessages()
+        for message in all { peer.send(message, to: 1) }
+        let fromPeer = await server.inbox.wait(for: messages.count + all.count)
+        #expect(Set(fromPeer.dropFirst(messages.count).map { $0.0.description }) == Set(all.map(\.description)))
+        await peer.stop()
         // The server has no address for the client: the answer goes back on the client's connection.
         server.send(.response(9, .ok), to: 1 << 63 | 5)
         let answers = await client.inbox.wait(for: 1)
