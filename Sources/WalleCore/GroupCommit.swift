@@ -10,8 +10,9 @@ struct GroupCommit {
     /// What to do once a write is durable.
     enum Continuation {
         case reply(Route, Reply)
-        /// NewWriter: answer at `until` (after the previous lease) once the writer id is synced.
-        case replyAfter(until: Instant, Route, Reply)
+        /// NewWriter: answer at `until` (after the previous lease) once the writer id is synced,
+        /// OK only if `writer` is still the one installed then.
+        case newWriterAnswer(until: Instant, Route, StreamURI, WriterID)
         /// Keep the backfill going once its progress is durable.
         case resumeBackfill(StreamURI)
     }

@@ -88,13 +88,17 @@ extension ServerCore {
         }
         var until = streams[uri]!.previousLeaseEnd
         if configuration.plantedBugIsActive(.skipLeaseWait) { until = time.monotonic }
-        whenDurable(.replyAfter(until: until, route, .ok))
+        whenDurable(.newWriterAnswer(until: until, route, uri, writer))
     }
 
     mutating func memberPut(_ route: Route, _ uri: StreamURI, _ kind: PutKind, _ entry: Entry, commit: CommitMarker) {
         switch kind {
         case .write:
             memberWrite(route, uri, entry, commit: commit)
+        case .claimCommit where entry.writerID < streams[uri]!.metadata.writerID:
+            // A claim's commit comes from a claim that a newer one has fenced here: it must not
+            // commit anything (it skips the writer check below, like alignment does).
+            fail(route, .failedPrecondition, "claim of \(entry.writerID) was superseded by \(streams[uri]!.metadata.writerID)")
         case .claimAlign, .claimCommit:
             let outcome = streams[uri]!.applyCommitted(entry, writes: &pendingWrites)
             resolve([route], outcome, uri, entry)
@@ -130,6 +134,22 @@ extension ServerCore {
         pendingWrites.append(contentsOf: writes)
         acknowledgeWhenDurable(route)
         afterWindowChange(uri)
+    }
+
+    /// The end of a NewWriter's wait. OK says "this writer is installed here and the previous
+    /// lease is over"; if a newer claim installed its writer meanwhile, that is no longer true,
+    /// and counting it let a fenced claim go on and claim the newer writer's entries (seed 1295
+    /// with a hostile client's replayed ClaimWriter).
+    mutating func answerNewWriter(_ route: Route, _ uri: StreamURI, _ writer: WriterID) {
+        guard let installed = streams[uri]?.metadata.writerID else {
+            fail(route, .notFound, "stream \(uri) is not stored on \(id)")
+            return
+        }
+        guard installed == writer else {
+            fail(route, .failedPrecondition, "writer \(writer) was superseded by \(installed) while it waited")
+            return
+        }
+        reply(route, .ok)
     }
 
     func writerMismatch(_ uri: StreamURI, _ writer: WriterID) -> WalleError? {

@@ -225,11 +225,11 @@ extension ServerCore {
         switch continuation {
         case .reply(let route, let answer):
             reply(route, answer)
-        case .replyAfter(let until, let route, let answer):
+        case .newWriterAnswer(let until, let route, let uri, let writer):
             if until <= time.monotonic {
-                reply(route, answer)
+                answerNewWriter(route, uri, writer)
             } else {
-                timers.schedule(at: until, .deferredReply(route, answer))
+                timers.schedule(at: until, .newWriterAnswer(route, uri, writer))
             }
         case .resumeBackfill(let uri):
             streams[uri]?.backfillInFlight = false
@@ -291,8 +291,8 @@ extension ServerCore {
             }
             let error = WalleError(.deadlineExceeded, "no answer from \(pending.target)")
             receiveCallResult(pending.purpose, from: pending.target, .failed(error))
-        case .deferredReply(let route, let answer):
-            reply(route, answer)
+        case .newWriterAnswer(let route, let uri, let writer):
+            answerNewWriter(route, uri, writer)
         case .queuedPutExpiry(let uri, let entryID):
             expireQueuedPut(uri, entryID)
         case .fastForward(let uri):
@@ -351,7 +351,7 @@ struct PendingCall {
 
 enum ServerTimer {
     case callTimeout(RequestID)
-    case deferredReply(Route, Reply)
+    case newWriterAnswer(Route, StreamURI, WriterID)
     case queuedPutExpiry(StreamURI, EntryID)
     case fastForward(StreamURI)
     case backfillRetry(StreamURI)

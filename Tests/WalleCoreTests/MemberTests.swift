@@ -178,6 +178,37 @@ struct CommitMarkerTests {
 
 @Suite("Member: NewWriter and leases")
 struct NewWriterTests {
+    @Test("A NewWriter answered after its wait says OK only if its writer is still installed (seed 1295)")
+    func supersededWhileWaiting() {
+        var core = makeServer()
+        install(&core, writerA, lease: 1000, at: 0)
+        let beat = Entry(id: 0, writerID: writerA, checksum: 0, data: [])
+        _ = put(&core, beat, requestID: 5, at: 0)  // A renewed: its lease runs to 1000
+        core.receive(.newWriter(header(6), writerB, writerAddress: "b", leaseMilliseconds: 1000), from: node(3), at: at(100))
+        for token in core.takeEffects().syncTokens { core.diskCompleted(.synced(token: token), at: at(101)) }
+        let writerC = WriterID(ts: 30, id: 3)
+        core.receive(.newWriter(header(7), writerC, writerAddress: "c", leaseMilliseconds: 1000), from: node(2), at: at(200))
+        for token in core.takeEffects().syncTokens { core.diskCompleted(.synced(token: token), at: at(201)) }
+        _ = core.takeEffects()
+        core.wake(at: at(1000))
+        let replies = Dictionary(uniqueKeysWithValues: core.takeEffects().replies.map { ($0.requestID, $0.reply) })
+        #expect(replies[6]?.errorCode == .failedPrecondition, "B was superseded by C while it waited")
+        #expect(replies[7]?.isOK == true)
+    }
+
+    @Test("A claim's commit from a writer older than the installed one is refused and commits nothing")
+    func supersededClaimCommit() {
+        var core = makeServer()
+        install(&core, writerA)
+        let entries = chain(from: .zero, count: 2, writer: writerA)
+        for (index, entry) in entries.enumerated() { _ = put(&core, entry, requestID: RequestID(10 + index)) }
+        install(&core, writerB, at: 3000, requestID: 20)
+        let stale = entries[1].stamped(writerA)
+        let reply = put(&core, stale, committed: stale, requestID: 21, at: 3001, kind: .claimCommit).replies.first?.reply
+        #expect(reply?.errorCode == .failedPrecondition)
+        #expect(core.metadata(of: streamURI)?.committedID == 0)
+    }
+
     @Test("An abandoned claim's writer leaves no lease behind: the next NewWriter waits only for leases renewed here (WS-15)")
     func abandonedClaimAddsNoWait() {
         var core = makeServer()

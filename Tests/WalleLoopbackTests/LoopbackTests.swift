@@ -47,6 +47,7 @@ struct LoopbackTests {
         _ = try await writer.claim()
         var acknowledged: [EntryID: Entry] = [:]
         for round in 0..<10 {
+            let started = ContinuousClock.now
             let victim = cluster.ids[round % 3]
             let futures = (0..<300).map { index in writer.submit(Array("r\(round)-\(index)".utf8)) }
             // Kill while puts are in flight: some are acknowledged, some not yet.
@@ -56,8 +57,11 @@ struct LoopbackTests {
                 let entry = try await future.get()
                 acknowledged[entry.id] = entry
             }
+            let acknowledgedAt = ContinuousClock.now
             try cluster.start(victim)
             try await expectHolds(client, server: NodeID(victim), uri: uri, acknowledged, round: round)
+            print("kill -9 round \(round): node \(victim); puts acknowledged after \(acknowledgedAt - started), "
+                + "restarted node serves them after \(ContinuousClock.now - acknowledgedAt)")
         }
         #expect(acknowledged.count == 3000)
         await writer.close()
