@@ -101,7 +101,10 @@ struct MemberTests {
         install(&core, writerA)
         let entries = chain(from: .zero, count: 2, writer: writerA)
         _ = put(&core, entries[1], requestID: 2)
-        core.wake(at: at(1 + 1000))
+        let timeout = ServerConfiguration().queuedPutTimeout.milliseconds
+        core.wake(at: at(timeout))
+        #expect(core.takeEffects().replies.isEmpty, "still waiting just before the timeout")
+        core.wake(at: at(1 + timeout))
         let replies = core.takeEffects().replies
         #expect(replies.first?.requestID == 2)
         #expect(replies.first?.reply.errorCode == .outOfRange)
@@ -176,20 +179,26 @@ struct CommitMarkerTests {
     }
 }
 
+/// A renewed A (lease to 1000), then NewWriter B at 100 and NewWriter C at 200, both durable:
+/// answers 6 (B) and 7 (C) wait for A's lease end.
+func installABThenC(_ core: inout ServerCore) {
+    install(&core, writerA, lease: 1000, at: 0)
+    let beat = Entry(id: 0, writerID: writerA, checksum: 0, data: [])
+    _ = put(&core, beat, requestID: 5, at: 0)
+    core.receive(.newWriter(header(6), writerB, writerAddress: "b", leaseMilliseconds: 1000), from: node(3), at: at(100))
+    for token in core.takeEffects().syncTokens { core.diskCompleted(.synced(token: token), at: at(101)) }
+    let writerC = WriterID(ts: 30, id: 3)
+    core.receive(.newWriter(header(7), writerC, writerAddress: "c", leaseMilliseconds: 1000), from: node(2), at: at(200))
+    for token in core.takeEffects().syncTokens { core.diskCompleted(.synced(token: token), at: at(201)) }
+}
+
 @Suite("Member: NewWriter and leases")
 struct NewWriterTests {
     @Test("A NewWriter answered after its wait says OK only if its writer is still installed (seed 1295)")
     func supersededWhileWaiting() {
         var core = makeServer()
-        install(&core, writerA, lease: 1000, at: 0)
-        let beat = Entry(id: 0, writerID: writerA, checksum: 0, data: [])
-        _ = put(&core, beat, requestID: 5, at: 0)  // A renewed: its lease runs to 1000
-        core.receive(.newWriter(header(6), writerB, writerAddress: "b", leaseMilliseconds: 1000), from: node(3), at: at(100))
-        for token in core.takeEffects().syncTokens { core.diskCompleted(.synced(token: token), at: at(101)) }
-        let writerC = WriterID(ts: 30, id: 3)
-        core.receive(.newWriter(header(7), writerC, writerAddress: "c", leaseMilliseconds: 1000), from: node(2), at: at(200))
-        for token in core.takeEffects().syncTokens { core.diskCompleted(.synced(token: token), at: at(201)) }
-        _ = core.takeEffects()
+        installABThenC(&core)
+        #expect(core.takeEffects().replies.filter { $0.requestID == 6 || $0.requestID == 7 }.isEmpty)
         core.wake(at: at(1000))
         let replies = Dictionary(uniqueKeysWithValues: core.takeEffects().replies.map { ($0.requestID, $0.reply) })
         #expect(replies[6]?.errorCode == .failedPrecondition, "B was superseded by C while it waited")
@@ -212,17 +221,9 @@ struct NewWriterTests {
     @Test("An abandoned claim's writer leaves no lease behind: the next NewWriter waits only for leases renewed here (WS-15)")
     func abandonedClaimAddsNoWait() {
         var core = makeServer()
-        install(&core, writerA, lease: 1000, at: 0)
-        let beat = Entry(id: 0, writerID: writerA, checksum: 0, data: [])
-        _ = put(&core, beat, requestID: 5, at: 0)  // A renewed: its lease runs to 1000
-        // B's claim installs B (waiting out A's lease), then is abandoned: B never renews.
-        core.receive(.newWriter(header(6), writerB, writerAddress: "b", leaseMilliseconds: 1000), from: node(3), at: at(100))
-        for token in core.takeEffects().syncTokens { core.diskCompleted(.synced(token: token), at: at(101)) }
-        _ = core.takeEffects()
-        // C's NewWriter waits for A's lease (1000), not for a lease B never held (2000).
-        let writerC = WriterID(ts: 30, id: 3)
-        core.receive(.newWriter(header(7), writerC, writerAddress: "c", leaseMilliseconds: 1000), from: node(2), at: at(200))
-        for token in core.takeEffects().syncTokens { core.diskCompleted(.synced(token: token), at: at(201)) }
+        // B's claim installs B (waiting out A's lease), then is abandoned: B never renews. C's
+        // NewWriter waits for A's lease (1000), not for a lease B never held (2000).
+        installABThenC(&core)
         #expect(core.takeEffects().replies.filter { $0.requestID == 7 }.isEmpty)
         core.wake(at: at(1000))
         #expect(core.takeEffects().replies.map(\.requestID).sorted() == [6, 7])
