@@ -57,6 +57,7 @@ struct Sweep: ParsableCommand {
         print("claims, acked puts:     \(results.reduce(0) { $0 + $1.claims }), \(results.reduce(0) { $0 + $1.putsAcknowledged })")
         print("events:                 \(events)")
         print("wall time:              \(format(wallSeconds)) s")
+        if let peak = peakResidentMegabytes() { print("peak memory:            \(peak) MB resident") }
         print("seeds per minute:       \(format(Double(results.count) / wallSeconds * 60))")
         print("simulated s per wall s: \(format(simulatedSeconds / wallSeconds)) (all jobs), \(format(simulatedSeconds / wallSeconds / Double(jobs))) per job")
         if !converged.isEmpty {
@@ -106,6 +107,16 @@ struct Sweep: ParsableCommand {
 }
 
 func format(_ value: Double) -> String { String(format: "%.1f", value) }
+
+/// The process's peak resident set (VmHWM in /proc/self/status), in MB: a sweep's memory must
+/// not grow with its seed count.
+func peakResidentMegabytes() -> Int? {
+    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+        let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+        let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "")
+    else { return nil }
+    return kilobytes / 1024
+}
 
 /// Runs seeds on `jobs` threads; results come back in seed order whatever the finishing order.
 enum SweepRunner {
