@@ -121,9 +121,7 @@ struct ForgedMarkerTests {
     func sameWriterMismatch() {
         var core = makeServer()
         let writer = WriterID(ts: 10, id: 1)
-        install(&core, writer)
-        let entries = chain(from: .zero, count: 3, writer: writer)
-        for (index, entry) in entries.enumerated() { _ = put(&core, entry, requestID: RequestID(10 + index)) }
+        _ = installWithEntries(&core, writer, count: 3)
         let beat = Entry(id: 0, writerID: writer, checksum: 0, data: [])
         let forged = Message.putEntryInternal(header(20), .write, beat, committedID: 2, committedChecksum: 0xBAD)
         #expect(answer(&core, forged, from: node(2))?.errorCode == .invalidArgument)
@@ -134,9 +132,7 @@ struct ForgedMarkerTests {
     func newerWriterMismatchFetchesFirst() {
         var core = makeServer()
         let old = WriterID(ts: 10, id: 1)
-        install(&core, old)
-        let stale = chain(from: .zero, count: 2, writer: old)
-        for (index, entry) in stale.enumerated() { _ = put(&core, entry, requestID: RequestID(10 + index)) }
+        let stale = installWithEntries(&core, old, count: 2)
         let new = WriterID(ts: 20, id: 2)
         install(&core, new, requestID: 30)
         let beat = Entry(id: 0, writerID: new, checksum: 0, data: [])

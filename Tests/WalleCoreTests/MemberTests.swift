@@ -12,6 +12,14 @@ func install(_ core: inout ServerCore, _ writer: WriterID, lease: Int64 = 1000, 
     _ = core.takeEffects()
 }
 
+/// Installs `writer` and puts `count` chained entries of it (uncommitted); returns them.
+func installWithEntries(_ core: inout ServerCore, _ writer: WriterID, count: Int) -> [Entry] {
+    install(&core, writer)
+    let entries = chain(from: .zero, count: count, writer: writer)
+    for (index, entry) in entries.enumerated() { _ = put(&core, entry, requestID: RequestID(10 + index)) }
+    return entries
+}
+
 func put(_ core: inout ServerCore, _ entry: Entry, committed: Entry = .zero, requestID: RequestID, at time: Int64 = 1, kind: PutKind = .write) -> [Effect] {
     core.receive(
         .putEntryInternal(header(requestID), kind, entry, committedID: committed.id, committedChecksum: committed.checksum),
@@ -208,9 +216,7 @@ struct NewWriterTests {
     @Test("A claim's commit from a writer older than the installed one is refused and commits nothing")
     func supersededClaimCommit() {
         var core = makeServer()
-        install(&core, writerA)
-        let entries = chain(from: .zero, count: 2, writer: writerA)
-        for (index, entry) in entries.enumerated() { _ = put(&core, entry, requestID: RequestID(10 + index)) }
+        let entries = installWithEntries(&core, writerA, count: 2)
         install(&core, writerB, at: 3000, requestID: 20)
         let stale = entries[1].stamped(writerA)
         let reply = put(&core, stale, committed: stale, requestID: 21, at: 3001, kind: .claimCommit).replies.first?.reply
