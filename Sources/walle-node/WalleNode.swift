@@ -54,24 +54,18 @@ struct WalleNodeCommand: AsyncParsableCommand {
             logger.error("bad arguments: \(error)")
             throw ExitCode(64)
         }
-        var endpoint: MetricsEndpoint?
-        if let metricsAddress {
-            endpoint = try await MetricsEndpoint.start(at: try ServerList.parseAddress(metricsAddress))
-            logger.info("metrics at http://\(metricsAddress)/metrics")
-        }
-        let runtime: NodeRuntime
+        // The service opens the port inside the group: the group traps SIGTERM and SIGINT
+        // before any service runs, so a signal that arrives while the node starts is a graceful
+        // shutdown, never the default action (CI saw exit by signal 15 right after listening).
+        let service = NodeService(options: options, metricsAddress: metricsAddress, logger: logger)
+        let group = ServiceGroup(
+            services: [service], gracefulShutdownSignals: [.sigterm, .sigint], cancellationSignals: [], logger: logger)
         do {
-            runtime = try await NodeRuntime.start(options, logger: logger)
-        } catch {
-            logger.error("cannot start: \(error)")
-            await endpoint?.stop()
+            try await group.run()
+        } catch let failure as NodeService.StartFailure {
+            logger.error("cannot start: \(failure.error)")
             throw ExitCode(66)
         }
-        let group = ServiceGroup(
-            services: [NodeService(runtime: runtime)], gracefulShutdownSignals: [.sigterm, .sigint],
-            cancellationSignals: [], logger: logger)
-        try await group.run()
-        await endpoint?.stop()
     }
 
     /// The config file's settings with the command line's on top.
@@ -113,14 +107,32 @@ struct WalleNodeCommand: AsyncParsableCommand {
     }
 }
 
-/// Runs the node until a graceful shutdown is requested, then stops it cleanly.
+/// Starts the node, runs it until a graceful shutdown is requested, then stops it cleanly.
 struct NodeService: Service {
-    let runtime: NodeRuntime
+    /// The node could not start (exit code 66).
+    struct StartFailure: Error { var error: any Error }
+
+    let options: NodeOptions
+    let metricsAddress: String?
+    let logger: Logger
 
     func run() async throws {
+        var endpoint: MetricsEndpoint?
+        if let metricsAddress {
+            endpoint = try await MetricsEndpoint.start(at: try ServerList.parseAddress(metricsAddress))
+            logger.info("metrics at http://\(metricsAddress)/metrics")
+        }
+        let runtime: NodeRuntime
+        do {
+            runtime = try await NodeRuntime.start(options, logger: logger)
+        } catch {
+            await endpoint?.stop()
+            throw StartFailure(error: error)
+        }
         try? await gracefulShutdown()
-        runtime.logger.info("shutting down")
+        logger.info("shutting down")
         await runtime.stop()
+        await endpoint?.stop()
     }
 }
 
