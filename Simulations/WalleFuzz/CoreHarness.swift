@@ -37,6 +37,7 @@ public final class CoreHarness {
         self.seed = seed
         var configuration = ServerConfiguration()
         configuration.plantedBugs = Set(plantedBugs.compactMap(PlantedBug.init(rawValue:)))
+        configuration.deepChecksEnabled = true
         // Small bounds so that the refusal paths (full queues, full windows) are reached.
         configuration.uncommittedEntriesMax = 64
         configuration.queuedPutsMax = 32

@@ -63,7 +63,7 @@ public final class World {
     public let profile: Profile
     let options: RunOptions
     private(set) var trueNow: Int64 = 0
-    private var queue = TimerQueue<SimEvent>(countMax: 50_000_000)
+    private var queue = EventQueue<SimEvent>(countMax: 50_000_000)
     let trace = Trace()
     private(set) var oracle: Oracle!
     private(set) var network: SimNetwork!
@@ -156,6 +156,7 @@ public final class World {
         configuration.topologySource = TopologySource(rootStream: World.rootStream, rootMembers: rootMembers)
         configuration.notesEnabled = options.printTrace
         configuration.quorumRecordsEnabled = true
+        configuration.deepChecksEnabled = true
         configuration.plantedBugs = options.plantedBugs
         // Simulated writers ask for leases of at most 2 s; a tighter bound keeps the wait after
         // a restart (StreamReplica.restarted) short.

@@ -48,6 +48,10 @@ package enum PlantedBug: String, CaseIterable, Sendable {
     /// The boundary lets commit markers above 2^62 through: the overflow the first fuzz script
     /// found (a marker near 2^64 reached `marker.id + 1`). For proving the fuzzer finds it.
     case uncheckedMarkerBound
+    /// An answered call keeps its timeout in the timer queue until it fires (the lazy
+    /// cancellation this project had): the queue then grows with the call rate, not with the
+    /// calls in flight. For proving the bound test catches it.
+    case lazyCallTimeouts
 }
 
 /// Limits and timings of a server. Every queue has its bound here.
@@ -62,6 +66,10 @@ public struct ServerConfiguration: Sendable {
     public var uncommittedBytesMax = 64 << 20
     /// Out-of-order puts a stream may hold while it waits for their predecessors.
     public var queuedPutsMax = 4096
+    /// Requests waiting on one queued put. A writer sends a put again after each request
+    /// timeout (2 s) while the put waits at most `queuedPutTimeout` (3 s), so two copies are
+    /// usual; past the bound the oldest copy, which nobody waits for, is answered Unavailable.
+    public var queuedPutRoutesMax = 4
     /// How long a queued put waits for its predecessor before it fails ([PIPE-5]). Longer than
     /// a writer's resend cycle (`WriterConfiguration.requestTimeout`, 2 s, plus its retry
     /// delay): a member that missed one entry holds the entries behind it until the writer
@@ -79,10 +87,24 @@ public struct ServerConfiguration: Sendable {
     public var newWriterRetryInterval: Duration = .seconds(1)
     /// A claim still collecting NewWriter answers after the longest lease plus this gives up.
     public var newWriterCallSlack: Duration = .seconds(5)
+    /// NewWriter answers held at once while previous leases run out, over all streams. One
+    /// claim sends NewWriter again every `newWriterRetryInterval` for up to `leaseMax` plus
+    /// `newWriterCallSlack`, so it may hold 65 of these at one member; 4096 lets 63 claims
+    /// wait out the longest lease together. Past it, ResourceExhausted (the claimer retries).
+    public var newWriterWaitsMax = 4096
     /// Server-to-server calls in flight at once ([HDR-1] on the sending side).
     public var callsInFlightMax = 65_536
     /// Long polls held at once, over all streams.
     public var pollWaitersMax = 4096
+    /// Answers held for a sync at once (group commit). An fsync stall holds one per put
+    /// applied meanwhile, and a client that resends one put during the stall adds one per
+    /// copy; past the bound the put is still applied, its answer is ResourceExhausted and the
+    /// resend after the stall is acknowledged. 2^16 answers are a few MiB.
+    public var syncWaitersMax = 65_536
+    /// Disk reads in flight at once (reads of committed entries for clients, peers, backfill).
+    /// A read holds at most one answer's worth (`readBatchBytesMax`) when it completes, so this
+    /// bounds the memory reads can pin; past it, ResourceExhausted.
+    public var diskReadsMax = 256
     /// How long PollStream and StreamEntries wait for a commit before OutOfRange.
     public var pollTimeout: Duration = .seconds(5)
     /// Entries in one StreamEntries or ReadEntries answer.
@@ -116,9 +138,20 @@ public struct ServerConfiguration: Sendable {
     /// Emit a `.quorum` effect for every majority a put or claim phase reached, so an oracle
     /// can check which member lists are in use at once (§13 item 12, WS-2).
     public var quorumRecordsEnabled = false
+    /// Check after every event that every timer belongs to something live (O(streams) per
+    /// event: the simulator and tests turn it on; `timerCountMax` is checked always).
+    public var deepChecksEnabled = false
     package var plantedBugs: Set<PlantedBug> = []
 
     public init() {}
+
+    /// The most deadlines a server holds: each belongs to something live and bounded here.
+    /// A call has one timeout, a read waiter one deadline, a waiting NewWriter one answer
+    /// time, a queued put one expiry; a stream has at most one fast-forward and one backfill
+    /// retry; the topology watch has one poll and one round timeout.
+    public func timerCountMax(streamCount: Int) -> Int {
+        callsInFlightMax + pollWaitersMax + newWriterWaitsMax + streamCount * (queuedPutsMax + 2) + 2
+    }
 
     package func plantedBugIsActive(_ bug: PlantedBug) -> Bool {
         #if DEBUG

@@ -10,9 +10,10 @@ struct GroupCommit {
     /// What to do once a write is durable.
     enum Continuation {
         case reply(Route, Reply)
-        /// NewWriter: answer at `until` (after the previous lease) once the writer id is synced,
-        /// OK only if `writer` is still the one installed then.
-        case newWriterAnswer(until: Instant, Route, StreamURI, WriterID)
+        /// NewWriter (a key of the core's `newWriterWaits`): answer at its `until` (after the
+        /// previous lease) once the writer id is synced, OK only if its writer is still the one
+        /// installed then.
+        case newWriterAnswer(UInt64)
         /// Keep the backfill going once its progress is durable.
         case resumeBackfill(StreamURI)
     }
@@ -25,6 +26,8 @@ struct GroupCommit {
     private var waitersHead = 0
 
     var waiterCount: Int { waiters.count - waitersHead }
+    /// Slots held, released or not (for the bound check).
+    var storedCount: Int { waiters.count }
 
     /// Called for every write transaction submitted to the disk.
     mutating func recordWrite() { writeSequence += 1 }
@@ -48,8 +51,14 @@ struct GroupCommit {
             released.append(waiters[waitersHead].continuation)
             waitersHead += 1
         }
+        // Released waiters leave the array, not only the head index: under steady load a
+        // sync is always in flight and the array is never empty, so clearing only when empty
+        // let it grow with every put ever acknowledged.
         if waitersHead == waiters.count {
             waiters.removeAll(keepingCapacity: true)
+            waitersHead = 0
+        } else if waitersHead >= 1024 && waitersHead * 2 >= waiters.count {
+            waiters.removeFirst(waitersHead)
             waitersHead = 0
         }
         return (released, waiterCount > 0 ? startSyncIfIdle() : nil)

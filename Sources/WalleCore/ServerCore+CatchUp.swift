@@ -62,7 +62,7 @@ extension ServerCore {
             dropPendingCommit(uri)
             return
         }
-        timers.schedule(at: time.monotonic + configuration.catchUpRetryDelay, .fastForward(uri))
+        timers.schedule(.fastForward(uri), noLaterThan: time.monotonic + configuration.catchUpRetryDelay)
     }
 
     private mutating func dropPendingCommit(_ uri: StreamURI) {
@@ -122,6 +122,6 @@ extension ServerCore {
             return
         }
         streams[uri]!.backfillPeerIndex += 1
-        timers.schedule(at: time.monotonic + configuration.catchUpRetryDelay, .backfillRetry(uri))
+        timers.schedule(.backfillRetry(uri), noLaterThan: time.monotonic + configuration.catchUpRetryDelay)
     }
 }

@@ -74,6 +74,10 @@ extension ServerCore {
     mutating func memberNewWriter(
         _ route: Route, _ uri: StreamURI, _ writer: WriterID, address: String, leaseMilliseconds: Int64
     ) {
+        guard newWriterWaits.count < configuration.newWriterWaitsMax else {
+            fail(route, .resourceExhausted, "\(newWriterWaits.count) NewWriter answers are already waiting on \(id)")
+            return
+        }
         switch streams[uri]!.checkWriter(writer) {
         case .older:
             fail(route, .failedPrecondition, "writer \(writer) is older than \(streams[uri]!.metadata.writerID)")
@@ -88,7 +92,9 @@ extension ServerCore {
         }
         var until = streams[uri]!.previousLeaseEnd
         if configuration.plantedBugIsActive(.skipLeaseWait) { until = time.monotonic }
-        whenDurable(.newWriterAnswer(until: until, route, uri, writer))
+        let waitID = makeProcessID()
+        newWriterWaits[waitID] = NewWriterWait(until: until, route: route, uri: uri, writer: writer)
+        whenDurable(.newWriterAnswer(waitID))
     }
 
     mutating func memberPut(_ route: Route, _ uri: StreamURI, _ kind: PutKind, _ entry: Entry, commit: CommitMarker) {
@@ -140,7 +146,9 @@ extension ServerCore {
     /// lease is over"; if a newer claim installed its writer meanwhile, that is no longer true,
     /// and counting it let a fenced claim go on and claim the newer writer's entries (seed 1295
     /// with a hostile client's replayed ClaimWriter).
-    mutating func answerNewWriter(_ route: Route, _ uri: StreamURI, _ writer: WriterID) {
+    mutating func answerNewWriter(_ waitID: UInt64) {
+        guard let wait = newWriterWaits.removeValue(forKey: waitID) else { preconditionFailure("a NewWriter wait is answered once") }
+        let (route, uri, writer) = (wait.route, wait.uri, wait.writer)
         guard let installed = streams[uri]?.metadata.writerID else {
             fail(route, .notFound, "stream \(uri) is not stored on \(id)")
             return
@@ -237,14 +245,13 @@ extension ServerCore {
             return
         }
         let (error, displaced) = streams[uri]!.enqueue(entry, route: route, now: time.monotonic, limits: limits)
-        for old in displaced {
-            fail(old, .failedPrecondition, "entry \(entry.id) was replaced by newer writer \(entry.writerID)")
-        }
+        for (old, error) in displaced { reply(old, .failed(error)) }
         if let error {
             reply(route, .failed(error))
             return
         }
-        timers.schedule(at: time.monotonic + configuration.queuedPutTimeout, .queuedPutExpiry(uri, entry.id))
+        // A displaced put's key is the same: its deadline moves, it is not added.
+        timers.schedule(.queuedPutExpiry(uri, entry.id), at: time.monotonic + configuration.queuedPutTimeout)
     }
 
     mutating func resolve(_ routes: [Route], _ outcome: PutOutcome, _ uri: StreamURI, _ entry: Entry) {
@@ -264,6 +271,7 @@ extension ServerCore {
     mutating func afterWindowChange(_ uri: StreamURI) {
         var applied = 0
         while let queued = streams[uri]?.dequeueNext() {
+            timers.cancel(.queuedPutExpiry(uri, queued.entry.id))
             applied += 1
             precondition(applied <= configuration.queuedPutsMax, "queue drain is unbounded")
             let outcome = streams[uri]!.applyUncommitted(queued.entry, limits: limits, writes: &pendingWrites)
@@ -273,11 +281,12 @@ extension ServerCore {
         guard streams[uri] != nil else { return }
         streams[uri]!.retryPendingCommit(limits: limits, writes: &pendingWrites)
         for overtaken in streams[uri]!.removeOvertakenQueued() {
+            timers.cancel(.queuedPutExpiry(uri, overtaken.entry.id))
             resolve(overtaken.routes, .failed(WalleError(.outOfRange, "entry \(overtaken.entry.id) was overtaken by a commit")), uri, overtaken.entry)
         }
         if streams[uri]!.pendingCommitNeedsFetch && !streams[uri]!.fastForwardInFlight {
             streams[uri]!.fastForwardInFlight = true
-            timers.schedule(at: time.monotonic + configuration.fastForwardDelay, .fastForward(uri))
+            timers.schedule(.fastForward(uri), noLaterThan: time.monotonic + configuration.fastForwardDelay)
         }
         if streams[uri]!.metadata.hasGap { startBackfill(uri) }
         answerReadWaiters(uri)
@@ -285,7 +294,9 @@ extension ServerCore {
     }
 
     mutating func expireQueuedPut(_ uri: StreamURI, _ entryID: EntryID) {
-        guard let expired = streams[uri]?.expire(entryID, now: time.monotonic) else { return }
+        guard let expired = streams[uri]?.expire(entryID, now: time.monotonic) else {
+            preconditionFailure("a queued put's deadline outlived it or came early")
+        }
         let error = WalleError(.outOfRange, "entry \(entryID) waited too long for entry \(entryID - 1)")
         resolve(expired.routes, .failed(error), uri, expired.entry)
     }

@@ -5,6 +5,12 @@ struct DiskRead {
     enum Purpose {
         case answerInternal(Route)
         case answerPublic(Route)
+
+        var route: Route {
+            switch self {
+            case .answerInternal(let route), .answerPublic(let route): return route
+            }
+        }
     }
 
     var uri: StreamURI
@@ -28,6 +34,8 @@ struct ReadWaiter {
 
     var route: Route
     var kind: Kind
+    /// Names its deadline timer: two waiters may share a route (a repeated request id).
+    var id: UInt64 = 0
 }
 
 // Reads (§11). Servers return only entries they hold as committed ([READ-SAFE-2]); the lease
@@ -66,9 +74,12 @@ extension ServerCore {
             fail(waiter.route, .resourceExhausted, "\(readWaiterCount) reads are already waiting on \(id)")
             return
         }
+        var waiter = waiter
+        nextWaiterID += 1
+        waiter.id = nextWaiterID
         readWaiters[uri, default: []].append(waiter)
         readWaiterCount += 1
-        timers.schedule(at: time.monotonic + configuration.pollTimeout, .readWaiterDeadline(uri, waiter.route))
+        timers.schedule(.readWaiterDeadline(uri, waiter.id), at: time.monotonic + configuration.pollTimeout)
     }
 
     mutating func answerReadWaiters(_ uri: StreamURI) {
@@ -81,6 +92,7 @@ extension ServerCore {
                 continue
             }
             readWaiterCount -= 1
+            timers.cancel(.readWaiterDeadline(uri, waiter.id))
             switch waiter.kind {
             case .poll:
                 reply(waiter.route, .entry(replica.committedEntry))
@@ -91,9 +103,9 @@ extension ServerCore {
         readWaiters[uri] = still.isEmpty ? nil : still
     }
 
-    mutating func expireReadWaiter(_ uri: StreamURI, _ route: Route) {
-        guard var waiters = readWaiters[uri], let index = waiters.firstIndex(where: { $0.route == route }) else {
-            return
+    mutating func expireReadWaiter(_ uri: StreamURI, _ waiterID: UInt64) {
+        guard var waiters = readWaiters[uri], let index = waiters.firstIndex(where: { $0.id == waiterID }) else {
+            preconditionFailure("a read waiter's deadline outlived it")
         }
         let waiter = waiters.remove(at: index)
         readWaiters[uri] = waiters.isEmpty ? nil : waiters
@@ -122,6 +134,10 @@ extension ServerCore {
         }
         // The writes of this event so far go first: the disk applies requests in order, and
         // the read must see them (a gap commit drops stale entries the read must not return).
+        guard diskReads.count < configuration.diskReadsMax else {
+            fail(purpose.route, .resourceExhausted, "\(diskReads.count) disk reads are already in flight on \(id)")
+            return
+        }
         flushWrites()
         nextDiskToken += 1
         diskReads[nextDiskToken] = DiskRead(uri: uri, start: start, purpose: purpose)

@@ -7,9 +7,9 @@ struct TopologyWatch {
     /// (the next version carries the whole topology again) instead of being asked for forever.
     var seenVersion: UInt64 = 0
     var rootMembers: [NodeID] = []
-    /// The long polls of the current round, one per root member.
+    /// The long polls of the current round, one per root member. The round's one deadline
+    /// is the `.topologyPollTimeout` timer, moved by every new round.
     var polls: [RequestID: NodeID] = [:]
-    var round: UInt64 = 0
 }
 
 // Learning the topology: every server long-polls every root member for the next version at
@@ -19,7 +19,6 @@ struct TopologyWatch {
 extension ServerCore {
     mutating func pollTopology() {
         guard let source = configuration.topologySource, topologyWatch.polls.isEmpty else { return }
-        topologyWatch.round += 1
         for member in topologyWatch.rootMembers {
             let requestID = makeRequestID()
             topologyWatch.polls[requestID] = member
@@ -27,13 +26,14 @@ extension ServerCore {
             send(.pollStream(requestID, source.rootStream, pollEntryID: next), to: member)
         }
         let timeout = time.monotonic + configuration.pollTimeout + .seconds(1)
-        timers.schedule(at: timeout, .topologyPollTimeout(topologyWatch.round))
+        timers.schedule(.topologyPollTimeout, at: timeout)
     }
 
     /// Returns false when the reply is not a topology poll's.
     mutating func topologyPollAnswered(_ requestID: RequestID, _ reply: Reply, from source: NodeID) -> Bool {
         guard topologyWatch.polls[requestID] == source else { return false }
         topologyWatch.polls.removeValue(forKey: requestID)
+        defer { if topologyWatch.polls.isEmpty { timers.cancel(.topologyPollTimeout) } }
         if case .entry(let entry) = reply, entry.id > max(topologyWatch.knownVersion, topologyWatch.seenVersion),
             entry.id <= ProtocolBounds.versionMax
         {
@@ -42,21 +42,21 @@ extension ServerCore {
             do {
                 apply(try Topology.decode(entry.data, entryID: entry.id))
                 // Newer news: start the next round now; late answers of this one are ignored.
-                timers.schedule(at: time.monotonic, .topologyPoll)
+                timers.schedule(.topologyPoll, noLaterThan: time.monotonic)
             } catch {
                 note("topology entry \(entry.id) is unreadable: \(error)")
-                timers.schedule(at: time.monotonic + configuration.topologyRetryDelay, .topologyPoll)
+                timers.schedule(.topologyPoll, noLaterThan: time.monotonic + configuration.topologyRetryDelay)
             }
         } else if topologyWatch.polls.isEmpty {
-            timers.schedule(at: time.monotonic + configuration.topologyRetryDelay, .topologyPoll)
+            timers.schedule(.topologyPoll, noLaterThan: time.monotonic + configuration.topologyRetryDelay)
         }
         return true
     }
 
-    mutating func topologyRoundTimedOut(_ round: UInt64) {
-        guard round == topologyWatch.round, !topologyWatch.polls.isEmpty else { return }
+    mutating func topologyRoundTimedOut() {
+        guard !topologyWatch.polls.isEmpty else { return }
         topologyWatch.polls.removeAll()
-        timers.schedule(at: time.monotonic, .topologyPoll)
+        timers.schedule(.topologyPoll, noLaterThan: time.monotonic)
     }
 
     /// Streams this server left go first, then the ones it is a member of ([10.4]). Each
@@ -97,6 +97,7 @@ extension ServerCore {
     /// removal). The writer sends it again.
     private mutating func refuseQueuedPuts(_ uri: StreamURI, version: UInt64) {
         for queued in streams[uri]!.removeAllQueued() {
+            timers.cancel(.queuedPutExpiry(uri, queued.entry.id))
             for route in queued.routes {
                 fail(route, .unavailable, "\(uri) moved to version \(version) while entry \(queued.entry.id) waited")
             }
@@ -108,10 +109,12 @@ extension ServerCore {
         guard var replica = streams.removeValue(forKey: uri) else { return }
         note("left \(uri)")
         for queued in replica.removeAllQueued() {
+            timers.cancel(.queuedPutExpiry(uri, queued.entry.id))
             for route in queued.routes { fail(route, .notFound, "\(id) left \(uri)") }
         }
         for waiter in readWaiters.removeValue(forKey: uri) ?? [] {
             readWaiterCount -= 1
+            timers.cancel(.readWaiterDeadline(uri, waiter.id))
             fail(waiter.route, .notFound, "\(id) left \(uri)")
         }
         pendingWrites.append(.dropStream(uri))

@@ -8,8 +8,9 @@ public import WalleEnvironment
 /// coordinated here by fanning out server-to-server calls (`calls`) and counting answers
 /// (`Quorum`). Acknowledgements of writes wait for group commit (`GroupCommit`).
 ///
-/// Invariants: every pending call has a timeout timer; every queued put has an expiry timer;
-/// no acknowledgement of a put leaves before the sync that covers it.
+/// Invariants: every pending call has one timeout timer and an answered call has none; every
+/// queued put has one expiry timer; so the timer queue holds only live deadlines and stays
+/// within `timerCountMax`. No acknowledgement of a put leaves before the sync that covers it.
 public struct ServerCore {
     public let id: NodeID
     let configuration: ServerConfiguration
@@ -30,6 +31,9 @@ public struct ServerCore {
     var nextProcessID: UInt64 = 0
     var readWaiters: [StreamURI: [ReadWaiter]] = [:]
     var readWaiterCount = 0
+    var nextWaiterID: UInt64 = 0
+    /// NewWriter answers waiting for the previous lease to end (at most `newWriterWaitsMax`).
+    var newWriterWaits: [UInt64: NewWriterWait] = [:]
     var diskReads: [UInt64: DiskRead] = [:]
     var topologyWatch = TopologyWatch()
     var nextDiskToken: UInt64 = 1 << 32
@@ -48,7 +52,7 @@ public struct ServerCore {
         self.boundary = Boundary(configuration: configuration)
         self.random = random
         self.time = time
-        self.timers = TimerQueue(countMax: configuration.callsInFlightMax * 4)
+        self.timers = TimerQueue()
         // Each incarnation numbers its calls from a random point: a reply delayed from before
         // a crash must never match a call of the restarted process.
         self.nextRequestID = self.random.next() >> 2
@@ -62,7 +66,7 @@ public struct ServerCore {
         }
         if let source = configuration.topologySource {
             topologyWatch.rootMembers = source.rootMembers
-            timers.schedule(at: time.monotonic, .topologyPoll)
+            timers.schedule(.topologyPoll, at: time.monotonic)
         }
     }
 
@@ -132,10 +136,13 @@ public struct ServerCore {
 
     public mutating func wake(at time: NodeTime) {
         self.time = time
+        // Each pass takes one timer out; a handler may set new ones, but only for later or
+        // for things it holds, so the queue's bound bounds the loop too.
+        let firedMax = timerCountMax + 1
         var firedCount = 0
         while let timer = timers.popDue(now: time.monotonic) {
             firedCount += 1
-            precondition(firedCount <= timers.countMax + 1, "timer loop is unbounded")
+            precondition(firedCount <= firedMax, "timer loop is unbounded")
             fire(timer)
         }
         finishEvent()
@@ -198,8 +205,16 @@ extension ServerCore {
     }
 
     /// Runs `continuation` once everything written while handling this event is durable.
-    /// All of one event's writes go to the disk as one transaction first.
+    /// All of one event's writes go to the disk as one transaction first. Answers beyond
+    /// `syncWaitersMax` are refused at once; the other continuations are bounded by their own
+    /// owners (`newWriterWaitsMax`, one backfill per stream).
     mutating func whenDurable(_ continuation: GroupCommit.Continuation) {
+        if case .reply(let route, _) = continuation,
+            groupCommit.waiterCount + awaitingFlush.count >= configuration.syncWaitersMax
+        {
+            fail(route, .resourceExhausted, "\(groupCommit.waiterCount) answers already wait for a sync on \(id)")
+            return
+        }
         awaitingFlush.append(continuation)
     }
 
@@ -219,17 +234,39 @@ extension ServerCore {
             }
         }
         flushWrites()
+        precondition(timers.count <= timerCountMax, "\(timers.count) timers: over the derived bound \(timerCountMax)")
+        if configuration.deepChecksEnabled { checkDeadlinesAreLive() }
+    }
+
+    /// The bound on timers this node's configuration and streams allow (`timerCountMax`).
+    var timerCountMax: Int { configuration.timerCountMax(streamCount: streams.count) }
+
+    /// What the timers may hold right now: one deadline per live call, read waiter, waiting
+    /// NewWriter and queued put, two per stream, two for the topology watch. Exceeding it means
+    /// a deadline outlived what it guards (lazy cancellation). O(streams): simulator and tests.
+    package var liveDeadlineCountMax: Int {
+        let queued = streams.values.reduce(0) { $0 + $1.queuedCount }
+        return calls.count + readWaiterCount + newWriterWaits.count + queued + 2 * streams.count + 2
+    }
+
+    package var timerCount: Int { timers.count }
+
+    private func checkDeadlinesAreLive() {
+        precondition(timers.count <= liveDeadlineCountMax, "\(timers.count) timers for \(liveDeadlineCountMax) live deadlines")
+        precondition(groupCommit.waiterCount <= configuration.syncWaitersMax + newWriterWaits.count + streams.count)
+        precondition(groupCommit.storedCount <= 2 * groupCommit.waiterCount + 1024, "released sync waiters pile up")
     }
 
     mutating func run(_ continuation: GroupCommit.Continuation) {
         switch continuation {
         case .reply(let route, let answer):
             reply(route, answer)
-        case .newWriterAnswer(let until, let route, let uri, let writer):
-            if until <= time.monotonic {
-                answerNewWriter(route, uri, writer)
+        case .newWriterAnswer(let waitID):
+            guard let wait = newWriterWaits[waitID] else { preconditionFailure("a NewWriter wait is answered once") }
+            if wait.until <= time.monotonic {
+                answerNewWriter(waitID)
             } else {
-                timers.schedule(at: until, .newWriterAnswer(route, uri, writer))
+                timers.schedule(.newWriterAnswer(waitID), at: wait.until)
             }
         case .resumeBackfill(let uri):
             streams[uri]?.backfillInFlight = false
@@ -271,7 +308,7 @@ extension ServerCore {
             requestID: requestID, stream: purpose.stream, target: target,
             streamVersion: replica.metadata.topology.version)
         calls[requestID] = PendingCall(target: target, purpose: purpose)
-        timers.schedule(at: time.monotonic + (timeout ?? configuration.callTimeout), .callTimeout(requestID))
+        timers.schedule(.callTimeout(requestID), at: time.monotonic + (timeout ?? configuration.callTimeout))
         send(build(header), to: target)
     }
 
@@ -279,6 +316,8 @@ extension ServerCore {
         if !topologyWatch.polls.isEmpty && topologyPollAnswered(requestID, reply, from: source) { return }
         guard let pending = calls[requestID], pending.target == source else { return }
         calls.removeValue(forKey: requestID)
+        // The answered call's deadline goes with it (unless a planted bug leaves it behind).
+        if !configuration.plantedBugIsActive(.lazyCallTimeouts) { timers.cancel(.callTimeout(requestID)) }
         receiveCallResult(pending.purpose, from: source, reply)
     }
 
@@ -291,8 +330,8 @@ extension ServerCore {
             }
             let error = WalleError(.deadlineExceeded, "no answer from \(pending.target)")
             receiveCallResult(pending.purpose, from: pending.target, .failed(error))
-        case .newWriterAnswer(let route, let uri, let writer):
-            answerNewWriter(route, uri, writer)
+        case .newWriterAnswer(let waitID):
+            answerNewWriter(waitID)
         case .queuedPutExpiry(let uri, let entryID):
             expireQueuedPut(uri, entryID)
         case .fastForward(let uri):
@@ -300,12 +339,12 @@ extension ServerCore {
         case .backfillRetry(let uri):
             streams[uri]?.backfillInFlight = false
             startBackfill(uri)
-        case .readWaiterDeadline(let uri, let route):
-            expireReadWaiter(uri, route)
+        case .readWaiterDeadline(let uri, let waiterID):
+            expireReadWaiter(uri, waiterID)
         case .topologyPoll:
             pollTopology()
-        case .topologyPollTimeout(let round):
-            topologyRoundTimedOut(round)
+        case .topologyPollTimeout:
+            topologyRoundTimedOut()
         }
     }
 
@@ -349,13 +388,23 @@ struct PendingCall {
     var purpose: CallPurpose
 }
 
-enum ServerTimer {
+/// What a deadline is for; also its key, so each of these has at most one deadline.
+enum ServerTimer: Hashable {
     case callTimeout(RequestID)
-    case newWriterAnswer(Route, StreamURI, WriterID)
+    /// A key of `newWriterWaits`.
+    case newWriterAnswer(UInt64)
     case queuedPutExpiry(StreamURI, EntryID)
     case fastForward(StreamURI)
     case backfillRetry(StreamURI)
-    case readWaiterDeadline(StreamURI, Route)
+    case readWaiterDeadline(StreamURI, UInt64)
     case topologyPoll
-    case topologyPollTimeout(UInt64)
+    case topologyPollTimeout
+}
+
+/// A NewWriter answer held until the previous writer's lease has ended here.
+struct NewWriterWait {
+    var until: Instant
+    var route: Route
+    var uri: StreamURI
+    var writer: WriterID
 }

@@ -6,6 +6,7 @@ struct ReplicaLimits {
     var uncommittedBytesMax: Int
     var queuedPutsMax: Int
     var queuedPutTimeout: Duration
+    var queuedPutRoutesMax: Int
     var commitWithoutChecksum: Bool
     var acceptForgedMarker: Bool
 
@@ -14,6 +15,7 @@ struct ReplicaLimits {
         uncommittedBytesMax = configuration.uncommittedBytesMax
         queuedPutsMax = configuration.queuedPutsMax
         queuedPutTimeout = configuration.queuedPutTimeout
+        queuedPutRoutesMax = configuration.queuedPutRoutesMax
         commitWithoutChecksum = configuration.plantedBugIsActive(.commitWithoutChecksum)
         acceptForgedMarker = configuration.plantedBugIsActive(.acceptForgedMarker)
     }
@@ -272,16 +274,24 @@ extension StreamReplica {
 
 extension StreamReplica {
     /// Queues a put that arrived before its predecessor ([PIPE-2], [PIPE-3]). Returns an error
-    /// for this put, or the callers of a queued put it displaced (to be answered).
+    /// for this put, or the callers it displaced with their answers.
     mutating func enqueue(
         _ entry: Entry, route: Route, now: Instant, limits: ReplicaLimits
-    ) -> (error: WalleError?, displaced: [Route]) {
+    ) -> (error: WalleError?, displaced: [(Route, WalleError)]) {
         precondition(entry.id > tailID + 1)
         if var queued = queue[entry.id] {
             if queued.entry.writerID == entry.writerID && queued.entry.checksum == entry.checksum {
+                // The same put again (the writer resends after its request timeout). The
+                // oldest copies are the ones nobody waits for any more; without a bound, a
+                // client resending one put could grow this list for as long as it waits.
+                var displaced: [(Route, WalleError)] = []
+                if queued.routes.count >= limits.queuedPutRoutesMax {
+                    let error = WalleError(.unavailable, "entry \(entry.id) was sent again; the newer request waits instead")
+                    displaced.append((queued.routes.removeFirst(), error))
+                }
                 queued.routes.append(route)
                 queue[entry.id] = queued
-                return (nil, [])
+                return (nil, displaced)
             }
             // Different content at the same id: the newer writer's entry stays.
             if entry.writerID < queued.entry.writerID {
@@ -295,7 +305,8 @@ extension StreamReplica {
                 return (WalleError(.unavailable, "another entry \(entry.id) of writer \(entry.writerID) waits here; try again"), [])
             }
             queue[entry.id] = QueuedPut(entry: entry, routes: [route], expiresAt: now + limits.queuedPutTimeout)
-            return (nil, queued.routes)
+            let error = WalleError(.failedPrecondition, "entry \(entry.id) was replaced by newer writer \(entry.writerID)")
+            return (nil, queued.routes.map { ($0, error) })
         }
         guard queue.count < limits.queuedPutsMax else {
             return (WalleError(.resourceExhausted, "\(queue.count) puts are already waiting on \(uri)"), [])

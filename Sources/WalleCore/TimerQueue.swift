@@ -1,94 +1,54 @@
 import WalleEnvironment
 
-/// A min-heap of deadlines ordered by (instant, insertion sequence), so two timers due at the
-/// same instant always fire in the order they were set: determinism does not depend on the
-/// heap's layout.
-///
-/// Payloads live in a slab beside the heap, so sifting moves three words instead of copying
-/// (and retaining) a payload. Cancellation is lazy: a handler checks whether what it was set
-/// for still matters.
-public struct TimerQueue<Payload> {
-    private struct Item {
-        var deadline: Int64
-        var sequence: UInt64
-        var slot: Int
+/// Deadlines keyed by what they are for: a key has at most one deadline, and the owner cancels
+/// it when the thing it guards is done. So the queue holds exactly the live deadlines, and its
+/// size is bounded by what is in flight, never by how much passed through (lazy cancellation
+/// kept an answered call's timeout for the full timeout: at 50k calls/s it overran the bound).
+public struct TimerQueue<Key: Hashable> {
+    private var heap = DeadlineHeap()
+    private var keys: [Key?] = []
+    private var slotOfKey: [Key: Int] = [:]
 
-        @inline(__always) func precedes(_ other: Item) -> Bool {
-            deadline != other.deadline ? deadline < other.deadline : sequence < other.sequence
-        }
-    }
-
-    private var heap: [Item] = []
-    private var payloads: [Payload?] = []
-    private var freeSlots: [Int] = []
-    private var sequence: UInt64 = 0
-    /// Bound on pending timers; every owner sets at most a few per request it holds.
-    public let countMax: Int
-
-    public init(countMax: Int) { self.countMax = countMax }
+    public init() {}
 
     public var count: Int { heap.count }
-    public var nextDeadline: Instant? { heap.first.map { Instant(nanoseconds: $0.deadline) } }
+    public var nextDeadline: Instant? { heap.nextDeadline }
 
-    public mutating func schedule(at deadline: Instant, _ payload: Payload) {
-        precondition(heap.count < countMax, "timer queue is full: a bound was not enforced upstream")
-        sequence += 1
-        let slot: Int
-        if let free = freeSlots.popLast() {
-            slot = free
-            payloads[slot] = payload
-        } else {
-            slot = payloads.count
-            payloads.append(payload)
+    public func contains(_ key: Key) -> Bool { slotOfKey[key] != nil }
+
+    /// Sets the deadline of `key`, replacing the one it had.
+    public mutating func schedule(_ key: Key, at deadline: Instant) {
+        if let slot = slotOfKey[key] {
+            heap.move(slot, to: deadline)
+            return
         }
-        heap.append(Item(deadline: deadline.nanoseconds, sequence: sequence, slot: slot))
-        siftUp(heap.count - 1)
+        let slot = heap.insert(at: deadline)
+        if slot == keys.count { keys.append(nil) }
+        keys[slot] = key
+        slotOfKey[key] = slot
+        assert(slotOfKey.count == heap.count, "timer keys out of step")
     }
 
-    /// Removes and returns the earliest timer due at or before `now`.
-    public mutating func popDue(now: Instant) -> Payload? {
-        guard let first = heap.first, first.deadline <= now.nanoseconds else { return nil }
-        let last = heap.removeLast()
-        if !heap.isEmpty {
-            heap[0] = last
-            siftDown(0)
-        }
-        let payload = payloads[first.slot].take()
-        freeSlots.append(first.slot)
-        return payload
+    /// Sets the deadline of `key` unless it already has one at or before `deadline`.
+    public mutating func schedule(_ key: Key, noLaterThan deadline: Instant) {
+        if let slot = slotOfKey[key], heap.deadline(of: slot) <= deadline { return }
+        schedule(key, at: deadline)
     }
 
-    public mutating func removeAll() {
-        heap.removeAll()
-        payloads.removeAll()
-        freeSlots.removeAll()
+    /// Removes the deadline of `key`, if it has one. Returns whether it had one.
+    @discardableResult
+    public mutating func cancel(_ key: Key) -> Bool {
+        guard let slot = slotOfKey.removeValue(forKey: key) else { return false }
+        keys[slot] = nil
+        heap.remove(slot)
+        return true
     }
 
-    private mutating func siftUp(_ start: Int) {
-        var child = start
-        let item = heap[child]
-        while child > 0 {
-            let parent = (child - 1) / 2
-            guard item.precedes(heap[parent]) else { break }
-            heap[child] = heap[parent]
-            child = parent
-        }
-        heap[child] = item
-    }
-
-    private mutating func siftDown(_ start: Int) {
-        var parent = start
-        let item = heap[parent]
-        let count = heap.count
-        while true {
-            let left = 2 * parent + 1
-            guard left < count else { break }
-            let right = left + 1
-            let smaller = right < count && heap[right].precedes(heap[left]) ? right : left
-            guard heap[smaller].precedes(item) else { break }
-            heap[parent] = heap[smaller]
-            parent = smaller
-        }
-        heap[parent] = item
+    /// Removes and returns the earliest key due at or before `now`.
+    public mutating func popDue(now: Instant) -> Key? {
+        guard let slot = heap.popDue(now: now) else { return nil }
+        let key = keys[slot].take()!
+        slotOfKey.removeValue(forKey: key)
+        return key
     }
 }

@@ -78,27 +78,3 @@ struct LeaseMarginTests {
         #expect(Double(lease.nanoseconds) * 0.75 / 0.75 > memberTrue)
     }
 }
-
-@Suite("Timer queue")
-struct TimerQueueTests {
-    @Test("Timers fire by deadline, then in the order they were set")
-    func order() {
-        var queue = TimerQueue<Int>(countMax: 16)
-        queue.schedule(at: Instant(nanoseconds: 5), 1)
-        queue.schedule(at: Instant(nanoseconds: 3), 2)
-        queue.schedule(at: Instant(nanoseconds: 5), 3)
-        queue.schedule(at: Instant(nanoseconds: 3), 4)
-        var fired: [Int] = []
-        while let next = queue.popDue(now: Instant(nanoseconds: 10)) { fired.append(next) }
-        #expect(fired == [2, 4, 1, 3])
-        #expect(queue.popDue(now: Instant(nanoseconds: 100)) == nil)
-    }
-
-    @Test("Nothing fires before its deadline")
-    func notEarly() {
-        var queue = TimerQueue<Int>(countMax: 4)
-        queue.schedule(at: Instant(nanoseconds: 10), 1)
-        #expect(queue.popDue(now: Instant(nanoseconds: 9)) == nil)
-        #expect(queue.nextDeadline == Instant(nanoseconds: 10))
-    }
-}

@@ -23,6 +23,8 @@ func node(_ raw: UInt64) -> NodeID { NodeID(raw) }
 
 /// A server core that is a member of `/test/stream` with members 1, 2, 3.
 func makeServer(_ id: UInt64 = 1, configuration: ServerConfiguration = ServerConfiguration()) -> ServerCore {
+    var configuration = configuration
+    configuration.deepChecksEnabled = true
     var core = ServerCore(
         id: node(id), configuration: configuration, recovered: RecoveredState(streams: []),
         random: CountingRandom(), time: at(0))
