@@ -65,9 +65,17 @@ extension StreamReplica {
             return .failed(WalleError(.outOfRange, "entry \(entry.id) differs from the committed one"))
         }
         if entry.id == committedID && entry.id > 0 && entry.writerID > window[0].writerID {
-            // §7.5 step 5: a claim re-stamps the committed entry under its writer id.
+            // §7.5 step 5: a claim re-stamps the committed entry under its writer id. Its
+            // chosen chain ends here, so an older writer's suffix above goes, as it does when
+            // the commit is above the committed id: kept, it sat above the claim's stamp and a
+            // later claim that saw this tail took the fenced writer's entries (seed 57 under
+            // high load: a claim committed at 180 on a member already committed to 180, the
+            // next claim re-stamped and committed the older writer's 181...231).
             window[0].writerID = entry.writerID
             writes.append(.putEntry(uri, .live, window[0]))
+            if window.dropFirst().allSatisfy({ $0.writerID < entry.writerID }) {
+                truncate(from: entry.id + 1, writes: &writes)
+            }
         }
         return .applied
     }

@@ -177,6 +177,23 @@ struct CommitMarkerTests {
         #expect(core.window(of: streamURI)?.first?.checksum == chosen.checksum)
     }
 
+    @Test("A claim's commit at the committed id drops an older writer's suffix above it (seed 57)")
+    func claimCommitAtCommittedDropsStaleSuffix() {
+        var core = makeServer()
+        let entries = installWithEntries(&core, writerA, count: 5)
+        let beat = Entry(id: 0, writerID: writerA, checksum: 0, data: [])
+        _ = put(&core, beat, committed: entries[1], requestID: 20)
+        #expect(core.metadata(of: streamURI)?.committedID == 2)
+        // B's claim chose a chain that ends at 2 (A's 3...5 were never acknowledged).
+        install(&core, writerB, at: 2000, requestID: 21)
+        let restamped = Entry(id: 2, writerID: writerB, checksum: entries[1].checksum, data: entries[1].data)
+        let replies = put(&core, restamped, committed: restamped, requestID: 22, at: 2001, kind: .claimCommit).replies
+        #expect(replies.isEmpty || replies.first?.reply.isOK == true, "\(replies)")
+        let window = core.window(of: streamURI) ?? []
+        #expect(window.map(\.id) == [2], "A's entries above the claimed tail are gone")
+        #expect(window.first?.writerID == writerB, "the committed entry carries the claim's stamp")
+    }
+
     @Test("WS-11: a commit marker at the committed id with another checksum is DataLoss")
     func divergenceReported() {
         var core = makeServer()
