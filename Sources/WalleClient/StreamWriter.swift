@@ -18,9 +18,13 @@ public final class StreamWriter: @unchecked Sendable {
     private let node: WriterNode<SystemClock, Transport>
     private var claimWaiter: EventLoopPromise<(WriterID, Entry)>?
     private var appendWaiters: [EntryID: EventLoopPromise<Entry>] = [:]
-    /// Appends refused for lack of room wait here for acknowledgements (bounded).
+    /// Appends refused for lack of room wait here for acknowledgements, bounded by count and
+    /// by the bytes they hold (each keeps its data until it is retried): past either bound an
+    /// append fails with ResourceExhausted instead of waiting.
     private var roomWaiters: [EventLoopPromise<Void>] = []
-    static let roomWaitersMax = 65_536
+    private var roomWaiterBytes = 0
+    static let roomWaitersMax = 1024
+    static let roomWaiterBytesMax = 64 << 20
 
     init(client: ClusterClient, uri: StreamURI, members: [NodeID], configuration: WriterConfiguration) {
         self.uri = uri
@@ -81,10 +85,14 @@ public final class StreamWriter: @unchecked Sendable {
             let (entry, events) = try node.put(data)
             appendWaiters[entry.id] = promise
             handle(events)
-        } catch where error.code == .resourceExhausted && roomWaiters.count < Self.roomWaitersMax {
+        } catch where error.code == .resourceExhausted && roomWaiters.count < Self.roomWaitersMax
+            && roomWaiterBytes + data.count <= Self.roomWaiterBytesMax
+        {
             let room = eventLoop.makePromise(of: Void.self)
             roomWaiters.append(room)
+            roomWaiterBytes += data.count
             room.futureResult.whenComplete { [self] result in
+                roomWaiterBytes -= data.count
                 switch result {
                 case .success: tryPut(data, promise)
                 case .failure(let error): promise.fail(error)

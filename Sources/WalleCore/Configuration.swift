@@ -94,6 +94,10 @@ public struct ServerConfiguration: Sendable {
     public var newWriterWaitsMax = 4096
     /// Server-to-server calls in flight at once ([HDR-1] on the sending side).
     public var callsInFlightMax = 65_536
+
+    /// The calls puts may hold: three quarters, so a quarter stays for claims, catch-up and
+    /// status whatever the put load.
+    public var putCallsMax: Int { callsInFlightMax - callsInFlightMax / 4 }
     /// Long polls held at once, over all streams.
     public var pollWaitersMax = 4096
     /// Answers held for a sync at once (group commit). An fsync stall holds one per put
@@ -111,9 +115,10 @@ public struct ServerConfiguration: Sendable {
     public var readBatchCountMax = 512
     /// Entry bytes in one read answer (at least one entry is always sent): with 1 MiB entries
     /// the count bound alone would allow 512 MiB in one message, far over the wire's frame
-    /// bound (docs/operating.md, "Wire format").
+    /// bound (docs/operating.md, "Wire format"). A ReadEntries answer between servers carries
+    /// `backfillAnswerCountMin` entries even over this bound: at most 3 MiB.
     public var readBatchBytesMax = 16 << 20
-    /// Entries fetched per backfill step.
+    /// Entries fetched per backfill step (at least `ServerConfiguration.backfillAnswerCountMin`).
     public var backfillBatchCountMax = 512
     /// Fetch rounds for a pending commit marker before it is dropped: no peer has its entry
     /// committed, so it is forged or far ahead; the writer's next marker brings a true one.
@@ -144,6 +149,14 @@ public struct ServerConfiguration: Sendable {
     package var plantedBugs: Set<PlantedBug> = []
 
     public init() {}
+
+    /// The fewest entries a ReadEntries answer carries (when the member has them), whatever
+    /// the read batch bounds: a backfill proves downwards from the top, the top proves the
+    /// checksum of the entry below it, and that checksum proves the data of the entry below
+    /// that. An answer of two entries proves no data, so with a count or byte bound that cut
+    /// answers to two, a gap never closed (swarm-drawn limits, seed 8: every member of a
+    /// stream kept a gap for the whole liveness phase).
+    public static let backfillAnswerCountMin = 3
 
     /// The most deadlines a server holds: each belongs to something live and bounded here.
     /// A call has one timeout, a read waiter one deadline, a waiting NewWriter one answer

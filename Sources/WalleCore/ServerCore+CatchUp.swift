@@ -86,7 +86,9 @@ extension ServerCore {
         }
         let target = askSelf ? id : targets[streams[uri]!.backfillPeerIndex % targets.count]
         // The answer must reach `gapEnd`: a batch no longer than one disk read returns.
-        let batch = UInt64(min(configuration.backfillBatchCountMax, configuration.readBatchCountMax))
+        let batch = UInt64(max(
+            ServerConfiguration.backfillAnswerCountMin,
+            min(configuration.backfillBatchCountMax, configuration.readBatchCountMax)))
         let start = max(replica.metadata.gapStart, gapEnd + 1 > batch ? gapEnd + 1 - batch : 0)
         call(target, .backfill(uri), timeout: configuration.catchUpCallTimeout) {
             .readEntries($0, start: start, end: gapEnd + 1)

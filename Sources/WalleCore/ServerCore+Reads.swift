@@ -141,7 +141,9 @@ extension ServerCore {
         flushWrites()
         nextDiskToken += 1
         diskReads[nextDiskToken] = DiskRead(uri: uri, start: start, purpose: purpose)
-        let count = Int(min(UInt64(configuration.readBatchCountMax), end - start))
+        var countMax = configuration.readBatchCountMax
+        if case .answerInternal = purpose { countMax = max(countMax, ServerConfiguration.backfillAnswerCountMin) }
+        let count = Int(min(UInt64(countMax), end - start))
         outbox.append(.disk(.read(token: nextDiskToken, uri, range: start..<end, countMax: count)))
     }
 
@@ -162,9 +164,9 @@ extension ServerCore {
                 contiguous = entries.suffix(run)
             }
             // Over the byte bound, the lowest entries go: the backfill proves downwards from
-            // the top, so the top of the run is what it can use.
+            // the top, so the top of the run is what it can use, and it needs three of them.
             var bytes = contiguous.reduce(0) { $0 + $1.data.count }
-            while bytes > configuration.readBatchBytesMax, contiguous.count > 1 {
+            while bytes > configuration.readBatchBytesMax, contiguous.count > ServerConfiguration.backfillAnswerCountMin {
                 bytes -= contiguous.removeFirst().data.count
             }
             if contiguous.isEmpty {

@@ -36,11 +36,15 @@ extension WriterClient {
         guard pending.count < configuration.putsPendingMax else {
             throw WalleError(.resourceExhausted, "\(pending.count) puts are already pending")
         }
+        guard pending.isEmpty || pendingBytes + data.count <= configuration.putsPendingBytesMax else {
+            throw WalleError(.resourceExhausted, "\(pendingBytes) bytes of puts are already pending")
+        }
         let entry = Entry(
             id: tail.id + 1, writerID: writerID,
             checksum: chainChecksum(previous: tail.checksum, data: data), data: data)
         tail = entry
         pending.append(PendingPut(entry: entry, requestID: nil, retryAt: now))
+        pendingBytes += data.count
         pump(now: now)
         return entry
     }
@@ -106,6 +110,9 @@ extension WriterClient {
         case .failed(let error) where error.isFinal:
             close(error)
         default:
+            if case .failed(let error) = reply, error.code == .resourceExhausted {
+                putsWindow = max(1, putsWindow / 2)
+            }
             guard let index = pendingIndex(entryID), pending[index].requestID == nil else { return }
             pending[index].retryAt = now + configuration.retryDelay
             retryWakeAt = min(retryWakeAt ?? pending[index].retryAt, pending[index].retryAt)
@@ -146,6 +153,8 @@ extension WriterClient {
         while count < pending.count && pending[count].entry.id <= entryID { count += 1 }
         for put in pending[..<count] {
             if put.requestID != nil { bytesInFlight -= put.entry.data.count }
+            pendingBytes -= put.entry.data.count
+            putsWindow = min(configuration.putsInFlightMax, putsWindow + 1)
             events.append(.putAcknowledged(put.entry))
             committed = CommitMarkerValue(id: put.entry.id, checksum: put.entry.checksum)
         }
@@ -156,6 +165,7 @@ extension WriterClient {
         phase = .closed(error)
         events.append(.closed(error))
         pending.removeAll()
+        pendingBytes = 0
         bytesInFlight = 0
     }
 }
@@ -176,7 +186,7 @@ extension WriterClient {
                 sendPut(0, now: now)
             }
             for index in pending.indices {
-                guard putsInFlight < configuration.putsInFlightMax,
+                guard putsInFlight < putsWindow,
                     bytesInFlight < configuration.bytesInFlightMax
                 else { break }
                 guard pending[index].requestID == nil, pending[index].retryAt <= now else { continue }
@@ -255,6 +265,8 @@ extension WriterClient {
         toldCommitted = 0
         commitTime = nil
         pending.removeAll()
+        pendingBytes = 0
+        putsWindow = configuration.putsInFlightMax
         outstanding.removeAll()
         bytesInFlight = 0
         putsInFlight = 0

@@ -21,6 +21,9 @@ public struct WriterConfiguration: Sendable {
     public var bytesInFlightMax = 4 << 20
     /// Puts accepted from the application but not yet acknowledged.
     public var putsPendingMax = 4096
+    /// Their entry bytes: with 1 MiB entries the count bound alone let 4 GiB wait in memory.
+    /// One put is always accepted when none is pending, whatever its size.
+    public var putsPendingBytesMax = 64 << 20
     public var requestTimeout: Duration = .seconds(2)
     public var retryDelay: Duration = .milliseconds(20)
     /// A server that let a request time out is skipped as coordinator this long, unless every
@@ -99,7 +102,15 @@ public struct WriterClient {
     var lastAcknowledgedAt = Instant.distantPast
     var pending: [PendingPut] = []
     var bytesInFlight = 0
+    /// Entry bytes of `pending` (at most `putsPendingBytesMax`, or one entry).
+    var pendingBytes = 0
     var putsInFlight = 0
+    /// Puts this writer lets out at once now (AIMD, like TCP's window): halved by every
+    /// ResourceExhausted answer, one more per acknowledged entry, at most `putsInFlightMax`.
+    /// Resending a full pipeline every `retryDelay` into a full server only kept it full:
+    /// the later puts waited at the members for the refused earlier ones and expired, and a
+    /// seed of tight limits under high load ran for minutes of wall time per simulated one.
+    var putsWindow: Int
     var outstanding: [RequestID: Outstanding] = [:]
     var heartbeatRequest: RequestID?
     var heartbeatRetryAt = Instant.distantPast
@@ -113,6 +124,7 @@ public struct WriterClient {
     var events: [WriterEvent] = []
 
     public init(id: NodeID, uri: StreamURI, servers: [NodeID], configuration: WriterConfiguration, firstServer: Int = 0) {
+        self.putsWindow = configuration.putsInFlightMax
         precondition(!servers.isEmpty)
         self.id = id
         self.uri = uri
