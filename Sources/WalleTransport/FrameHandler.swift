@@ -24,10 +24,13 @@ final class FrameHandler: ChannelInboundHandler {
     private(set) var remoteDescription = "?"
     /// Set once the connection is being closed: frames already decoded are not acted on.
     private var isRefusing = false
+    private let limit: FrameLimit
+    private var helloDeadline: Scheduled<Void>?
 
-    init(transport: Transport, role: Role) {
+    init(transport: Transport, role: Role, limit: FrameLimit) {
         self.transport = transport
         self.role = role
+        self.limit = limit
     }
 
     var channel: (any Channel)? { context?.channel }
@@ -42,10 +45,16 @@ final class FrameHandler: ChannelInboundHandler {
         remoteDescription = context.remoteAddress.map { "\($0)" } ?? "?"
         write(Wire.encode(.hello(transport.localID)))
         context.flush()
+        let timeout = transport.configuration.helloTimeout
+        helloDeadline = context.eventLoop.scheduleTask(in: .nanoseconds(timeout.nanoseconds)) { [self] in
+            guard peer == nil, let context = self.context else { return }
+            refuse(context, "no hello within \(timeout)")
+        }
         context.fireChannelActive()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        helloDeadline?.cancel()
         transport.closed(self)
         self.context = nil
         context.fireChannelInactive()
@@ -64,6 +73,8 @@ final class FrameHandler: ChannelInboundHandler {
                     return
                 }
                 peer = id
+                helloDeadline?.cancel()
+                limit.bytesMax = id.isClient ? Wire.clientFrameBytesMax : Wire.frameBytesMax
             case .message(let message):
                 guard let peer else { throw WireError(.badHello, "a message before the hello") }
                 guard !peer.isClient || message.isPublicRequest else {

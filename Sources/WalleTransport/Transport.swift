@@ -25,6 +25,8 @@ public final class Transport: Network, @unchecked Sendable {
     private var links: [NodeID: PeerLink] = [:]
     private var accepted: [NodeID: FrameHandler] = [:]
     private var needsFlush: [ObjectIdentifier: FrameHandler] = [:]
+    /// Accepted connections open now, identified or not (at most `acceptedConnectionsMax`).
+    private var openAccepted = 0
     private var listener: (any Channel)?
     private var isClosed = false
     let counters = TransportCounters()
@@ -51,7 +53,7 @@ public final class Transport: Network, @unchecked Sendable {
             .childChannelOption(ChannelOptions.writeBufferWaterMark, value: configuration.waterMark)
             .childChannelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try self.addHandlers(channel, role: .accepted)
+                    try self.admit(channel)
                 }
             }
             .bind(to: address).get()
@@ -71,9 +73,24 @@ public final class Transport: Network, @unchecked Sendable {
     }
 
     func addHandlers(_ channel: any Channel, role: FrameHandler.Role) throws {
-        let handler = FrameHandler(transport: self, role: role)
+        let limit = FrameLimit()
+        let handler = FrameHandler(transport: self, role: role, limit: limit)
         try channel.pipeline.syncOperations.addHandlers(
-            ByteToMessageHandler(FrameDecoder()), handler)
+            ByteToMessageHandler(FrameDecoder(limit: limit)), handler)
+    }
+
+    /// Admits an accepted connection, or refuses it when `acceptedConnectionsMax` are open.
+    private func admit(_ channel: any Channel) throws {
+        guard openAccepted < configuration.acceptedConnectionsMax else {
+            counters.connectionsRefused.increment()
+            logger.warning(
+                "refusing connection: \(openAccepted) connections are open, the limit is \(configuration.acceptedConnectionsMax)",
+                metadata: ["remote": "\(channel.remoteAddress.map { "\($0)" } ?? "?")"])
+            throw WireError(.badHello, "too many connections")
+        }
+        openAccepted += 1
+        channel.closeFuture.whenComplete { [self] _ in openAccepted -= 1 }
+        try addHandlers(channel, role: .accepted)
     }
 
     // MARK: Network
@@ -155,6 +172,9 @@ public final class Transport: Network, @unchecked Sendable {
     func identified(_ handler: FrameHandler, as peer: NodeID) -> Bool {
         switch handler.role {
         case .accepted:
+            // One connection per peer id: a newer one replaces the older, which closes (it
+            // would otherwise stay open, unreachable, for as long as the other side keeps it).
+            if let older = accepted[peer], older !== handler { older.channel?.close(promise: nil) }
             accepted[peer] = handler
             return true
         case .outbound(let expected):
@@ -229,6 +249,12 @@ public final class Transport: Network, @unchecked Sendable {
 /// Limits and timings of a transport.
 public struct TransportConfiguration: Sendable {
     public var connectTimeout: Duration = .seconds(1)
+    /// A connection whose other side has not said hello by then is closed (both directions).
+    public var helloTimeout: Duration = .seconds(5)
+    /// Connections other nodes opened to this one, open at once. Each holds at most one frame
+    /// being read and `sendBufferBytesHigh` being written; peers need one each, clients one
+    /// per process. Past it a new connection is closed at once and counted.
+    public var acceptedConnectionsMax = 1024
     public var reconnectDelayMin: Duration = .milliseconds(50)
     public var reconnectDelayMax: Duration = .seconds(2)
     /// Frames held for a peer while its connection opens.
@@ -269,4 +295,6 @@ final class TransportCounters: Sendable {
     let badFrames = Counter(label: "walle_bad_frames_total")
     /// Messages refused for the sender's role (a client sending a server-to-server message).
     let refused = Counter(label: "walle_refused_messages_total")
+    /// Connections closed at accept because `acceptedConnectionsMax` were open.
+    let connectionsRefused = Counter(label: "walle_connections_refused_total")
 }

@@ -44,6 +44,12 @@ public enum Wire {
     /// every uncommitted byte a stream may hold (64 MiB by default) or a 16 MiB read answer;
     /// anything bigger is refused before it is buffered.
     public static let frameBytesMax = 80 << 20
+    /// Before the hello only a hello may come (15 bytes): a connection that has not said who
+    /// it is cannot make a node buffer more than this.
+    public static let helloFrameBytesMax = 64
+    /// A client may send only public requests; the largest is a PutEntry of `Entry.dataSizeMax`
+    /// bytes with its header and stream name (well under 64 KiB).
+    public static let clientFrameBytesMax = Entry.dataSizeMax + (64 << 10)
     /// Error messages longer than this are cut (they are for people, not for machines).
     static let errorMessageBytesMax = 4096
 

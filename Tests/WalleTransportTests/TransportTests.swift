@@ -31,9 +31,11 @@ struct Endpoint {
     let transport: Transport
     let inbox = Inbox()
 
-    init(_ id: UInt64, peers: [NodeID: SocketAddress]) {
+    init(_ id: UInt64, peers: [NodeID: SocketAddress], configuration: TransportConfiguration = TransportConfiguration()) {
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        transport = Transport(eventLoop: group.next(), localID: NodeID(id), peers: peers, logger: Logger(label: "test-\(id)"))
+        transport = Transport(
+            eventLoop: group.next(), localID: NodeID(id), peers: peers, configuration: configuration,
+            logger: Logger(label: "test-\(id)"))
         let inbox = inbox
         transport.onMessage = { message, source in inbox.add(message, source) }
     }
@@ -74,6 +76,48 @@ struct TransportTests {
         #expect(await server.inbox.wait(for: 1, seconds: 0.5).isEmpty, "the node never sees it")
         await client.stop()
         await server.stop()
+    }
+
+    @Test("A frame too big for a hello, before the hello, closes the connection at once")
+    func bigFrameBeforeHello() async throws {
+        let server = Endpoint(1, peers: [:])
+        let port = try await server.transport.listen(on: loopback(0)).port!
+        let clients = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let channel = try await ClientBootstrap(group: clients).connect(to: loopback(port)).get()
+        var buffer = channel.allocator.buffer(capacity: 8)
+        buffer.writeInteger(UInt32(Wire.helloFrameBytesMax + 1), endianness: .little)
+        buffer.writeBytes([1, 2, 3, 4])
+        try await channel.writeAndFlush(buffer)
+        #expect(await closes(channel), "the node closes it without waiting for the body")
+        try await clients.shutdownGracefully()
+        await server.stop()
+    }
+
+    @Test("Silent connections close after the hello timeout; one past the limit closes at once")
+    func connectionBounds() async throws {
+        var configuration = TransportConfiguration()
+        configuration.helloTimeout = .seconds(3)
+        configuration.acceptedConnectionsMax = 2
+        let server = Endpoint(1, peers: [:], configuration: configuration)
+        let port = try await server.transport.listen(on: loopback(0)).port!
+        let clients = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        var open: [any Channel] = []
+        for _ in 0..<2 { open.append(try await ClientBootstrap(group: clients).connect(to: loopback(port)).get()) }
+        let third = try await ClientBootstrap(group: clients).connect(to: loopback(port)).get()
+        #expect(await closes(third), "a third connection is over the limit of two")
+        let stillOpen = open.filter { $0.isActive }.count
+        #expect(stillOpen == 2, "the first two wait for their hello meanwhile")
+        for channel in open { #expect(await closes(channel), "no hello within the timeout") }
+        try await clients.shutdownGracefully()
+        await server.stop()
+    }
+
+    /// Whether the other side closes `channel` within 60 s (a condition, not a time: the
+    /// deadline only catches a node that never closes it).
+    private func closes(_ channel: any Channel) async -> Bool {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while channel.isActive && ContinuousClock.now < deadline { try? await Task.sleep(for: .milliseconds(10)) }
+        return !channel.isActive
     }
 
     @Test("Messages arrive unchanged with the sender's id, both ways, and a client is answered on its own connection")
