@@ -240,8 +240,13 @@ final class Oracle {
     }
 
     /// Invariant 2 at the source: a member acknowledges a put only once the entry is durable.
+    /// The newest writer any NewWriter carried, per stream: what may fence a writer.
+    private var newestWriterProposed: [StreamURI: WriterID] = [:]
+
     func messageSent(_ message: Message, from source: NodeID, to target: NodeID) {
         switch message {
+        case .newWriter(let header, let writer, _, _):
+            newestWriterProposed[header.stream] = max(newestWriterProposed[header.stream] ?? .zero, writer)
         case .putEntryInternal(let header, _, let entry, _, _) where entry.id > 0:
             internalPuts[CallKey(coordinator: source, member: target, requestID: header.requestID)] =
                 DurableEntryKey(uri: header.stream, id: entry.id, checksum: entry.checksum)
@@ -321,9 +326,20 @@ final class Oracle {
             for claim in claims[host.uri] ?? [] where claim.writer > entry.writerID && claim.tail.id < entry.id {
                 fail("writer-fencing", [host.id], "\(entry.brief) acknowledged to \(entry.writerID) lies above \(claim.writer)'s claimed tail \(claim.tail.id)")
             }
-        case .claimFailed, .closed:
+        case .closed(let error):
+            writerClosed(host, error)
+        case .claimFailed:
             break
         }
+    }
+
+    /// Every refusal a writer meets under load (full queues, windows and call tables,
+    /// answers held for a sync, timeouts) is retryable: a writer closes only when a newer
+    /// writer was proposed for its stream (it was fenced), never because a limit said no.
+    private func writerClosed(_ host: WriterHost, _ error: WalleError) {
+        let writer = host.node.client.writerID
+        guard writer != .zero, (newestWriterProposed[host.uri] ?? .zero) <= writer else { return }
+        fail("writer-closed-unfenced", [host.id], "\(host.id.short) closed on \(host.uri) by \(error); no newer writer than \(writer) was proposed")
     }
 
     /// Invariant 5 (claim monotonicity) and 6(a): a claimed tail covers every put already

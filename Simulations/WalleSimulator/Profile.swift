@@ -50,6 +50,8 @@ public struct Profile: Sendable, CustomStringConvertible {
     public var duration: Duration
     public var faults: FaultProfile
     public var hostile: HostileProfile
+    public var limits: LimitsProfile
+    public var load: LoadProfile
     public var beyondModel: Bool
 
     /// Draws a profile from the seed (its own fork, so workload draws do not move it).
@@ -60,10 +62,13 @@ public struct Profile: Sendable, CustomStringConvertible {
         let rates: ClosedRange<Double> = options.beyondModel ? 0.5...1.6 : 0.75...1.25
         let servers = random.chance(0.5) ? 3 : 5
         let clients = 8
+        let load = options.drawnLimits && options.highLoad ? LoadProfile.draw(seed: seed) : .usual
+        let streams = random.int(in: 1...4)
+        let writers = random.int(in: 2...3)
         return Profile(
             serverCount: servers,
-            streamCount: random.int(in: 1...4),
-            writersPerStream: random.int(in: 2...3),
+            streamCount: load.streamCount ?? streams,
+            writersPerStream: load.writersPerStream ?? writers,
             readerCount: random.int(in: 1...2),
             leaseMin: .milliseconds(random.int(in: 100...400)),
             leaseMax: .milliseconds(random.int(in: 500...2000)),
@@ -81,6 +86,8 @@ public struct Profile: Sendable, CustomStringConvertible {
             duration: options.duration,
             faults: options.faults ? FaultProfile.draw(&faultRandom, replicaMoves: options.replicaMoves) : .none,
             hostile: options.faults && options.hostileClients ? HostileProfile.draw(seed: seed) : .none,
+            limits: options.drawnLimits ? LimitsProfile.draw(seed: seed, load: load).keepingBase(options.baseLimitNames) : .base,
+            load: load,
             beyondModel: options.beyondModel)
     }
 
@@ -95,7 +102,9 @@ public struct Profile: Sendable, CustomStringConvertible {
             + "sync=\(disk.syncLatencyMin.nanoseconds / 1000)-\(disk.syncLatencyMax.nanoseconds / 1000)us "
             + "duration=\(duration.milliseconds / 1000)s\(beyondModel ? " BEYOND-MODEL" : "")\n"
             + "faults: \(faults)\n"
-            + "hostile: \(hostile)"
+            + "hostile: \(hostile)\n"
+            + "limits: \(limits)\n"
+            + "load: \(load)"
     }
 }
 
@@ -114,6 +123,14 @@ public struct RunOptions: Sendable {
     /// Move replicas between live servers (add one, remove another, which may be alive and
     /// lagging: the setting of WS-2 and WS-3).
     public var replicaMoves = true
+    /// Let the swarm draw the servers' limits and the load (`LimitsProfile`, `LoadProfile`);
+    /// off, every seed runs the base limits and the usual load.
+    public var drawnLimits = true
+    /// Let the swarm give some seeds the high load (`LoadProfile`); off, every seed runs the
+    /// usual load (the debug-built test suite, where a high-load seed costs half a minute).
+    public var highLoad = true
+    /// Limits that keep their base value whatever the seed draws (`LimitsProfile.names`).
+    public var baseLimitNames: Set<String> = []
     /// Replace one server (wipe it, start a new one) at this simulated time, whatever the
     /// profile says: the node-replacement scenario.
     public var replaceServerAt: Duration?

@@ -19,6 +19,8 @@ public struct RunResult: Sendable {
     /// Simulated time from the heal to convergence.
     public var convergence: Duration?
     public var faults: [FaultKind: Int]
+    /// Answers that refused for load or time, by what they said (see `World.countRefusal`).
+    public var refusals: [String: Int]
     /// Puts a replacement server acknowledged while it still had a gap to backfill.
     public var liveAcksDuringBackfill: Int
     /// Workload streams a replacement server joined, and the slowest time from such a join
@@ -59,6 +61,7 @@ public enum Simulation {
             stuck: world.liveness.stuck,
             convergence: world.liveness.convergedAt.map { .nanoseconds($0 - world.liveness.healedAt!) },
             faults: world.faultCounts,
+            refusals: world.refusalCounts,
             liveAcksDuringBackfill: world.oracle.liveAcksDuringBackfill,
             joinedStreams: world.oracle.joinedStreams,
             firstLiveAckAfterJoin: world.oracle.firstLiveAckAfterJoin.map { .nanoseconds($0) })
@@ -73,6 +76,9 @@ public enum Simulation {
         if options.beyondModel { command += " --beyond-model" }
         if !options.replicaMoves { command += " --no-replica-moves" }
         if !options.hostileClients { command += " --no-hostile" }
+        if !options.drawnLimits { command += " --base-limits" }
+        if !options.highLoad { command += " --no-high-load" }
+        for name in options.baseLimitNames.sorted() { command += " --base-limit \(name)" }
         if let at = options.replaceServerAt { command += " --replace-at \(at.milliseconds / 1000)" }
         for bug in options.plantedBugs.map(\.rawValue).sorted() { command += " --plant \(bug)" }
         return command

@@ -99,6 +99,8 @@ final class Workload {
         let lease = Duration.milliseconds(
             random.int(in: world.profile.leaseMin.milliseconds...world.profile.leaseMax.milliseconds))
         var configuration = WriterConfiguration(address: "client-\(id.short.dropFirst())", lease: lease)
+        configuration.putsInFlightMax = world.profile.load.putsInFlightMax
+        configuration.putsPendingMax = max(configuration.putsPendingMax, world.profile.load.pendingMax)
         configuration.plantedBugs = world.options.plantedBugs
         let client = WriterClient(
             id: id, uri: uri, servers: members, configuration: configuration,
@@ -199,8 +201,9 @@ final class Workload {
 
     private func burst(_ host: WriterHost, generation: UInt64) {
         guard !host.paused, !isQuiescent, generation == host.burstGeneration, host.node.client.phase == .active else { return }
-        let count = random.int(in: 1...24)
-        for _ in 0..<count where host.node.client.pendingCount < 512 {
+        let load = world.profile.load
+        let count = random.int(in: 1...load.burstMax)
+        for _ in 0..<count where host.node.client.pendingCount < load.pendingMax {
             let size = random.int(in: 0...300)
             let fill = UInt8(truncatingIfNeeded: random.next())
             let data = [UInt8](repeating: fill, count: size)
@@ -213,7 +216,7 @@ final class Workload {
             }
         }
         let index = world.writers.firstIndex { $0 === host }!
-        after(.milliseconds(random.int(in: 2...200)), .burst(writer: index, generation: generation))
+        after(.milliseconds(random.int(in: 2...max(2, load.burstGapMax.milliseconds))), .burst(writer: index, generation: generation))
     }
 
     private func pause(_ host: WriterHost) {

@@ -151,6 +151,21 @@ public final class World {
 
     func count(_ kind: FaultKind) { faultCounts[kind, default: 0] += 1 }
 
+    /// Refusals for load or time (ResourceExhausted, DeadlineExceeded, and the OutOfRange a
+    /// full uncommitted window answers, [LOG-2]) by what they said, numbers left out, so a
+    /// sweep shows which limit paths ran. Keys come from the servers' fixed messages: a few
+    /// dozen at most.
+    private(set) var refusalCounts: [String: Int] = [:]
+
+    func countRefusal(_ error: WalleError) {
+        let windowFull = error.code == .outOfRange && error.message.hasPrefix("too many uncommitted")
+        guard error.code == .resourceExhausted || error.code == .deadlineExceeded || windowFull else { return }
+        let words = error.message.split(separator: " ").map { word in
+            word.contains(where: \.isNumber) ? "N" : String(word)
+        }
+        refusalCounts["\(error.code.rawValue): \(words.joined(separator: " "))", default: 0] += 1
+    }
+
     private var serverConfiguration: ServerConfiguration {
         var configuration = ServerConfiguration()
         configuration.topologySource = TopologySource(rootStream: World.rootStream, rootMembers: rootMembers)
@@ -165,6 +180,7 @@ public final class World {
         configuration.pollTimeout = .seconds(1)
         configuration.statusCallTimeout = .milliseconds(250)
         configuration.fastForwardDelay = .milliseconds(50)
+        profile.limits.apply(to: &configuration)
         return configuration
     }
 

@@ -22,57 +22,60 @@ struct Sweep: ParsableCommand {
         let options = try simulation.runOptions()
         let seedList = try shardSeeds()
         let progress = Progress(total: seedList.count, interactive: isatty(STDERR_FILENO) == 1)
+        let tally = SweepTally()
         let start = DispatchTime.now()
-        let results = SweepRunner.run(seeds: seedList, jobs: jobs, options: options, failFast: failFast) {
-            progress.tick(passed: $0.passed)
+        let ran = SweepRunner.run(seeds: seedList, jobs: jobs, options: options, failFast: failFast) { result in
+            tally.add(result)
+            progress.tick(passed: result.passed)
         }
         let wallSeconds = Double(DispatchTime.now().uptimeNanoseconds - start.uptimeNanoseconds) / 1e9
         progress.finish()
-        printSummary(results, wallSeconds: wallSeconds, options: options)
-        if let junit { try writeJUnit(results, to: junit, options: options) }
-        if let first = results.first(where: { !$0.passed }) {
+        printSummary(tally, wallSeconds: wallSeconds, options: options)
+        if let junit { try writeJUnit(tally, seeds: seedList, ran: ran, to: junit, options: options) }
+        if let first = tally.failures.first {
             print("first failing seed: \(first.seed) (\(failureKind(first)))")
         }
-        if results.contains(where: { $0.violation != nil }) { throw ExitCode(ExitStatus.violation) }
-        if results.contains(where: { $0.stuck != nil }) { throw ExitCode(ExitStatus.stuck) }
+        if tally.violations > 0 { throw ExitCode(ExitStatus.violation) }
+        if tally.failed > 0 { throw ExitCode(ExitStatus.stuck) }
     }
 
-    func shardSeeds() throws -> [UInt64] {
-        let all = (0..<UInt64(seeds)).map { from + $0 }
-        guard let shard else { return all }
+    func shardSeeds() throws -> SeedList {
+        guard let shard else { return SeedList(first: from, stride: 1, count: seeds) }
         let parts = shard.split(separator: "/").compactMap { Int($0) }
         guard parts.count == 2, parts[1] > 0, parts[0] >= 1, parts[0] <= parts[1] else {
             throw ValidationError("--shard must look like i/n with 1 <= i <= n, got \"\(shard)\"")
         }
-        return all.enumerated().filter { $0.offset % parts[1] == parts[0] - 1 }.map(\.element)
+        let (index, count) = (parts[0], parts[1])
+        let inShard = seeds >= index ? (seeds - index) / count + 1 : 0
+        return SeedList(first: from + UInt64(index - 1), stride: UInt64(count), count: inShard)
     }
 
-    func printSummary(_ results: [RunResult], wallSeconds: Double, options: RunOptions) {
-        let failures = results.filter { !$0.passed }
-        let simulatedSeconds = results.reduce(0.0) { $0 + Double($1.simulatedDuration.nanoseconds) / 1e9 }
-        let events = results.reduce(UInt64(0)) { $0 + $1.events }
-        let converged = results.compactMap(\.convergence).map { Double($0.nanoseconds) / 1e9 }.sorted()
-        print("seeds:                  \(results.count) (from \(from)\(shard.map { ", shard \($0)" } ?? "")), jobs \(jobs)")
-        print("passed / failed:        \(results.count - failures.count) / \(failures.count)")
-        print("claims, acked puts:     \(results.reduce(0) { $0 + $1.claims }), \(results.reduce(0) { $0 + $1.putsAcknowledged })")
-        print("events:                 \(events)")
+    func printSummary(_ tally: SweepTally, wallSeconds: Double, options: RunOptions) {
+        print("seeds:                  \(tally.seedsRun) (from \(from)\(shard.map { ", shard \($0)" } ?? "")), jobs \(jobs)")
+        print("passed / failed:        \(tally.seedsRun - tally.failed) / \(tally.failed)")
+        print("claims, acked puts:     \(tally.claims), \(tally.putsAcknowledged)")
+        print("events:                 \(tally.events)")
         print("wall time:              \(format(wallSeconds)) s")
-        if let peak = peakResidentMegabytes() { print("peak memory:            \(peak) MB resident") }
-        print("seeds per minute:       \(format(Double(results.count) / wallSeconds * 60))")
-        print("simulated s per wall s: \(format(simulatedSeconds / wallSeconds)) (all jobs), \(format(simulatedSeconds / wallSeconds / Double(jobs))) per job")
-        if !converged.isEmpty {
-            print("convergence after heal: median \(format(converged[converged.count / 2])) s, max \(format(converged.last!)) s")
+        if let peak = peakResidentMegabytes(), let now = residentMegabytes() {
+            print("peak memory:            \(peak) MB resident (\(now) MB at the end)")
         }
+        print("seeds per minute:       \(format(Double(tally.seedsRun) / wallSeconds * 60))")
+        print("simulated s per wall s: \(format(tally.simulatedSeconds / wallSeconds)) (all jobs), \(format(tally.simulatedSeconds / wallSeconds / Double(jobs))) per job")
+        if let median = tally.convergenceMedianSeconds {
+            print("convergence after heal: median \(format(median)) s, max \(format(tally.convergenceMaxSeconds)) s")
+        }
+        print("drawn limits, high load: \(tally.drawnLimitSeeds) seeds, \(tally.highLoadSeeds) seeds")
         print("fault kinds exercised (seeds with it / times):")
         for kind in FaultKind.allCases {
-            let seedsWith = results.filter { ($0.faults[kind] ?? 0) > 0 }.count
-            let total = results.reduce(0) { $0 + ($1.faults[kind] ?? 0) }
-            print("  \(kind.rawValue.padding(toLength: 48, withPad: " ", startingAt: 0)) \(seedsWith) / \(total)")
+            let counts = tally.faults[kind] ?? SweepTally.Count()
+            print("  \(kind.rawValue.padding(toLength: 48, withPad: " ", startingAt: 0)) \(counts.seeds) / \(counts.times)")
         }
-        var byKind: [String: Int] = [:]
-        for failure in failures { byKind[failureKind(failure), default: 0] += 1 }
-        for (kind, count) in byKind.sorted(by: { $0.key < $1.key }) { print("failures: \(kind): \(count)") }
-        for failure in failures.prefix(20) {
+        print("refusals for load or time (seeds with it / times):")
+        for (what, counts) in tally.refusals.sorted(by: { $0.value.times > $1.value.times }) {
+            print("  \(String(what.prefix(80)).padding(toLength: 80, withPad: " ", startingAt: 0)) \(counts.seeds) / \(counts.times)")
+        }
+        for (kind, count) in tally.failureKinds.sorted(by: { $0.key < $1.key }) { print("failures: \(kind): \(count)") }
+        for failure in tally.failures {
             print("FAIL seed \(failure.seed): \(failure.violation.map(\.description) ?? "liveness: \(failure.stuck!)")")
             print("  replay: \(Simulation.replayCommand(seed: failure.seed, options: options))")
         }
@@ -82,25 +85,35 @@ struct Sweep: ParsableCommand {
         result.violation?.invariant ?? "liveness"
     }
 
-    func writeJUnit(_ results: [RunResult], to path: String, options: RunOptions) throws {
+    /// Written as it goes: the report of a 100k-seed sweep is never in memory at once.
+    func writeJUnit(_ tally: SweepTally, seeds: SeedList, ran: Int, to path: String, options: RunOptions) throws {
         func escape(_ text: String) -> String {
             text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
                 .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
         }
-        let failures = results.filter { !$0.passed }.count
-        var xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-        xml += "<testsuite name=\"walle-sim sweep\" tests=\"\(results.count)\" failures=\(quote(failures))>\n"
-        for result in results {
-            xml += "  <testcase classname=\"walle-sim\" name=\"seed \(result.seed)\" time=\"0\">\n"
-            if !result.passed {
-                let message = result.violation.map(\.description) ?? "liveness: \(result.stuck!)"
-                xml += "    <failure type=\"\(escape(failureKind(result)))\" message=\"\(escape(message))\">"
-                xml += escape(Simulation.replayCommand(seed: result.seed, options: options)) + "</failure>\n"
-            }
-            xml += "  </testcase>\n"
+        guard FileManager.default.createFile(atPath: path, contents: nil), let file = FileHandle(forWritingAtPath: path) else {
+            throw ValidationError("cannot write the JUnit report to \(path)")
         }
-        xml += "</testsuite>\n"
-        try xml.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? file.close() }
+        let failuresBySeed = Dictionary(tally.allFailures.map { ($0.seed, $0) }, uniquingKeysWith: { first, _ in first })
+        var chunk = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+        chunk += "<testsuite name=\"walle-sim sweep\" tests=\"\(ran)\" failures=\(quote(tally.failed))>\n"
+        for index in 0..<ran {
+            let seed = seeds[index]
+            chunk += "  <testcase classname=\"walle-sim\" name=\"seed \(seed)\" time=\"0\">\n"
+            if let result = failuresBySeed[seed] {
+                let message = result.violation.map(\.description) ?? "liveness: \(result.stuck!)"
+                chunk += "    <failure type=\"\(escape(failureKind(result)))\" message=\"\(escape(message))\">"
+                chunk += escape(Simulation.replayCommand(seed: result.seed, options: options)) + "</failure>\n"
+            }
+            chunk += "  </testcase>\n"
+            if chunk.utf8.count > 1 << 16 {
+                file.write(Data(chunk.utf8))
+                chunk = ""
+            }
+        }
+        chunk += "</testsuite>\n"
+        file.write(Data(chunk.utf8))
     }
 
     func quote(_ value: Int) -> String { "\"\(value)\"" }
@@ -110,31 +123,123 @@ func format(_ value: Double) -> String { String(format: "%.1f", value) }
 
 /// The process's peak resident set (VmHWM in /proc/self/status), in MB: a sweep's memory must
 /// not grow with its seed count.
-func peakResidentMegabytes() -> Int? {
+func peakResidentMegabytes() -> Int? { procStatusMegabytes("VmHWM:") }
+
+/// The process's resident set now (VmRSS), in MB.
+func residentMegabytes() -> Int? { procStatusMegabytes("VmRSS:") }
+
+private func procStatusMegabytes(_ field: String) -> Int? {
     guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-        let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+        let line = status.split(separator: "\n").first(where: { $0.hasPrefix(field) }),
         let kilobytes = Int(line.split(separator: " ").dropFirst().first ?? "")
     else { return nil }
     return kilobytes / 1024
 }
 
-/// Runs seeds on `jobs` threads; results come back in seed order whatever the finishing order.
+/// The seeds of a sweep or of one shard, computed rather than listed.
+struct SeedList: Sendable {
+    var first: UInt64
+    var stride: UInt64
+    var count: Int
+
+    subscript(index: Int) -> UInt64 { first + UInt64(index) * stride }
+}
+
+/// What a sweep keeps of its seeds: sums, counts, a histogram of convergence times and the
+/// failures. Nothing in it grows with the number of passing seeds: the histogram has one cell
+/// per 100 ms up to the liveness timeout, refusal and fault kinds are fixed sets, and only the
+/// first `failuresPrintedMax` failures are kept whole (`allFailures` keeps up to
+/// `failuresKeptMax` for the JUnit report).
+final class SweepTally: @unchecked Sendable {
+    struct Count {
+        var seeds = 0
+        var times = 0
+    }
+
+    static let failuresPrintedMax = 20
+    static let failuresKeptMax = 10_000
+    static let convergenceBucketSeconds = 0.1
+
+    private let lock = NSLock()
+    private(set) var seedsRun = 0
+    private(set) var failed = 0
+    private(set) var violations = 0
+    private(set) var claims = 0
+    private(set) var putsAcknowledged = 0
+    private(set) var events: UInt64 = 0
+    private(set) var simulatedSeconds = 0.0
+    private(set) var drawnLimitSeeds = 0
+    private(set) var highLoadSeeds = 0
+    private(set) var faults: [FaultKind: Count] = [:]
+    private(set) var refusals: [String: Count] = [:]
+    private(set) var failureKinds: [String: Int] = [:]
+    private(set) var allFailures: [RunResult] = []
+    private var convergenceBuckets: [Int: Int] = [:]
+    private var convergenceCount = 0
+    private(set) var convergenceMaxSeconds = 0.0
+
+    /// The lowest-seeded failures, at most `failuresPrintedMax`, in seed order.
+    var failures: [RunResult] { Array(allFailures.sorted { $0.seed < $1.seed }.prefix(Self.failuresPrintedMax)) }
+
+    func add(_ result: RunResult) {
+        lock.lock()
+        defer { lock.unlock() }
+        seedsRun += 1
+        claims += result.claims
+        putsAcknowledged += result.putsAcknowledged
+        events += result.events
+        simulatedSeconds += Double(result.simulatedDuration.nanoseconds) / 1e9
+        if !result.profile.limits.drawn.isEmpty { drawnLimitSeeds += 1 }
+        if result.profile.load.isHigh { highLoadSeeds += 1 }
+        for (kind, times) in result.faults where times > 0 {
+            faults[kind, default: Count()].seeds += 1
+            faults[kind, default: Count()].times += times
+        }
+        for (what, times) in result.refusals {
+            refusals[what, default: Count()].seeds += 1
+            refusals[what, default: Count()].times += times
+        }
+        if let convergence = result.convergence {
+            let seconds = Double(convergence.nanoseconds) / 1e9
+            convergenceBuckets[Int(seconds / Self.convergenceBucketSeconds), default: 0] += 1
+            convergenceCount += 1
+            convergenceMaxSeconds = max(convergenceMaxSeconds, seconds)
+        }
+        guard !result.passed else { return }
+        failed += 1
+        if result.violation != nil { violations += 1 }
+        failureKinds[result.violation?.invariant ?? "liveness", default: 0] += 1
+        if allFailures.count < Self.failuresKeptMax { allFailures.append(result) }
+    }
+
+    /// The median convergence time, to the histogram's 100 ms.
+    var convergenceMedianSeconds: Double? {
+        guard convergenceCount > 0 else { return nil }
+        var seen = 0
+        for bucket in convergenceBuckets.keys.sorted() {
+            seen += convergenceBuckets[bucket]!
+            if seen * 2 > convergenceCount { return Double(bucket) * Self.convergenceBucketSeconds }
+        }
+        return nil
+    }
+}
+
+/// Runs seeds on `jobs` threads and hands each result to `onResult` as it finishes; keeps
+/// none. Returns how many seeds ran (all of them, or a prefix after a fail-fast stop).
 enum SweepRunner {
     static func run(
-        seeds: [UInt64], jobs: Int, options: RunOptions, failFast: Bool = false,
+        seeds: SeedList, jobs: Int, options: RunOptions, failFast: Bool = false,
         onResult: @escaping @Sendable (RunResult) -> Void
-    ) -> [RunResult] {
-        let box = ResultBox(count: seeds.count)
+    ) -> Int {
         let next = Counter()
-        DispatchQueue.concurrentPerform(iterations: min(jobs, seeds.count)) { _ in
+        DispatchQueue.concurrentPerform(iterations: max(1, min(jobs, seeds.count))) { _ in
             while let index = next.take(below: seeds.count) {
                 let result = Simulation.run(seed: seeds[index], options: options)
-                box.set(index, result)
                 onResult(result)
                 if failFast && !result.passed { next.stop() }
             }
         }
-        return box.results()
+        return next.taken
     }
 }
 
@@ -143,6 +248,13 @@ final class Counter: @unchecked Sendable {
     private var value = 0
 
     private var stopped = false
+
+    /// How many indexes were handed out (each one ran to its end).
+    var taken: Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return value
+    }
 
     func stop() {
         lock.lock()
@@ -157,22 +269,6 @@ final class Counter: @unchecked Sendable {
         value += 1
         return value - 1
     }
-}
-
-final class ResultBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var storage: [RunResult?]
-
-    init(count: Int) { storage = Array(repeating: nil, count: count) }
-
-    func set(_ index: Int, _ result: RunResult) {
-        lock.lock()
-        storage[index] = result
-        lock.unlock()
-    }
-
-    /// The seeds that ran, in seed order (a fail-fast sweep leaves the rest out).
-    func results() -> [RunResult] { storage.compactMap { $0 } }
 }
 
 /// A progress line on a terminal; a plain line every 10% otherwise.
@@ -196,7 +292,9 @@ final class Progress: @unchecked Sendable {
         if interactive {
             FileHandle.standardError.write("\r\(done)/\(total) seeds, \(failed) failed".data(using: .utf8)!)
         } else if done % max(1, total / 10) == 0 || done == total {
-            FileHandle.standardError.write("\(done)/\(total) seeds, \(failed) failed\n".data(using: .utf8)!)
+            // With the resident memory now, so one long sweep shows whether it grows.
+            let memory = residentMegabytes().map { ", \($0) MB resident" } ?? ""
+            FileHandle.standardError.write("\(done)/\(total) seeds, \(failed) failed\(memory)\n".data(using: .utf8)!)
         }
     }
 

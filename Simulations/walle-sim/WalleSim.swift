@@ -32,6 +32,15 @@ struct SimulationOptions: ParsableArguments {
     @Flag(help: "Leave out the hostile clients (malformed, forged, stale and replayed requests).")
     var noHostile = false
 
+    @Flag(help: "Every seed runs the base server limits and the usual load (no swarm-drawn limits).")
+    var baseLimits = false
+
+    @Flag(help: "No seed runs the high load (many writers, deep pipelines).")
+    var noHighLoad = false
+
+    @Option(name: .customLong("base-limit"), help: "Keep this limit at its base value whatever the seed draws (repeatable): \(LimitsProfile.names.joined(separator: ", ")).")
+    var baseLimitNames: [String] = []
+
     @Option(help: "Replace one server (wipe it, start a new one) at this simulated second.")
     var replaceAt: Int?
 
@@ -52,6 +61,12 @@ struct SimulationOptions: ParsableArguments {
         options.beyondModel = beyondModel
         options.replicaMoves = !noReplicaMoves
         options.hostileClients = !noHostile
+        options.drawnLimits = !baseLimits
+        options.highLoad = !noHighLoad
+        for name in baseLimitNames where !LimitsProfile.names.contains(name) {
+            throw ValidationError("unknown limit \"\(name)\"; known: \(LimitsProfile.names.joined(separator: ", "))")
+        }
+        options.baseLimitNames = Set(baseLimitNames)
         if let replaceAt, replaceAt < 0 || replaceAt >= duration {
             throw ValidationError("--replace-at must be within the fault phase [0, \(duration)) seconds, got \(replaceAt)")
         }
@@ -133,6 +148,9 @@ func hashInSecondProcess(seed: UInt64, simulation: SimulationOptions) throws -> 
     if simulation.beyondModel { arguments.append("--beyond-model") }
     if simulation.noReplicaMoves { arguments.append("--no-replica-moves") }
     if simulation.noHostile { arguments.append("--no-hostile") }
+    if simulation.baseLimits { arguments.append("--base-limits") }
+    if simulation.noHighLoad { arguments.append("--no-high-load") }
+    for name in simulation.baseLimitNames { arguments += ["--base-limit", name] }
     if let at = simulation.replaceAt { arguments += ["--replace-at", String(at)] }
     for bug in simulation.plantedBugs { arguments += ["--plant", bug] }
     process.arguments = arguments

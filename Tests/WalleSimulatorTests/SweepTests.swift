@@ -3,7 +3,8 @@ import Testing
 import WalleEnvironment
 @testable import WalleSimulator
 
-/// Seeds 1...200, each 10 simulated seconds, in 8 slices so they run in parallel.
+/// Seeds 1...200, each 10 simulated seconds, in 8 slices so they run in parallel. Limits are
+/// drawn; the high load has its own test (in a debug build one such seed costs half a minute).
 @Suite("Sweep")
 struct SweepTests {
     static let slices = Array(0..<8)
@@ -12,6 +13,7 @@ struct SweepTests {
     func sweep(slice: Int) {
         var options = RunOptions()
         options.duration = .seconds(10)
+        options.highLoad = false
         var acknowledged = 0
         for seed in UInt64(1 + slice * 25)...UInt64(25 + slice * 25) {
             let result = Simulation.run(seed: seed, options: options)
@@ -21,20 +23,44 @@ struct SweepTests {
         #expect(acknowledged > 0, "the workload must actually write")
     }
 
-    @Test("Regression seeds still pass")
-    func regressionSeeds() throws {
-        let url = try #require(Bundle.module.url(forResource: "Seeds/regression", withExtension: "txt"))
-        let seeds = try String(contentsOf: url, encoding: .utf8).split(separator: "\n")
-            .compactMap { line -> UInt64? in
-                let text = line.split(separator: "#")[0].trimmingCharacters(in: .whitespaces)
-                return UInt64(text)
-            }
-        #expect(!seeds.isEmpty)
+    @Test("The high load with drawn limits: the first 4 such seeds pass")
+    func highLoad() {
+        var options = RunOptions()
+        options.duration = .seconds(10)
+        let seeds = (UInt64(1)...200).filter { Profile.draw(seed: $0, options: options).load.isHigh }.prefix(4)
+        #expect(seeds.count == 4)
+        var exhausted: Set<String> = []
         for seed in seeds {
-            let result = Simulation.run(seed: seed, options: RunOptions())
-            #expect(result.passed, "\(result.summary)")
+            let result = Simulation.run(seed: seed, options: options)
+            #expect(result.passed, "\(result.summary)\nreplay: \(Simulation.replayCommand(seed: seed, options: options))")
+            exhausted.formUnion(result.refusals.keys.filter { $0.hasPrefix("resourceExhausted") })
         }
+        #expect(!exhausted.isEmpty, "a high load reaches some limit")
     }
+
+    /// `Seeds/regression.txt`: a seed per line, `high` after it when it needs the high load
+    /// (the others run without, which a debug build needs to stay quick), `#` comments.
+    static let regressionSeeds: [(seed: UInt64, highLoad: Bool)] = {
+        guard let url = Bundle.module.url(forResource: "Seeds/regression", withExtension: "txt"),
+            let text = try? String(contentsOf: url, encoding: .utf8)
+        else { return [] }
+        return text.split(separator: "\n").compactMap { line in
+            let words = line.split(separator: "#")[0].split(separator: " ")
+            guard let first = words.first, let seed = UInt64(first) else { return nil }
+            return (seed, words.dropFirst().contains("high"))
+        }
+    }()
+
+    @Test("Regression seeds still pass", arguments: regressionSeeds.map(\.seed))
+    func regressionSeed(seed: UInt64) throws {
+        var options = RunOptions()
+        options.highLoad = Self.regressionSeeds.first { $0.seed == seed }?.highLoad ?? false
+        let result = Simulation.run(seed: seed, options: options)
+        #expect(result.passed, "\(result.summary)\nreplay: \(Simulation.replayCommand(seed: seed, options: options))")
+    }
+
+    @Test("The regression list is there")
+    func regressionListLoads() { #expect(Self.regressionSeeds.count >= 10) }
 }
 
 #if DEBUG
@@ -125,14 +151,20 @@ struct FaultTests {
     func everyFaultKind() {
         var options = RunOptions()
         options.duration = .seconds(10)
+        options.highLoad = false
         var seen: Set<FaultKind> = []
+        var refusals: Set<String> = []
         for seed in UInt64(1)...60 {
             let result = Simulation.run(seed: seed, options: options)
             #expect(result.passed, "\(result.summary)")
             seen.formUnion(result.faults.filter { $0.value > 0 }.keys)
+            refusals.formUnion(result.refusals.keys)
         }
         // Lease overlaps need --beyond-model.
         let expected = Set(FaultKind.allCases).subtracting([.leaseViolationBeyondModel])
         #expect(expected.isSubset(of: seen), "never ran: \(expected.subtracting(seen).map(\.rawValue).sorted())")
+        // Swarm-drawn limits: the refusal paths of full queues and tables run too.
+        let exhausted = refusals.filter { $0.hasPrefix("resourceExhausted") }
+        #expect(exhausted.count >= 3, "resource-exhausted paths reached: \(exhausted.sorted())")
     }
 }
