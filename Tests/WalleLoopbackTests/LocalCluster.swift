@@ -93,8 +93,11 @@ final class LocalCluster: @unchecked Sendable {
 
     func log(_ id: UInt64) -> String { (try? String(contentsOf: logFile(id), encoding: .utf8)) ?? "" }
 
+    /// Waits for the port, not for a time: beside other suites on two cores, opening
+    /// WiredTiger can take many seconds. The outer deadline only catches a node that hangs.
     private func waitUntilListening(_ id: UInt64) throws {
-        for _ in 0..<200 {
+        let deadline = Date().addingTimeInterval(LocalCluster.startDeadlineSeconds)
+        while Date() < deadline {
             if let socket = try? connectTCP(port: ports[id]!) {
                 close(socket)
                 return
@@ -104,8 +107,10 @@ final class LocalCluster: @unchecked Sendable {
             }
             usleep(25_000)
         }
-        throw WalleError(.deadlineExceeded, "walle-node \(id) did not listen within 5 s: \(log(id))")
+        throw WalleError(.deadlineExceeded, "walle-node \(id) did not listen within \(LocalCluster.startDeadlineSeconds) s: \(log(id))")
     }
+
+    static let startDeadlineSeconds: Double = 120
 }
 
 /// A port nothing listens on right now (the kernel's pick for port 0).
