@@ -86,6 +86,25 @@ final class Oracle {
 
     /// Invariants 1 (committed immutability) and 4 (chain validity), and 6(b): no entry of
     /// an older writer commits above a newer writer's claimed tail.
+    /// Who wrote each entry's content (the newest writer, if two wrote the same). A claim
+    /// re-stamps entries under its own id without changing them, so fencing is decided by who
+    /// wrote the data, not by the stamp: in seed 1465 a failed claim of an older writer
+    /// re-stamped a newer writer's uncommitted entries on one member, and a later claim
+    /// committed them there. That was the newer writer's data, not fenced data.
+    private var authors: [EntryContent: WriterID] = [:]
+
+    struct EntryContent: Hashable {
+        var uri: StreamURI
+        var id: EntryID
+        var checksum: UInt64
+    }
+
+    /// A well-behaved writer made `entry` (hostile clients' forgeries are not recorded).
+    func entryWritten(_ uri: StreamURI, _ entry: Entry) {
+        let key = EntryContent(uri: uri, id: entry.id, checksum: entry.checksum)
+        authors[key] = max(authors[key] ?? .zero, entry.writerID)
+    }
+
     func committed(_ uri: StreamURI, _ entry: Entry, by node: NodeID, what: String) {
         observations += 1
         if let known = log[uri]?[entry.id] {
@@ -97,7 +116,8 @@ final class Oracle {
         if entry.id > 0, let previous = log[uri]?[entry.id - 1], !entry.chains(onto: previous) {
             fail("chain-validity", [node], "\(what): \(uri) entry \(entry.id) does not chain onto committed \(entry.id - 1)")
         }
-        for claim in claims[uri] ?? [] where claim.writer > entry.writerID && claim.tail.id < entry.id && entry.id > 0 {
+        let author = authors[EntryContent(uri: uri, id: entry.id, checksum: entry.checksum)] ?? entry.writerID
+        for claim in claims[uri] ?? [] where claim.writer > author && claim.tail.id < entry.id && entry.id > 0 {
             fail("writer-fencing", [node], "\(what): \(entry.brief) committed above \(claim.writer)'s claimed tail \(claim.tail.id)")
         }
         log[uri, default: [:]][entry.id] = entry.checksum

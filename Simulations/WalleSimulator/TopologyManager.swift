@@ -122,6 +122,7 @@ final class TopologyManager {
         do {
             let (entry, events) = try host.node.put(encoded)
             precondition(entry.id == next.version, "entry N holds version N ([TOPO-1])")
+            world.oracle.entryWritten(World.rootStream, entry)
             writing = (next, entry.id, change)
             removalTarget = nil
             handle(events)

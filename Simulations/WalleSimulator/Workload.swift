@@ -208,7 +208,8 @@ final class Workload {
             let fill = UInt8(truncatingIfNeeded: random.next())
             let data = [UInt8](repeating: fill, count: size)
             do {
-                let (_, events) = try host.node.put(data)
+                let (entry, events) = try host.node.put(data)
+                world.oracle.entryWritten(host.uri, entry)
                 putsIssued += 1
                 writerEvents(host, events)
             } catch {
