@@ -7,6 +7,7 @@ extension WriterClient {
         servers = members
         serverCursor %= members.count
         suspectUntil = suspectUntil.filter { members.contains($0.key) }
+        heardAt = heardAt.filter { members.contains($0.key) }
     }
 
     /// Starts a claim through the next server. Allowed when idle or after the writer closed.
@@ -53,7 +54,10 @@ extension WriterClient {
         guard case .response(let requestID, let reply) = message,
             let what = outstanding.removeValue(forKey: requestID)?.request
         else { return }
-        suspectUntil[source] = nil
+        if servers.contains(source) {
+            suspectUntil[source] = nil
+            heardAt[source] = now
+        }
         switch what {
         case .claim:
             claimAnswered(reply, now: now)
@@ -75,7 +79,10 @@ extension WriterClient {
         // Sorted: the order of the resulting retries must not depend on hashing.
         let expired = outstanding.filter { $0.value.deadline <= now }.keys.sorted()
         for requestID in expired {
-            suspectUntil[outstanding[requestID]!.target] = now + configuration.serverSuspectDuration
+            let request = outstanding[requestID]!
+            if (heardAt[request.target] ?? .distantPast) <= request.sentAt {
+                suspectUntil[request.target] = now + configuration.serverSuspectDuration
+            }
             let timeout = WalleError(.deadlineExceeded, "no answer in time")
             receive(.response(requestID, .failed(timeout)), from: id, now: now)
         }
@@ -229,21 +236,24 @@ extension WriterClient {
             deadline: now + min(configuration.requestTimeout, configuration.lease / 4), now: now)
     }
 
-    /// Sends through the next server in turn that is not suspect (any server if all are).
+    /// Sends through the next server in turn that is not suspect; if all are, through the one
+    /// whose suspicion ends first (the cursor's turn would include the dead ones).
     private mutating func send(
         _ message: Message, _ requestID: RequestID, _ request: Request, deadline: Instant, now: Instant
     ) {
-        var target = servers[serverCursor]
+        var best = serverCursor
         for step in 0..<servers.count {
-            let candidate = servers[(serverCursor + step) % servers.count]
-            if (suspectUntil[candidate] ?? .distantPast) <= now {
-                target = candidate
-                serverCursor = (serverCursor + step) % servers.count
+            let index = (serverCursor + step) % servers.count
+            let until = suspectUntil[servers[index]] ?? .distantPast
+            if until <= now {
+                best = index
                 break
             }
+            if until < suspectUntil[servers[best]] ?? .distantPast { best = index }
         }
-        serverCursor = (serverCursor + 1) % servers.count
-        outstanding[requestID] = Outstanding(request: request, target: target, deadline: deadline)
+        let target = servers[best]
+        serverCursor = (best + 1) % servers.count
+        outstanding[requestID] = Outstanding(request: request, target: target, sentAt: now, deadline: deadline)
         outbox.append(.send(message, to: target))
     }
 

@@ -83,6 +83,7 @@ public struct WriterClient {
     struct Outstanding {
         var request: Request
         var target: NodeID
+        var sentAt: Instant
         var deadline: Instant
     }
 
@@ -118,8 +119,14 @@ public struct WriterClient {
     var retryWakeAt: Instant?
     var nextRequestID: RequestID = 0
     var serverCursor: Int
-    /// Servers that let a request time out, and until when they are skipped.
+    /// Servers that let a request time out without answering anything since it was sent, and
+    /// until when they are skipped. At most one per member.
     var suspectUntil: [NodeID: Instant] = [:]
+    /// When each member last answered anything. A coordinator that answers other requests is
+    /// alive, only slow (it may wait `callTimeout` for a dead member before it answers): marking
+    /// it suspect too left every member suspect under load, and the round robin then sent the
+    /// oldest put through the dead member again and again (seed 799). At most one per member.
+    var heardAt: [NodeID: Instant] = [:]
     var outbox: [Effect] = []
     var events: [WriterEvent] = []
 

@@ -86,6 +86,27 @@ struct WriterClientTests {
         #expect(throws: WalleError.self) { try client.put([2], now: instant(46)) }
     }
 
+    @Test("A dead member is skipped after a timeout; slow members that answer are not (seed 799)")
+    func deadMemberSkipped() throws {
+        var client = activeWriter(lease: .seconds(60))
+        for index in 0..<6 { _ = try client.put([UInt8(index)], now: instant(20)) }
+        let sends = client.takeEffects().sends
+        #expect(Set(sends.map(\.target)) == Set(servers))
+        // Node 1 is dead. Nodes 2 and 3 are alive but slow: each answers one put with a
+        // retryable failure before the others time out.
+        for live in [node(2), node(3)] {
+            let send = try #require(sends.first { $0.target == live })
+            guard case .putEntry(let requestID, _, _, _, _) = send.message else { return }
+            client.receive(.response(requestID, .failed(WalleError(.unavailable, "busy"))), from: live, now: instant(1000))
+        }
+        client.wake(now: instant(20 + 2000))
+        var retries = client.takeEffects().sends
+        client.wake(now: instant(20 + 2000 + 100))
+        retries += client.takeEffects().sends
+        #expect(retries.count == 6, "every put is sent again")
+        #expect(!retries.contains { $0.target == node(1) }, "the silent member is suspect; the slow ones are not")
+    }
+
     @Test("An idle writer heartbeats at least every lease/4 ([W-7])")
     func heartbeats() {
         var client = activeWriter(lease: .seconds(1))
