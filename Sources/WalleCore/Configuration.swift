@@ -67,7 +67,7 @@ public struct ServerConfiguration: Sendable {
     /// Out-of-order puts a stream may hold while it waits for their predecessors.
     public var queuedPutsMax = 4096
     /// Requests waiting on one queued put. A writer sends a put again after each request
-    /// timeout (2 s) while the put waits at most `queuedPutTimeout` (3 s), so two copies are
+    /// timeout (2 s) while the put waits `queuedPutTimeout` (3 s) after its newest copy, so two copies are
     /// usual; past the bound the oldest copy, which nobody waits for, is answered Unavailable.
     public var queuedPutRoutesMax = 4
     /// How long a queued put waits for its predecessor before it fails ([PIPE-5]). Longer than
@@ -98,6 +98,11 @@ public struct ServerConfiguration: Sendable {
     /// The calls puts may hold: three quarters, so a quarter stays for claims, catch-up and
     /// status whatever the put load.
     public var putCallsMax: Int { callsInFlightMax - callsInFlightMax / 4 }
+    /// The calls the put right after its writer's commit marker may hold: seven eighths. Every
+    /// later put of its writer waits for it at the members, so it may use half of the reserve;
+    /// the marker is the client's word, so a client that claims every put is "the oldest" still
+    /// leaves an eighth of the table to claims, catch-up and status.
+    public var oldestPutCallsMax: Int { callsInFlightMax - callsInFlightMax / 8 }
     /// Long polls held at once, over all streams.
     public var pollWaitersMax = 4096
     /// Answers held for a sync at once (group commit). An fsync stall holds one per put

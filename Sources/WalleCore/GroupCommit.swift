@@ -26,8 +26,13 @@ struct GroupCommit {
     private var waitersHead = 0
 
     var waiterCount: Int { waiters.count - waitersHead }
-    /// Slots held, released or not (for the bound check).
+    /// Slots held, released or not (for the bound check): at most `storedCountMax`.
     var storedCount: Int { waiters.count }
+    /// Released slots kept before the array is compacted. Compacting when at least this many
+    /// and at least half are released costs O(1) per waiter amortized, and keeps the released
+    /// slots at most max(this, the live ones).
+    static let releasedKeptMax = 1024
+    var storedCountMax: Int { 2 * waiterCount + Self.releasedKeptMax }
 
     /// Called for every write transaction submitted to the disk.
     mutating func recordWrite() { writeSequence += 1 }
@@ -57,7 +62,7 @@ struct GroupCommit {
         if waitersHead == waiters.count {
             waiters.removeAll(keepingCapacity: true)
             waitersHead = 0
-        } else if waitersHead >= 1024 && waitersHead * 2 >= waiters.count {
+        } else if waitersHead >= Self.releasedKeptMax && waitersHead * 2 >= waiters.count {
             waiters.removeFirst(waitersHead)
             waitersHead = 0
         }

@@ -31,9 +31,10 @@ extension ServerCore {
         // quarter of the call table to claims, catch-up and status: under a put flood those
         // must still run, or a topology change waiting on StreamStatus starves (swarm-drawn
         // limits, seed 24, callsInFlightMax=45). The put right after the writer's commit
-        // marker may use the reserve: every later put of its writer waits for it at the
-        // members, and refusing it while they hold the table kept seed 24 from committing.
-        let callsMax = entry.id == commit.id &+ 1 ? configuration.callsInFlightMax : configuration.putCallsMax
+        // marker may use half of the reserve (`oldestPutCallsMax`): every later put of its
+        // writer waits for it at the members, and refusing it while they hold the table kept
+        // seed 24 from committing.
+        let callsMax = entry.id == commit.id &+ 1 ? configuration.oldestPutCallsMax : configuration.putCallsMax
         guard calls.count + members.count <= callsMax else {
             fail(route, .resourceExhausted, "\(calls.count) calls in flight on \(id); puts may use \(configuration.putCallsMax)")
             return

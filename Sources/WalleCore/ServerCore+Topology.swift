@@ -117,6 +117,10 @@ extension ServerCore {
             timers.cancel(.readWaiterDeadline(uri, waiter.id))
             fail(waiter.route, .notFound, "\(id) left \(uri)")
         }
+        // The stream's two own deadlines go with it: `liveDeadlineCountMax` counts two per
+        // stream held, and a replica move that dropped a stream with both pending broke it.
+        timers.cancel(.fastForward(uri))
+        timers.cancel(.backfillRetry(uri))
         pendingWrites.append(.dropStream(uri))
     }
 }

@@ -245,7 +245,7 @@ extension ServerCore {
     /// NewWriter and queued put, two per stream, two for the topology watch. Exceeding it means
     /// a deadline outlived what it guards (lazy cancellation). O(streams): simulator and tests.
     package var liveDeadlineCountMax: Int {
-        let queued = streams.values.reduce(0) { $0 + $1.queuedCount }
+        let queued = streams.values.reduce(0) { $0 + $1.queueCount }
         return calls.count + readWaiterCount + newWriterWaits.count + queued + 2 * streams.count + 2
     }
 
@@ -254,7 +254,7 @@ extension ServerCore {
     private func checkDeadlinesAreLive() {
         precondition(timers.count <= liveDeadlineCountMax, "\(timers.count) timers for \(liveDeadlineCountMax) live deadlines")
         precondition(groupCommit.waiterCount <= configuration.syncWaitersMax + newWriterWaits.count + streams.count)
-        precondition(groupCommit.storedCount <= 2 * groupCommit.waiterCount + 1024, "released sync waiters pile up")
+        precondition(groupCommit.storedCount <= groupCommit.storedCountMax, "released sync waiters pile up")
     }
 
     mutating func run(_ continuation: GroupCommit.Continuation) {

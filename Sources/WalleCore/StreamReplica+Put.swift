@@ -298,6 +298,9 @@ extension StreamReplica {
                     displaced.append((queued.routes.removeFirst(), error))
                 }
                 queued.routes.append(route)
+                // The wait counts from the newest copy, like its timer (the writer still wants
+                // it); `queuedPutsMax` bounds how many wait, whatever a replayer resends.
+                queued.expiresAt = now + limits.queuedPutTimeout
                 queue[entry.id] = queued
                 return (nil, displaced)
             }

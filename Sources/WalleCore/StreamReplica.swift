@@ -54,7 +54,6 @@ struct StreamReplica {
     /// When the previous writer's lease ended, as computed by the last NewWriter (WS-16).
     var previousLeaseEnd: Instant = .distantPast
     var queue: [EntryID: QueuedPut] = [:]
-    var queuedCount: Int { queue.count }
     /// The latest commit marker beyond the tail. Latest, not highest: a forged marker far ahead
     /// is replaced by the writer's next true one instead of hiding it for good.
     var pendingCommit: PendingCommit?
