@@ -84,8 +84,6 @@ final class Oracle {
 
     // MARK: The committed log
 
-    /// Invariants 1 (committed immutability) and 4 (chain validity), and 6(b): no entry of
-    /// an older writer commits above a newer writer's claimed tail.
     /// Who wrote each entry's content (the newest writer, if two wrote the same). A claim
     /// re-stamps entries under its own id without changing them, so fencing is decided by who
     /// wrote the data, not by the stamp: in seed 1465 a failed claim of an older writer
@@ -105,6 +103,8 @@ final class Oracle {
         authors[key] = max(authors[key] ?? .zero, entry.writerID)
     }
 
+    /// Invariants 1 (committed immutability) and 4 (chain validity), and 6(b): no entry of
+    /// an older writer commits above a newer writer's claimed tail.
     func committed(_ uri: StreamURI, _ entry: Entry, by node: NodeID, what: String) {
         observations += 1
         if let known = log[uri]?[entry.id] {
@@ -259,10 +259,10 @@ final class Oracle {
         }
     }
 
-    /// Invariant 2 at the source: a member acknowledges a put only once the entry is durable.
     /// The newest writer any NewWriter carried, per stream: what may fence a writer.
     private var newestWriterProposed: [StreamURI: WriterID] = [:]
 
+    /// Invariant 2 at the source: a member acknowledges a put only once the entry is durable.
     func messageSent(_ message: Message, from source: NodeID, to target: NodeID) {
         switch message {
         case .newWriter(let header, let writer, _, _):

@@ -49,7 +49,6 @@ public final class SimNetwork: Network {
 
     public func send(_ message: Message, from source: NodeID, to target: NodeID) {
         world.oracle.messageSent(message, from: source, to: target)
-        if case .response(_, .failed(let error)) = message { world.countRefusal(error) }
         world.overhear(message, from: source)
         if !topologyDeafUntil.isEmpty, case .pollStream(_, let uri, _) = message, uri == World.rootStream,
             let until = topologyDeafUntil[source], world.trueNow < until

@@ -1,4 +1,4 @@
-import WalleCore
+public import WalleCore
 import WalleEnvironment
 
 /// The outcome of one seed.
@@ -19,8 +19,8 @@ public struct RunResult: Sendable {
     /// Simulated time from the heal to convergence.
     public var convergence: Duration?
     public var faults: [FaultKind: Int]
-    /// Answers that refused for load or time, by what they said (see `World.countRefusal`).
-    public var refusals: [String: Int]
+    /// Requests the servers refused for load or time, by the bound that refused.
+    public var refusals: [Refusal: Int]
     /// Puts a replacement server acknowledged while it still had a gap to backfill.
     public var liveAcksDuringBackfill: Int
     /// Workload streams a replacement server joined, and the slowest time from such a join

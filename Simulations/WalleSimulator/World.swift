@@ -151,20 +151,9 @@ public final class World {
 
     func count(_ kind: FaultKind) { faultCounts[kind, default: 0] += 1 }
 
-    /// Refusals for load or time (ResourceExhausted, DeadlineExceeded, and the OutOfRange a
-    /// full uncommitted window answers, [LOG-2]) by what they said, numbers left out, so a
-    /// sweep shows which limit paths ran. Keys come from the servers' fixed messages: a few
-    /// dozen at most.
-    private(set) var refusalCounts: [String: Int] = [:]
-
-    func countRefusal(_ error: WalleError) {
-        let windowFull = error.code == .outOfRange && error.message.hasPrefix("too many uncommitted")
-        guard error.code == .resourceExhausted || error.code == .deadlineExceeded || windowFull else { return }
-        let words = error.message.split(separator: " ").map { word in
-            word.contains(where: \.isNumber) ? "N" : String(word)
-        }
-        refusalCounts["\(error.code.rawValue): \(words.joined(separator: " "))", default: 0] += 1
-    }
+    /// Refusals for load or time by the bound that refused (the servers' `Effect.refused`),
+    /// so a sweep shows which limit paths ran.
+    private(set) var refusalCounts: [Refusal: Int] = [:]
 
     private var serverConfiguration: ServerConfiguration {
         var configuration = ServerConfiguration()
@@ -199,6 +188,7 @@ public final class World {
         let id = host.id
         host.node.noteSink = { [unowned self] text in trace.line(trueNow, "\(id.short) note: \(text)") }
         host.node.quorumSink = { [unowned self] record in oracle.quorumReached(record, at: id) }
+        host.node.refusalSink = { [unowned self] limit in refusalCounts[limit, default: 0] += 1 }
         host.isUp = true
     }
 

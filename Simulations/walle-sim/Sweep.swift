@@ -1,6 +1,7 @@
 import ArgumentParser
 import Dispatch
 import Foundation
+import WalleCore
 import WalleSimulator
 
 struct Sweep: ParsableCommand {
@@ -33,7 +34,7 @@ struct Sweep: ParsableCommand {
         printSummary(tally, wallSeconds: wallSeconds, options: options)
         if let junit { try writeJUnit(tally, seeds: seedList, ran: ran, to: junit, options: options) }
         if let first = tally.failures.first {
-            print("first failing seed: \(first.seed) (\(failureKind(first)))")
+            print("first failing seed: \(first.seed) (\(first.kind))")
         }
         if tally.violations > 0 { throw ExitCode(ExitStatus.violation) }
         if tally.failed > 0 { throw ExitCode(ExitStatus.stuck) }
@@ -70,19 +71,16 @@ struct Sweep: ParsableCommand {
             let counts = tally.faults[kind] ?? SweepTally.Count()
             print("  \(kind.rawValue.padding(toLength: 48, withPad: " ", startingAt: 0)) \(counts.seeds) / \(counts.times)")
         }
-        print("refusals for load or time (seeds with it / times):")
-        for (what, counts) in tally.refusals.sorted(by: { $0.value.times > $1.value.times }) {
-            print("  \(String(what.prefix(80)).padding(toLength: 80, withPad: " ", startingAt: 0)) \(counts.seeds) / \(counts.times)")
+        print("refusals for load or time, by bound (seeds with it / times):")
+        for limit in Refusal.allCases {
+            let counts = tally.refusals[limit] ?? SweepTally.Count()
+            print("  \(limit.rawValue.padding(toLength: 48, withPad: " ", startingAt: 0)) \(counts.seeds) / \(counts.times)")
         }
         for (kind, count) in tally.failureKinds.sorted(by: { $0.key < $1.key }) { print("failures: \(kind): \(count)") }
         for failure in tally.failures {
-            print("FAIL seed \(failure.seed): \(failure.violation.map(\.description) ?? "liveness: \(failure.stuck!)")")
+            print("FAIL seed \(failure.seed): \(failure.message)")
             print("  replay: \(Simulation.replayCommand(seed: failure.seed, options: options))")
         }
-    }
-
-    func failureKind(_ result: RunResult) -> String {
-        result.violation?.invariant ?? "liveness"
     }
 
     /// Written as it goes: the report of a 100k-seed sweep is never in memory at once.
@@ -101,10 +99,9 @@ struct Sweep: ParsableCommand {
         for index in 0..<ran {
             let seed = seeds[index]
             chunk += "  <testcase classname=\"walle-sim\" name=\"seed \(seed)\" time=\"0\">\n"
-            if let result = failuresBySeed[seed] {
-                let message = result.violation.map(\.description) ?? "liveness: \(result.stuck!)"
-                chunk += "    <failure type=\"\(escape(failureKind(result)))\" message=\"\(escape(message))\">"
-                chunk += escape(Simulation.replayCommand(seed: result.seed, options: options)) + "</failure>\n"
+            if let failure = failuresBySeed[seed] {
+                chunk += "    <failure type=\"\(escape(failure.kind))\" message=\"\(escape(failure.message))\">"
+                chunk += escape(Simulation.replayCommand(seed: seed, options: options)) + "</failure>\n"
             }
             chunk += "  </testcase>\n"
             if chunk.utf8.count > 1 << 16 {
@@ -147,17 +144,31 @@ struct SeedList: Sendable {
 
 /// What a sweep keeps of its seeds: sums, counts, a histogram of convergence times and the
 /// failures. Nothing in it grows with the number of passing seeds: the histogram has one cell
-/// per 100 ms up to the liveness timeout, refusal and fault kinds are fixed sets, and only the
-/// first `failuresPrintedMax` failures are kept whole (`allFailures` keeps up to
-/// `failuresKeptMax` for the JUnit report).
+/// per 100 ms up to the liveness timeout, and refusal and fault kinds are fixed sets. Each
+/// failure keeps its seed, kind and a message of at most `messageCharactersMax` characters (the JUnit
+/// report names every failing seed), and nothing of its world.
 final class SweepTally: @unchecked Sendable {
     struct Count {
         var seeds = 0
         var times = 0
     }
 
+    struct Failure {
+        static let messageCharactersMax = 300
+        var seed: UInt64
+        /// The invariant violated, or "liveness".
+        var kind: String
+        var message: String
+
+        init(_ result: RunResult) {
+            seed = result.seed
+            kind = result.violation?.invariant ?? "liveness"
+            let full = result.violation.map(\.description) ?? "liveness: \(result.stuck ?? "did not converge")"
+            message = full.count <= Self.messageCharactersMax ? full : String(full.prefix(Self.messageCharactersMax)) + "…"
+        }
+    }
+
     static let failuresPrintedMax = 20
-    static let failuresKeptMax = 10_000
     static let convergenceBucketSeconds = 0.1
 
     private let lock = NSLock()
@@ -171,15 +182,15 @@ final class SweepTally: @unchecked Sendable {
     private(set) var drawnLimitSeeds = 0
     private(set) var highLoadSeeds = 0
     private(set) var faults: [FaultKind: Count] = [:]
-    private(set) var refusals: [String: Count] = [:]
+    private(set) var refusals: [Refusal: Count] = [:]
     private(set) var failureKinds: [String: Int] = [:]
-    private(set) var allFailures: [RunResult] = []
+    private(set) var allFailures: [Failure] = []
     private var convergenceBuckets: [Int: Int] = [:]
     private var convergenceCount = 0
     private(set) var convergenceMaxSeconds = 0.0
 
     /// The lowest-seeded failures, at most `failuresPrintedMax`, in seed order.
-    var failures: [RunResult] { Array(allFailures.sorted { $0.seed < $1.seed }.prefix(Self.failuresPrintedMax)) }
+    var failures: [Failure] { Array(allFailures.sorted { $0.seed < $1.seed }.prefix(Self.failuresPrintedMax)) }
 
     func add(_ result: RunResult) {
         lock.lock()
@@ -208,8 +219,9 @@ final class SweepTally: @unchecked Sendable {
         guard !result.passed else { return }
         failed += 1
         if result.violation != nil { violations += 1 }
-        failureKinds[result.violation?.invariant ?? "liveness", default: 0] += 1
-        if allFailures.count < Self.failuresKeptMax { allFailures.append(result) }
+        let failure = Failure(result)
+        failureKinds[failure.kind, default: 0] += 1
+        allFailures.append(failure)
     }
 
     /// The median convergence time, to the histogram's 100 ms.

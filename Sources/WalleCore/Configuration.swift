@@ -199,6 +199,8 @@ public enum Effect: Sendable {
     case note(String)
     /// A majority accepted one round of requests (only when quorum records are enabled).
     case quorum(QuorumRecord)
+    /// A bound refused a request for load or time (always emitted; nodes count them).
+    case refused(Refusal)
 }
 
 /// One round of requests a majority of `members` accepted: a put, or one claim phase after

@@ -75,7 +75,7 @@ extension ServerCore {
         _ route: Route, _ uri: StreamURI, _ writer: WriterID, address: String, leaseMilliseconds: Int64
     ) {
         guard newWriterWaits.count < configuration.newWriterWaitsMax else {
-            fail(route, .resourceExhausted, "\(newWriterWaits.count) NewWriter answers are already waiting on \(id)")
+            fail(route, .resourceExhausted, "\(newWriterWaits.count) NewWriter answers are already waiting on \(id)", limit: .newWriterWaits)
             return
         }
         switch streams[uri]!.checkWriter(writer) {
@@ -244,10 +244,10 @@ extension ServerCore {
             resolve([route], outcome, uri, entry)
             return
         }
-        let (error, displaced) = streams[uri]!.enqueue(entry, route: route, now: time.monotonic, limits: limits)
-        for (old, error) in displaced { reply(old, .failed(error)) }
-        if let error {
-            reply(route, .failed(error))
+        let (failure, displaced) = streams[uri]!.enqueue(entry, route: route, now: time.monotonic, limits: limits)
+        for (old, outcome) in displaced { resolve([old], outcome, uri, entry) }
+        if let failure {
+            resolve([route], failure, uri, entry)
             return
         }
         // A displaced put's key is the same: its deadline moves, it is not added.
@@ -261,6 +261,8 @@ extension ServerCore {
             for route in routes { acknowledgeWhenDurable(route) }
         case .failed(let error):
             for route in routes { reply(route, .failed(error)) }
+        case .refused(let limit, let error):
+            for route in routes { fail(route, error.code, error.message, limit: limit) }
         case .queued:
             preconditionFailure("a put is queued only on arrival")
         }
@@ -298,7 +300,7 @@ extension ServerCore {
             preconditionFailure("a queued put's deadline outlived it or came early")
         }
         let error = WalleError(.outOfRange, "entry \(entryID) waited too long for entry \(entryID - 1)")
-        resolve(expired.routes, .failed(error), uri, expired.entry)
+        resolve(expired.routes, .refused(.queuedPutTimeout, error), uri, expired.entry)
     }
 
     mutating func memberReadEntries(_ route: Route, _ uri: StreamURI, start: EntryID, end: EntryID) {

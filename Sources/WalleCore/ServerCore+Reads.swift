@@ -71,7 +71,7 @@ extension ServerCore {
 
     private mutating func wait(_ waiter: ReadWaiter, _ uri: StreamURI) {
         guard readWaiterCount < configuration.pollWaitersMax else {
-            fail(waiter.route, .resourceExhausted, "\(readWaiterCount) reads are already waiting on \(id)")
+            fail(waiter.route, .resourceExhausted, "\(readWaiterCount) reads are already waiting on \(id)", limit: .pollWaiters)
             return
         }
         var waiter = waiter
@@ -132,12 +132,12 @@ extension ServerCore {
             answerRead(purpose, [replica.committedEntry], uri: uri, start: start)
             return
         }
-        // The writes of this event so far go first: the disk applies requests in order, and
-        // the read must see them (a gap commit drops stale entries the read must not return).
         guard diskReads.count < configuration.diskReadsMax else {
-            fail(purpose.route, .resourceExhausted, "\(diskReads.count) disk reads are already in flight on \(id)")
+            fail(purpose.route, .resourceExhausted, "\(diskReads.count) disk reads are already in flight on \(id)", limit: .diskReads)
             return
         }
+        // The writes of this event so far go first: the disk applies requests in order, and
+        // the read must see them (a gap commit drops stale entries the read must not return).
         flushWrites()
         nextDiskToken += 1
         diskReads[nextDiskToken] = DiskRead(uri: uri, start: start, purpose: purpose)

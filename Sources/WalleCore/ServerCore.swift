@@ -188,6 +188,12 @@ extension ServerCore {
         reply(route, .failed(WalleError(code, message)))
     }
 
+    /// Answers a request a bound refused, and counts the refusal by its bound.
+    mutating func fail(_ route: Route, _ code: WalleError.Code, _ message: String, limit: Refusal) {
+        outbox.append(.refused(limit))
+        fail(route, code, message)
+    }
+
     /// A request the boundary refused: answered with the error, nothing else changes. A bad
     /// answer (a response) is dropped; its call times out as if it were lost.
     mutating func refuse(_ message: Message, from source: NodeID, _ error: WalleError) {
@@ -212,7 +218,7 @@ extension ServerCore {
         if case .reply(let route, _) = continuation,
             groupCommit.waiterCount + awaitingFlush.count >= configuration.syncWaitersMax
         {
-            fail(route, .resourceExhausted, "\(groupCommit.waiterCount) answers already wait for a sync on \(id)")
+            fail(route, .resourceExhausted, "\(groupCommit.waiterCount + awaitingFlush.count) answers already wait for a sync on \(id)", limit: .syncWaiters)
             return
         }
         awaitingFlush.append(continuation)
@@ -300,6 +306,7 @@ extension ServerCore {
     ) {
         guard let replica = streams[purpose.stream] else { return }
         guard calls.count < configuration.callsInFlightMax else {
+            outbox.append(.refused(.calls))
             receiveCallResult(purpose, from: target, .failed(WalleError(.resourceExhausted, "too many calls in flight")))
             return
         }
@@ -329,6 +336,7 @@ extension ServerCore {
                 return
             }
             let error = WalleError(.deadlineExceeded, "no answer from \(pending.target)")
+            outbox.append(.refused(.callTimeout))
             receiveCallResult(pending.purpose, from: pending.target, .failed(error))
         case .newWriterAnswer(let waitID):
             answerNewWriter(waitID)

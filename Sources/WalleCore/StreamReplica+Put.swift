@@ -46,10 +46,10 @@ extension StreamReplica {
             return .failed(WalleError(.outOfRange, "entry \(entry.id) does not chain onto local entry \(tailID)"))
         }
         if tailID - committedID >= limits.uncommittedEntriesMax {
-            return .failed(WalleError(.outOfRange, "too many uncommitted entries (\(tailID - committedID))"))
+            return .refused(.uncommittedEntries, WalleError(.outOfRange, "too many uncommitted entries (\(tailID - committedID))"))
         }
         if uncommittedBytes + entry.data.count > limits.uncommittedBytesMax {
-            return .failed(WalleError(.outOfRange, "too many uncommitted bytes (\(uncommittedBytes))"))
+            return .refused(.uncommittedBytes, WalleError(.outOfRange, "too many uncommitted bytes (\(uncommittedBytes))"))
         }
         append(entry, writes: &writes)
         return .applied
@@ -281,21 +281,21 @@ extension StreamReplica {
 // MARK: - Queue and backfill
 
 extension StreamReplica {
-    /// Queues a put that arrived before its predecessor ([PIPE-2], [PIPE-3]). Returns an error
-    /// for this put, or the callers it displaced with their answers.
+    /// Queues a put that arrived before its predecessor ([PIPE-2], [PIPE-3]). Returns the
+    /// failure of this put, or the callers it displaced with theirs.
     mutating func enqueue(
         _ entry: Entry, route: Route, now: Instant, limits: ReplicaLimits
-    ) -> (error: WalleError?, displaced: [(Route, WalleError)]) {
+    ) -> (failure: PutOutcome?, displaced: [(Route, PutOutcome)]) {
         precondition(entry.id > tailID + 1)
         if var queued = queue[entry.id] {
             if queued.entry.writerID == entry.writerID && queued.entry.checksum == entry.checksum {
                 // The same put again (the writer resends after its request timeout). The
                 // oldest copies are the ones nobody waits for any more; without a bound, a
                 // client resending one put could grow this list for as long as it waits.
-                var displaced: [(Route, WalleError)] = []
+                var displaced: [(Route, PutOutcome)] = []
                 if queued.routes.count >= limits.queuedPutRoutesMax {
                     let error = WalleError(.unavailable, "entry \(entry.id) was sent again; the newer request waits instead")
-                    displaced.append((queued.routes.removeFirst(), error))
+                    displaced.append((queued.routes.removeFirst(), .refused(.queuedPutRoutes, error)))
                 }
                 queued.routes.append(route)
                 // The wait counts from the newest copy, like its timer (the writer still wants
@@ -306,21 +306,21 @@ extension StreamReplica {
             }
             // Different content at the same id: the newer writer's entry stays.
             if entry.writerID < queued.entry.writerID {
-                return (WalleError(.failedPrecondition, "entry \(entry.id) of writer \(queued.entry.writerID) is queued instead"), [])
+                return (.failed(WalleError(.failedPrecondition, "entry \(entry.id) of writer \(queued.entry.writerID) is queued instead")), [])
             }
             if entry.writerID == queued.entry.writerID {
                 // A writer writes each id once, so one of the two is not its own (a forged or
                 // corrupt copy). Which one chains is known only when the predecessor arrives,
                 // and the one that does not is dropped then: answer "retry", never a final
                 // error, or anyone could close a writer by queuing a copy first.
-                return (WalleError(.unavailable, "another entry \(entry.id) of writer \(entry.writerID) waits here; try again"), [])
+                return (.failed(WalleError(.unavailable, "another entry \(entry.id) of writer \(entry.writerID) waits here; try again")), [])
             }
             queue[entry.id] = QueuedPut(entry: entry, routes: [route], expiresAt: now + limits.queuedPutTimeout)
             let error = WalleError(.failedPrecondition, "entry \(entry.id) was replaced by newer writer \(entry.writerID)")
-            return (nil, queued.routes.map { ($0, error) })
+            return (nil, queued.routes.map { ($0, .failed(error)) })
         }
         guard queue.count < limits.queuedPutsMax else {
-            return (WalleError(.resourceExhausted, "\(queue.count) puts are already waiting on \(uri)"), [])
+            return (.refused(.queuedPuts, WalleError(.resourceExhausted, "\(queue.count) puts are already waiting on \(uri)")), [])
         }
         queue[entry.id] = QueuedPut(entry: entry, routes: [route], expiresAt: now + limits.queuedPutTimeout)
         return (nil, [])

@@ -35,6 +35,8 @@ enum PutOutcome: Equatable {
     /// Applied as a gap commit: the entries below it must be backfilled.
     case gapCommitted
     case failed(WalleError)
+    /// Failed because a bound was reached (counted by the core).
+    case refused(Refusal, WalleError)
 }
 
 /// One member's copy of one stream: the live window `[C..T]`, the writer and lease, the

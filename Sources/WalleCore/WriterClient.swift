@@ -106,8 +106,9 @@ public struct WriterClient {
     /// Entry bytes of `pending` (at most `putsPendingBytesMax`, or one entry).
     var pendingBytes = 0
     var putsInFlight = 0
-    /// Puts this writer lets out at once now (AIMD, like TCP's window): halved by every
-    /// ResourceExhausted answer, one more per acknowledged entry, at most `putsInFlightMax`.
+    /// Puts this writer lets out at once now: halved by every ResourceExhausted answer, one
+    /// more per acknowledged entry (doubling per round trip, like TCP's slow start), at most
+    /// `putsInFlightMax`.
     /// Resending a full pipeline every `retryDelay` into a full server only kept it full:
     /// the later puts waited at the members for the refused earlier ones and expired, and a
     /// seed of tight limits under high load ran for minutes of wall time per simulated one.

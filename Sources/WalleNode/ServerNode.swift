@@ -16,6 +16,8 @@ public final class ServerNode<NodeClock: Clock, NodeNetwork: Network, NodeDisk: 
     public var noteSink: ((String) -> Void)?
     /// Receives the core's quorum records, when they are enabled (oracles, metrics).
     public var quorumSink: ((QuorumRecord) -> Void)?
+    /// Receives every refusal for load or time, by the bound that refused (counters).
+    public var refusalSink: ((Refusal) -> Void)?
     private var scheduledWakeup: Instant?
 
     /// Recovers the node's state from `disk`. Throws when the disk cannot be read.
@@ -82,6 +84,8 @@ public final class ServerNode<NodeClock: Clock, NodeNetwork: Network, NodeDisk: 
                 noteSink?(text)
             case .quorum(let record):
                 quorumSink?(record)
+            case .refused(let limit):
+                refusalSink?(limit)
             }
         }
         if let next = core.nextWakeup, next != scheduledWakeup {

@@ -1,5 +1,6 @@
 import Foundation
 public import Logging
+import Metrics
 public import NIOCore
 import NIOPosix
 import WalleCore
@@ -130,6 +131,10 @@ public final class NodeRuntime: @unchecked Sendable {
             random: SystemRandomNumberGenerator())
         transport.onMessage = { [unowned node] message, source in node.receive(message, from: source) }
         clock.onWake = { [unowned node] in node.wake() }
+        let refusals = Dictionary(uniqueKeysWithValues: Refusal.allCases.map {
+            ($0, Counter(label: "walle_requests_refused_total", dimensions: [("limit", $0.rawValue)]))
+        })
+        node.refusalSink = { refusals[$0]?.increment() }
         if isNew && options.bootstrap {
             logger.info("bootstrap: creating \(rootStream) with members \(rootMembers.map(\.rawValue))")
             node.createStream(rootStream, topology: StreamTopology(version: 1, members: rootMembers))

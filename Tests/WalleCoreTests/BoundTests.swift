@@ -24,6 +24,34 @@ struct BoundTests {
         #expect(figures.answered >= figures.requests - load.requestsPerMillisecond, "every request is answered")
     }
 
+    @Test("Puts stop at three quarters of the call table; the oldest at seven eighths, whoever says it is")
+    func putAdmissionTiers() {
+        var configuration = ServerConfiguration()
+        configuration.callsInFlightMax = 24  // puts 18, the oldest 21, claims the rest
+        var core = makeServer(configuration: configuration)
+        let writer = WriterID(ts: 10, id: 1)
+        let entries = chain(from: .zero, count: 12, writer: writer)
+        func put(_ requestID: RequestID, _ entry: Entry, committed: EntryID) -> [Effect] {
+            core.receive(.putEntry(requestID, streamURI, committedID: committed, committedChecksum: 0, entry), from: client, at: at(5))
+            return core.takeEffects()
+        }
+        // Six later puts (three calls each) fill the puts' three quarters; the seventh is refused.
+        for index in 0..<6 { #expect(put(RequestID(100 + index), entries[index + 2], committed: 0).replies.isEmpty) }
+        #expect(core.calls.count == 18)
+        let refused = put(200, entries[9], committed: 0)
+        #expect(refused.replies.first?.reply.errorCode == .resourceExhausted)
+        #expect(refused.contains { if case .refused(.putCalls) = $0 { return true } else { return false } })
+        // The put right after the commit marker may go on to seven eighths, once.
+        #expect(put(201, entries[0], committed: 0).replies.isEmpty)
+        #expect(core.calls.count == 21)
+        // A client that calls another put the oldest (marker one below it) gets no further.
+        #expect(put(202, entries[10], committed: 10).replies.first?.reply.errorCode == .resourceExhausted)
+        // The last eighth stays for a claim's fan-out.
+        core.receive(.claimWriter(300, streamURI, writerAddress: "c", leaseMilliseconds: 1000), from: client, at: at(6))
+        #expect(core.takeEffects().replies.isEmpty, "the claim is under way, not refused")
+        #expect(core.calls.count == 24)
+    }
+
     #if DEBUG
         @Test("Planted: answered calls that leave their deadline behind are caught at once")
         func lazyCancellationIsCaught() async {

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import WalleCore
 import WalleEnvironment
 @testable import WalleSimulator
 
@@ -29,11 +30,11 @@ struct SweepTests {
         options.duration = .seconds(10)
         let seeds = (UInt64(1)...200).filter { Profile.draw(seed: $0, options: options).load.isHigh }.prefix(4)
         #expect(seeds.count == 4)
-        var exhausted: Set<String> = []
+        var exhausted: Set<Refusal> = []
         for seed in seeds {
             let result = Simulation.run(seed: seed, options: options)
             #expect(result.passed, "\(result.summary)\nreplay: \(Simulation.replayCommand(seed: seed, options: options))")
-            exhausted.formUnion(result.refusals.keys.filter { $0.hasPrefix("resourceExhausted") })
+            exhausted.formUnion(result.refusals.keys.filter { !$0.isTimeout })
         }
         #expect(!exhausted.isEmpty, "a high load reaches some limit")
     }
@@ -153,7 +154,7 @@ struct FaultTests {
         options.duration = .seconds(10)
         options.highLoad = false
         var seen: Set<FaultKind> = []
-        var refusals: Set<String> = []
+        var refusals: Set<Refusal> = []
         for seed in UInt64(1)...60 {
             let result = Simulation.run(seed: seed, options: options)
             #expect(result.passed, "\(result.summary)")
@@ -164,7 +165,7 @@ struct FaultTests {
         let expected = Set(FaultKind.allCases).subtracting([.leaseViolationBeyondModel])
         #expect(expected.isSubset(of: seen), "never ran: \(expected.subtracting(seen).map(\.rawValue).sorted())")
         // Swarm-drawn limits: the refusal paths of full queues and tables run too.
-        let exhausted = refusals.filter { $0.hasPrefix("resourceExhausted") }
-        #expect(exhausted.count >= 3, "resource-exhausted paths reached: \(exhausted.sorted())")
+        let exhausted = refusals.filter { !$0.isTimeout }
+        #expect(exhausted.count >= 3, "full tables and queues reached: \(exhausted.map(\.rawValue).sorted())")
     }
 }
