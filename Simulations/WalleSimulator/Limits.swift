@@ -29,9 +29,14 @@ public struct LimitsProfile: Sendable, CustomStringConvertible {
         ("pollWaitersMax", 2, 4096, \.pollWaitersMax),
         // Entries are at most 300 bytes; at least one must fit.
         ("uncommittedBytesMax", 1024, 64 << 20, \.uncommittedBytesMax),
-        ("readBatchCountMax", 1, 512, \.readBatchCountMax),
-        ("readBatchBytesMax", 1, 16 << 20, \.readBatchBytesMax),
-        ("backfillBatchCountMax", 1, 512, \.backfillBatchCountMax),
+        // A backfill step proves its answer's entries but the lowest (and its top is known), and
+        // a member that joins a stream backfills all of it (there is no trimming yet): with
+        // answers of three entries, one per round, a 300-second seed's new member needed over
+        // 70 s for 15,844 entries (seed 1). At least 16 entries per answer (of at most 300
+        // bytes each), as the base allows 16 of the largest entries (16 MiB, 1 MiB).
+        ("readBatchCountMax", 16, 512, \.readBatchCountMax),
+        ("readBatchBytesMax", 16 * 300, 16 << 20, \.readBatchBytesMax),
+        ("backfillBatchCountMax", 16, 512, \.backfillBatchCountMax),
         ("newWriterWaitsMax", 1, 4096, \.newWriterWaitsMax),
         // The answers of one sync at the highest simulated load (about 50k puts/s, 3 ms syncs)
         // are 150: below 256, refusing them is the normal state and a slow stream starves.

@@ -79,6 +79,16 @@ struct GapTests {
         #expect(error?.code == .dataLoss)
         #expect(writes.isEmpty)
     }
+
+    @Test("An answer of two entries proves nothing; of three, one (seed 8)")
+    func answerSizes() {
+        var member = gapCommitted()
+        var writes: [DiskOperation] = []
+        #expect(member.applyBackfill([chainA[3], chainA[4]], writes: &writes)?.code == .unavailable)
+        #expect(member.metadata.gapEnd == 5 && writes.isEmpty)
+        #expect(member.applyBackfill([chainA[2], chainA[3], chainA[4]], writes: &writes) == nil)
+        #expect(member.metadata.gapEnd == 4)
+    }
 }
 
 @Suite("Reads and versions around a gap")
@@ -108,5 +118,37 @@ struct GapServerTests {
         let answer = core.takeEffects().replies.first { $0.requestID == 9 }
         #expect(answer?.reply.errorCode == .unavailable)
         #expect(core.streams[streamURI]!.queueCount == 0)
+    }
+
+    @Test("The backfill asks this member's own copy only when it keeps the entry below the gap's end")
+    func asksItselfOnlyWhenItHelps() throws {
+        var core = makeServer()
+        install(&core, writerA)
+        let entries = chain(from: .zero, count: 5, writer: writerA)
+        var effects: [Effect] = []
+        for index in 0..<3 { effects += put(&core, entries[index], requestID: RequestID(2 + index)) }
+        // Entry 5 commits over a gap [1, 5): entries 1 to 3 are kept here, entry 4 is not.
+        effects += put(&core, entries[4], committed: entries[4], requestID: 20, kind: .claimCommit)
+        var synced: Set<UInt64> = []
+        func settle() {
+            for _ in 0..<8 {
+                let tokens = effects.syncTokens.filter { synced.insert($0).inserted }
+                for token in tokens { core.diskCompleted(.synced(token: token), at: at(2)) }
+                effects += core.takeEffects()
+            }
+        }
+        func backfillCalls() -> [(message: Message, target: NodeID)] {
+            effects.sends.filter { if case .readEntries = $0.message { return true } else { return false } }
+        }
+        settle()
+        let first = try #require(backfillCalls().first)
+        #expect(first.target != node(1), "entry 4 is not kept here: a peer is asked first")
+        // The peer proves entry 4; now the kept entries 1 to 3 can chain onto it, so this
+        // member's own copy is asked next.
+        core.receive(.response(first.message.requestID, .entries([entries[2], entries[3], entries[4]])), from: first.target, at: at(3))
+        effects = core.takeEffects()
+        settle()
+        #expect(core.streams[streamURI]!.metadata.gapEnd == 4)
+        #expect(backfillCalls().first?.target == node(1))
     }
 }
