@@ -178,6 +178,7 @@ extension StreamReplica {
         metadata.writerID = writer
         metadata.writerAddress = address
         metadata.leaseMilliseconds = leaseMilliseconds
+        metadata.pendingWaitMilliseconds = (previousEnd - now).millisecondsRoundedUp
         renewedAt = .distantPast
         previousLeaseEnd = previousEnd
         writes.append(.setMetadata(uri, metadata))
@@ -195,11 +196,15 @@ extension StreamReplica {
 
     /// Restart rule ([LEASE-4], made safe for retried NewWriter): the lease timers are
     /// volatile. The current writer counts as renewed at the restart (its renewals were all
-    /// earlier). A NewWriter this member was still waiting on when it crashed waited for an
-    /// older writer whose lease is not stored, so any NewWriter answered after the restart
-    /// first waits out the longest lease a claim may ask for.
+    /// earlier). A NewWriter this member was still waiting on when it crashed waited for the
+    /// older writers' leases; the wait stored with the install (`pendingWaitMilliseconds`)
+    /// covers them, counted again from the restart, since the time that passed is unknown.
+    /// Without it (metadata of format 1) the wait is the longest lease a claim may ask for:
+    /// that made every claim after a restart wait `leaseMax` (60 s) while clients gave up
+    /// after 10 s.
     mutating func restarted(now: Instant, leaseMax: Duration) {
         renewedAt = now
-        previousLeaseEnd = now + leaseMax
+        let stored = metadata.pendingWaitMilliseconds
+        previousLeaseEnd = now + (stored < 0 ? leaseMax : min(leaseMax, .milliseconds(stored)))
     }
 }

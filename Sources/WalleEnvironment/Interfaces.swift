@@ -55,6 +55,11 @@ public struct StreamMetadata: Hashable, Sendable {
     /// suffix: unverified, never served to readers, overwritten by verified copies. One of
     /// them may be the last copy of an acknowledged entry, so they are not deleted (0: none).
     public var gapKeptEnd: EntryID
+    /// The wait the last installed writer's NewWriter answer owed the writers before it, in
+    /// milliseconds from the install: what a restart must wait out again, since it cannot
+    /// know how much of it passed. Persisting it keeps a restarted member from making every
+    /// claim wait `leaseMax` (issue 12). −1: unknown (metadata of format 1), wait `leaseMax`.
+    public var pendingWaitMilliseconds: Int64
 
     public init(topology: StreamTopology) {
         self.topology = topology
@@ -67,6 +72,7 @@ public struct StreamMetadata: Hashable, Sendable {
         self.gapPreviousChecksum = 0
         self.gapEndChecksum = 0
         self.gapKeptEnd = 0
+        self.pendingWaitMilliseconds = 0
     }
 
     public var hasGap: Bool { gapStart < gapEnd }

@@ -53,6 +53,14 @@ extension Duration {
     /// The whole milliseconds in this duration, truncated toward zero.
     public var milliseconds: Int64 { nanoseconds / 1_000_000 }
 
+    /// The milliseconds in this non-negative duration, rounded up: a stored wait must not
+    /// come out shorter than the one it records.
+    public var millisecondsRoundedUp: Int64 {
+        let ns = nanoseconds
+        precondition(ns >= 0, "a wait is never negative")
+        return ns / 1_000_000 + (ns % 1_000_000 == 0 ? 0 : 1)
+    }
+
     /// "12.345ms": fixed format so traces hash the same on every platform.
     public var formattedMilliseconds: String {
         let ns = nanoseconds

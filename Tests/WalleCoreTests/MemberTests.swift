@@ -270,6 +270,30 @@ struct NewWriterTests {
         #expect(replies.first?.reply.isOK == true)
     }
 
+    @Test("A restart waits out the stored pending wait, not leaseMax; metadata without one waits leaseMax (issue 12)")
+    func restartWaitsStoredWait() throws {
+        var core = makeServer()
+        install(&core, writerA, lease: 1000, at: 0)
+        let beat = Entry(id: 0, writerID: writerA, checksum: 0, data: [])
+        _ = put(&core, beat, requestID: 5, at: 100)  // renews: A's lease runs to 1100 here
+        core.receive(.newWriter(header(6), writerB, writerAddress: "b", leaseMilliseconds: 500), from: node(3), at: at(200))
+        _ = core.takeEffects()
+        let stored = try #require(core.metadata(of: streamURI))
+        #expect(stored.pendingWaitMilliseconds == 900, "B's answer owes A's lease 900 ms more")
+        // The process dies before answering and comes back much later: it cannot know how
+        // much of the 900 ms passed, so it waits all of it again, and B's own 500 ms.
+        func restarted(_ metadata: StreamMetadata) -> ServerCore {
+            var configuration = ServerConfiguration()
+            configuration.deepChecksEnabled = true
+            let recovered = RecoveredState(streams: [RecoveredStream(uri: streamURI, metadata: metadata, window: [.zero])])
+            return ServerCore(id: node(1), configuration: configuration, recovered: recovered, random: CountingRandom(), time: at(50_000))
+        }
+        #expect(restarted(stored).writerInfo(streamURI).remainingLeaseMilliseconds == 900)
+        var legacy = stored
+        legacy.pendingWaitMilliseconds = -1
+        #expect(restarted(legacy).writerInfo(streamURI).remainingLeaseMilliseconds == ServerConfiguration().leaseMax.milliseconds)
+    }
+
     @Test("WS-16: a repeated NewWriter waits for the same lease end instead of answering at once")
     func repeatedWaits() {
         var core = makeServer()

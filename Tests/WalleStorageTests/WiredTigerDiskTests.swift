@@ -211,8 +211,15 @@ struct WiredTigerDiskTests {
         stored.gapPreviousChecksum = 77
         stored.gapEndChecksum = 88
         stored.gapKeptEnd = 12
+        stored.pendingWaitMilliseconds = 1234
         let bytes = StorageCodec.encode(stored)
         #expect(try StorageCodec.decodeMetadata(uri, bytes) == stored)
+        // Format 1 (before the pending wait) still decodes, with the wait unknown.
+        var formatOne = Array(bytes.dropLast(8))
+        formatOne[0] = 1
+        var legacy = stored
+        legacy.pendingWaitMilliseconds = -1
+        #expect(try StorageCodec.decodeMetadata(uri, formatOne) == legacy)
         #expect(throws: WalleError.self) { try StorageCodec.decodeMetadata(uri, Array(bytes.dropLast())) }
         let value = StorageCodec.encode(entry(9))
         #expect(try StorageCodec.decodeEntry(id: 9, value) == entry(9))
