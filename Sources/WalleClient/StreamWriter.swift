@@ -47,9 +47,37 @@ public final class StreamWriter: @unchecked Sendable {
         }
     }
 
+    /// How long `claim` keeps trying. A coordinator collects NewWriter answers for up to
+    /// `leaseMax` + `newWriterCallSlack` (65 s by default) while members wait out earlier
+    /// leases; one attempt of this client gives up after 2 s + 3 leases. An attempt that fails
+    /// for a passing reason (its coordinator died or restarted, a member was full or had moved
+    /// on to a new member list) is made again through the next server, so the client's
+    /// patience matches the servers' waits. Each retry waits out no lease a second time: a
+    /// member answers it at the same lease end as before.
+    public static let claimDeadline: Duration = .seconds(70)
+    /// Pause between attempts: 100 ms more each time, at most 1 s.
+    static let claimRetryPauseMax: Duration = .seconds(1)
+
     /// Becomes the stream's writer: waits out the previous writer's lease, commits the winning
-    /// tail, and returns this writer's id and the last committed entry.
+    /// tail, and returns this writer's id and the last committed entry. Retries passing
+    /// failures until `claimDeadline`; a final error (another writer won meanwhile, the stream
+    /// does not exist) ends it at once.
     public func claim() async throws(WalleError) -> (WriterID, tail: Entry) {
+        let deadline = ContinuousClock.now + Self.claimDeadline
+        var pause = Duration.zero
+        while true {
+            do {
+                return try await claimOnce()
+            } catch {
+                let passing: Set<WalleError.Code> = [.unavailable, .deadlineExceeded, .resourceExhausted]
+                guard passing.contains(error.code), ContinuousClock.now + pause < deadline else { throw error }
+                pause = min(pause + .milliseconds(100), Self.claimRetryPauseMax)
+                try? await Task.sleep(for: pause)
+            }
+        }
+    }
+
+    private func claimOnce() async throws(WalleError) -> (WriterID, tail: Entry) {
         let promise = eventLoop.makePromise(of: (WriterID, Entry).self)
         eventLoop.execute { [self] in
             guard claimWaiter == nil else {

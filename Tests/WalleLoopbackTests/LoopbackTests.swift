@@ -68,6 +68,46 @@ struct LoopbackTests {
         await client.close()
     }
 
+    @Test("Rolling restart: a node killed and restarted every 10 s for 2 minutes; a new writer claims each round within lease + a few seconds")
+    func rollingRestartClaims() async throws {
+        let cluster = try LocalCluster()
+        defer { cluster.stopAll() }
+        try cluster.startAll()
+        let client = try cluster.client()
+        let uri = try StreamURI("/rolling")
+        try await client.createStream(uri, members: client.serverIDs)
+        let lease = Duration.seconds(2)
+        var previous: StreamWriter?
+        var claimTimes: [Duration] = []
+        for round in 0..<12 {
+            let roundStart = ContinuousClock.now
+            let victim = cluster.ids[round % 3]
+            cluster.kill9(victim)
+            try cluster.start(victim)
+            // The previous writer just stops (it may still hold its lease): the new one waits
+            // it out on the members, restarted ones included.
+            let writer = try await client.writer(for: uri, lease: lease)
+            let claimStart = ContinuousClock.now
+            _ = try await writer.claim()
+            let claimTime = ContinuousClock.now - claimStart
+            claimTimes.append(claimTime)
+            let entry = try await writer.append(Array("round \(round)".utf8))
+            print("rolling restart round \(round): node \(victim) restarted; claim took \(claimTime), entry \(entry.id)")
+            // With the restart waiting leaseMax (60 s), claims failed from the second round on.
+            #expect(claimTime < lease + .seconds(8), "round \(round): claim took \(claimTime)")
+            await previous?.close()
+            previous = writer
+            let next = roundStart + .seconds(10)
+            if ContinuousClock.now < next { try await Task.sleep(until: next) }
+        }
+        await previous?.close()
+        let read = try run("walle", ["read", uri.description, "--cluster", cluster.serverList])
+        let texts = read.output.split(separator: "\n").map { $0.split(separator: "\t").last.map(String.init) ?? "" }
+        #expect(texts == (0..<12).map { "round \($0)" }, "every round's entry, in order: \(read.output)")
+        print("rolling restart: slowest claim \(claimTimes.max()!)")
+        await client.close()
+    }
+
     /// The restarted server catches up and serves every acknowledged entry, unchanged.
     private func expectHolds(
         _ client: ClusterClient, server: NodeID, uri: StreamURI, _ acknowledged: [EntryID: Entry], round: Int
