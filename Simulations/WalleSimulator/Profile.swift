@@ -83,7 +83,7 @@ public struct Profile: Sendable, CustomStringConvertible {
                 syncLatencyMax: .microseconds(random.int(in: 200...3000)),
                 readLatencyMin: .microseconds(10),
                 readLatencyMax: .microseconds(random.int(in: 50...500))),
-            duration: options.duration,
+            duration: longRunDuration(seed: seed, options: options, load: load) ?? options.duration,
             faults: options.faults ? FaultProfile.draw(&faultRandom, replicaMoves: options.replicaMoves) : .none,
             hostile: options.faults && options.hostileClients ? HostileProfile.draw(seed: seed) : .none,
             limits: options.drawnLimits ? LimitsProfile.draw(seed: seed, load: load).keepingBase(options.baseLimitNames) : .base,
@@ -92,6 +92,19 @@ public struct Profile: Sendable, CustomStringConvertible {
     }
 
     public var clockRateRange: ClosedRange<Double> { beyondModel ? 0.5...1.6 : 0.75...1.25 }
+
+    /// One seed in a hundred of those with the usual load runs 120 to 600 s (its own fork: the
+    /// rest of the profile is drawn as before). High-load seeds stay short: they already cost
+    /// ten times a usual one per simulated second.
+    public static let longRunShare = 0.01
+    public static let longRunSeconds = 120...600
+
+    private static func longRunDuration(seed: UInt64, options: RunOptions, load: LoadProfile) -> Duration? {
+        guard options.longRuns, !load.isHigh else { return nil }
+        var random = SimRandom.fork(seed: seed, "long-run")
+        guard random.chance(longRunShare) else { return nil }
+        return .seconds(random.int(in: longRunSeconds))
+    }
 
     public var description: String {
         let rates = clockRates.prefix(serverCount).map { String(Int(($0 * 100).rounded())) + "%" }
@@ -110,8 +123,13 @@ public struct Profile: Sendable, CustomStringConvertible {
 
 /// Options a user passes to one run.
 public struct RunOptions: Sendable {
-    /// Simulated length of the fault phase.
+    /// Simulated length of the fault phase (a long run draws its own, see `longRuns`).
     public var duration: Duration = .seconds(30)
+    /// Let the swarm give one seed in a hundred a long fault phase, 120 to 600 s, instead of
+    /// `duration`: claims, backfills and queues must keep working however long a cluster has
+    /// run. Off here (the debug-built test suite cannot afford them); `walle-sim` turns it on
+    /// unless `--duration` or `--no-long-runs` is given.
+    public var longRuns = false
     /// Inject faults (partitions, loss, crashes, stalls, clock steps) during the fault phase.
     public var faults = true
     /// Let clock rates leave [0.75, 1.25]: write safety must still hold; lease overlaps are

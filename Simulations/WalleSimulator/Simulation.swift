@@ -70,7 +70,11 @@ public enum Simulation {
     /// The one command that replays a seed exactly.
     public static func replayCommand(seed: UInt64, options: RunOptions) -> String {
         var command = "swift run walle-sim replay --seed \(seed)"
-        if options.duration != .seconds(30) { command += " --duration \(options.duration.milliseconds / 1000)" }
+        if options.duration != .seconds(30) {
+            command += " --duration \(options.duration.milliseconds / 1000)"
+        } else if !options.longRuns {
+            command += " --no-long-runs"
+        }
         if options.livenessTimeout != .seconds(60) { command += " --liveness-timeout \(options.livenessTimeout.milliseconds / 1000)" }
         if !options.faults { command += " --no-faults" }
         if options.beyondModel { command += " --beyond-model" }

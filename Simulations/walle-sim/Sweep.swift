@@ -66,6 +66,7 @@ struct Sweep: ParsableCommand {
             print("convergence after heal: median \(format(median)) s, max \(format(tally.convergenceMaxSeconds)) s")
         }
         print("drawn limits, high load: \(tally.drawnLimitSeeds) seeds, \(tally.highLoadSeeds) seeds")
+        print("long runs (120 s+):      \(tally.longRunSeeds) seeds, the longest \(tally.longestRunSeconds) s")
         print("fault kinds exercised (seeds with it / times):")
         for kind in FaultKind.allCases {
             let counts = tally.faults[kind] ?? SweepTally.Count()
@@ -181,6 +182,8 @@ final class SweepTally: @unchecked Sendable {
     private(set) var simulatedSeconds = 0.0
     private(set) var drawnLimitSeeds = 0
     private(set) var highLoadSeeds = 0
+    private(set) var longRunSeeds = 0
+    private(set) var longestRunSeconds: Int64 = 0
     private(set) var faults: [FaultKind: Count] = [:]
     private(set) var refusals: [Refusal: Count] = [:]
     private(set) var failureKinds: [String: Int] = [:]
@@ -202,6 +205,9 @@ final class SweepTally: @unchecked Sendable {
         simulatedSeconds += Double(result.simulatedDuration.nanoseconds) / 1e9
         if !result.profile.limits.drawn.isEmpty { drawnLimitSeeds += 1 }
         if result.profile.load.isHigh { highLoadSeeds += 1 }
+        let seconds = result.profile.duration.milliseconds / 1000
+        if seconds >= Int64(Profile.longRunSeconds.lowerBound) { longRunSeeds += 1 }
+        longestRunSeconds = max(longestRunSeconds, seconds)
         for (kind, times) in result.faults where times > 0 {
             faults[kind, default: Count()].seeds += 1
             faults[kind, default: Count()].times += times

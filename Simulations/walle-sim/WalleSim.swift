@@ -14,8 +14,11 @@ enum ExitStatus {
 }
 
 struct SimulationOptions: ParsableArguments {
-    @Option(help: "Simulated seconds of the fault phase per seed.")
-    var duration: Int = 30
+    @Option(help: "Simulated seconds of the fault phase per seed (default: 30, and 120 to 600 for one seed in a hundred; giving it turns the long runs off).")
+    var duration: Int?
+
+    @Flag(help: "No seed draws a long fault phase (120 to 600 s instead of --duration).")
+    var noLongRuns = false
 
     @Option(help: "Simulated seconds the cluster has to converge after the heal.")
     var livenessTimeout: Int = 60
@@ -48,6 +51,7 @@ struct SimulationOptions: ParsableArguments {
     var plantedBugs: [String] = []
 
     func runOptions() throws -> RunOptions {
+        let duration = self.duration ?? 30
         guard duration > 0 && duration <= 86_400 else {
             throw ValidationError("--duration must be between 1 and 86400 seconds, got \(duration)")
         }
@@ -56,6 +60,7 @@ struct SimulationOptions: ParsableArguments {
         }
         var options = RunOptions()
         options.duration = .seconds(duration)
+        options.longRuns = self.duration == nil && !noLongRuns
         options.livenessTimeout = .seconds(livenessTimeout)
         options.faults = !noFaults
         options.beyondModel = beyondModel
@@ -141,9 +146,10 @@ func hashInSecondProcess(seed: UInt64, simulation: SimulationOptions) throws -> 
     let process = Process()
     process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
     var arguments = [
-        "run", "--seed", String(seed), "--hash-only", "--duration", String(simulation.duration),
-        "--liveness-timeout", String(simulation.livenessTimeout),
+        "run", "--seed", String(seed), "--hash-only", "--liveness-timeout", String(simulation.livenessTimeout),
     ]
+    if let duration = simulation.duration { arguments += ["--duration", String(duration)] }
+    if simulation.noLongRuns { arguments.append("--no-long-runs") }
     if simulation.noFaults { arguments.append("--no-faults") }
     if simulation.beyondModel { arguments.append("--beyond-model") }
     if simulation.noReplicaMoves { arguments.append("--no-replica-moves") }

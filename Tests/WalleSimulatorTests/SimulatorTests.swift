@@ -31,6 +31,25 @@ struct SimulatorBlockTests {
         #expect(freshNetwork.next() != diskFirst)
     }
 
+    @Test("One seed in a hundred draws a long run of 120 to 600 s; nothing else of the profile moves")
+    func longRuns() {
+        var options = RunOptions()
+        options.longRuns = true
+        var long: [Int64] = []
+        for seed in UInt64(1)...3000 {
+            let drawn = Profile.draw(seed: seed, options: options)
+            let plain = Profile.draw(seed: seed, options: RunOptions())
+            if drawn.duration != plain.duration {
+                long.append(drawn.duration.milliseconds / 1000)
+                #expect(!drawn.load.isHigh)
+            }
+            #expect(drawn.description.split(separator: "\n").dropFirst() == plain.description.split(separator: "\n").dropFirst())
+        }
+        #expect((15...45).contains(long.count), "\(long.count) long runs in 3000 seeds")
+        #expect(long.allSatisfy { Int64(Profile.longRunSeconds.lowerBound)...Int64(Profile.longRunSeconds.upperBound) ~= $0 })
+        #expect(long.contains { $0 > 400 } && long.contains { $0 < 300 }, "the whole range is drawn: \(long)")
+    }
+
     @Test("Profiles are drawn from the seed alone")
     func profiles() {
         let a = Profile.draw(seed: 99, options: RunOptions())
