@@ -55,7 +55,7 @@ let package = Package(
             name: "CWiredTiger", pkgConfig: "wiredtiger", providers: [.apt(["libwiredtiger-dev"])]),
         .target(name: "WiredTigerShim", dependencies: ["CWiredTiger"]),
         .target(
-            name: "WalleStorage", dependencies: ["WalleEnvironment", "WiredTigerShim"],
+            name: "WalleStorage", dependencies: ["WalleEnvironment", "WiredTigerShim", metrics],
             swiftSettings: swiftSettings),
         .target(name: "WalleWire", dependencies: ["WalleEnvironment"], swiftSettings: swiftSettings),
         .target(
@@ -78,6 +78,7 @@ let package = Package(
             dependencies: [
                 "WalleServer", "WalleTransport", "WalleEnvironment", argumentParser, logging,
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings),
         .executableTarget(

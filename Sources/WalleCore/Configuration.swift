@@ -201,6 +201,9 @@ public enum Effect: Sendable {
     case quorum(QuorumRecord)
     /// A bound refused a request for load or time (always emitted; nodes count them).
     case refused(Refusal)
+    /// A put this node coordinated was answered: how long it took from its arrival, and
+    /// whether a majority acknowledged it (always emitted; nodes keep a histogram).
+    case putFinished(Duration, acknowledged: Bool)
 }
 
 /// One round of requests a majority of `members` accepted: a put, or one claim phase after

@@ -107,6 +107,10 @@ extension ServerCore {
             return
         }
         coordinations.removeValue(forKey: coordinationID)
+        if case .put = coordination.kind {
+            let acknowledged = if case .succeeded = decision { true } else { false }
+            outbox.append(.putFinished(time.monotonic - coordination.startedAt, acknowledged: acknowledged))
+        }
         switch (decision, coordination.kind) {
         case (.failed(let error), _):
             self.reply(coordination.route, .failed(error))

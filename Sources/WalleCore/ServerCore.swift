@@ -257,6 +257,25 @@ extension ServerCore {
 
     package var timerCount: Int { timers.count }
 
+    /// What an operator watches: queue depths and catch-up, read when sampled (O(streams)).
+    public var gauges: CoreGauges {
+        var gauges = CoreGauges()
+        gauges.calls = calls.count
+        gauges.timers = timers.count
+        gauges.pollWaiters = readWaiterCount
+        gauges.syncWaiters = groupCommit.waiterCount
+        gauges.newWriterWaits = newWriterWaits.count
+        gauges.streams = streams.count
+        for replica in streams.values {
+            gauges.queuedPuts += replica.queueCount
+            if replica.metadata.hasGap {
+                gauges.streamsWithGap += 1
+                gauges.gapEntries += Int(replica.metadata.gapEnd - replica.metadata.gapStart)
+            }
+        }
+        return gauges
+    }
+
     private func checkDeadlinesAreLive() {
         precondition(timers.count <= liveDeadlineCountMax, "\(timers.count) timers for \(liveDeadlineCountMax) live deadlines")
         precondition(groupCommit.waiterCount <= configuration.syncWaitersMax + newWriterWaits.count + streams.count)
@@ -415,4 +434,20 @@ struct NewWriterWait {
     var route: Route
     var uri: StreamURI
     var writer: WriterID
+}
+
+/// Queue depths and catch-up progress of one node at one moment (`ServerCore.gauges`).
+public struct CoreGauges: Sendable, Equatable {
+    public var calls = 0
+    public var timers = 0
+    public var pollWaiters = 0
+    public var syncWaiters = 0
+    public var newWriterWaits = 0
+    public var queuedPuts = 0
+    public var streams = 0
+    /// Streams whose local copy has a gap still to backfill, and the entries it spans.
+    public var streamsWithGap = 0
+    public var gapEntries = 0
+
+    public init() {}
 }

@@ -18,6 +18,11 @@ public final class ServerNode<NodeClock: Clock, NodeNetwork: Network, NodeDisk: 
     public var quorumSink: ((QuorumRecord) -> Void)?
     /// Receives every refusal for load or time, by the bound that refused (counters).
     public var refusalSink: ((Refusal) -> Void)?
+    /// Receives how long each coordinated put took and whether it was acknowledged.
+    public var putSink: ((Duration, Bool) -> Void)?
+
+    /// Queue depths and catch-up progress right now (O(streams): for sampling).
+    public var gauges: CoreGauges { core.gauges }
     private var scheduledWakeup: Instant?
 
     /// Recovers the node's state from `disk`. Throws when the disk cannot be read.
@@ -86,6 +91,8 @@ public final class ServerNode<NodeClock: Clock, NodeNetwork: Network, NodeDisk: 
                 quorumSink?(record)
             case .refused(let limit):
                 refusalSink?(limit)
+            case .putFinished(let duration, let acknowledged):
+                putSink?(duration, acknowledged)
             }
         }
         if let next = core.nextWakeup, next != scheduledWakeup {

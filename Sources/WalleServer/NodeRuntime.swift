@@ -1,6 +1,5 @@
 import Foundation
 public import Logging
-import Metrics
 public import NIOCore
 import NIOPosix
 import WalleCore
@@ -46,6 +45,7 @@ public final class NodeRuntime: @unchecked Sendable {
     private var transport: Transport?
     private var clock: SystemClock?
     private var node: ProductionNode?
+    private let metrics = NodeMetrics()
     public private(set) var boundAddress: SocketAddress?
 
     /// The file that ties a data directory to its server id: wiping the directory makes a new
@@ -131,10 +131,7 @@ public final class NodeRuntime: @unchecked Sendable {
             random: SystemRandomNumberGenerator())
         transport.onMessage = { [unowned node] message, source in node.receive(message, from: source) }
         clock.onWake = { [unowned node] in node.wake() }
-        let refusals = Dictionary(uniqueKeysWithValues: Refusal.allCases.map {
-            ($0, Counter(label: "walle_requests_refused_total", dimensions: [("limit", $0.rawValue)]))
-        })
-        node.refusalSink = { refusals[$0]?.increment() }
+        metrics.attach(to: node, on: eventLoop)
         if isNew && options.bootstrap {
             logger.info("bootstrap: creating \(rootStream) with members \(rootMembers.map(\.rawValue))")
             node.createStream(rootStream, topology: StreamTopology(version: 1, members: rootMembers))
@@ -144,10 +141,19 @@ public final class NodeRuntime: @unchecked Sendable {
         self.node = node
     }
 
+    /// What `/health` says while the node runs: serving, with its last sampled gauges.
+    public var health: (serving: Bool, body: String) {
+        let sample = metrics.lastSample
+        let body = "{\"serving\":true,\"id\":\(options.id.rawValue),\"streams\":\(sample.streams),"
+            + "\"streamsWithGap\":\(sample.streamsWithGap),\"gapEntries\":\(sample.gapEntries)}\n"
+        return (true, body)
+    }
+
     /// Stops serving and closes WiredTiger cleanly. Safe to call more than once.
     public func stop() async {
         if let transport { await transport.close() }
         try? await eventLoop.submit { [self] in
+            metrics.stop()
             clock?.cancel()
             clock?.onWake = nil
             transport?.onMessage = nil

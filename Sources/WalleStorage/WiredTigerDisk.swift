@@ -1,4 +1,5 @@
 import Foundation
+import Metrics
 public import WalleEnvironment
 import WiredTigerShim
 
@@ -162,6 +163,7 @@ public final class WiredTigerDisk: Disk, @unchecked Sendable {
         if let error = Self.check(walle_wt_begin(session), "begin a transaction") { return error }
         do {
             for operation in operations { try apply(operation) }
+            syncer.countEntries(operations.reduce(0) { if case .putEntry = $1 { $0 + 1 } else { $0 } })
         } catch {
             _ = walle_wt_rollback(session)
             return error
@@ -322,7 +324,11 @@ final class SyncThread: @unchecked Sendable {
     private let fatal: @Sendable (WalleError) -> Void
     private let condition = NSCondition()
     private var waiting: [UInt64] = []
+    /// Entries written since the last flush began (the ones it makes durable).
+    private var entriesUnsynced = 0
     private var stopping = false
+    private let flushDuration = Metrics.Timer(label: "walle_fsync_duration_seconds")
+    private let entriesPerSync = Recorder(label: "walle_sync_entries", aggregate: true)
     private var thread: Thread?
     private let finished = DispatchSemaphore(value: 0)
 
@@ -337,6 +343,13 @@ final class SyncThread: @unchecked Sendable {
         thread.name = "walle-sync"
         self.thread = thread
         thread.start()
+    }
+
+    func countEntries(_ count: Int) {
+        guard count > 0 else { return }
+        condition.lock()
+        entriesUnsynced += count
+        condition.unlock()
     }
 
     func request(_ token: UInt64) {
@@ -363,13 +376,18 @@ final class SyncThread: @unchecked Sendable {
             while waiting.isEmpty && !stopping { condition.wait() }
             let tokens = waiting
             waiting.removeAll()
+            let entries = entriesUnsynced
+            entriesUnsynced = 0
             let done = stopping && tokens.isEmpty
             condition.unlock()
             if done { break }
+            let started = DispatchTime.now().uptimeNanoseconds
             if let error = WiredTigerDisk.check(walle_wt_log_flush_sync(session), "sync the log") {
                 fatal(error)
                 break
             }
+            flushDuration.recordNanoseconds(Int64(DispatchTime.now().uptimeNanoseconds - started))
+            entriesPerSync.record(entries)
             for token in tokens { deliver(.synced(token: token)) }
         }
         _ = walle_wt_session_close(session)

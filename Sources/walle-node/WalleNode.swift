@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import NIOCore
 import ServiceLifecycle
 import WalleEnvironment
 import WalleServer
@@ -47,7 +48,7 @@ struct WalleNodeCommand: AsyncParsableCommand {
         }
         let logger = Logger(label: "walle-node")
         let options: NodeOptions
-        let metricsAddress: String?
+        let metricsAddress: SocketAddress?
         do {
             (options, metricsAddress) = try Self.options(from: settings)
         } catch {
@@ -80,7 +81,7 @@ struct WalleNodeCommand: AsyncParsableCommand {
         return settings
     }
 
-    private static func options(from settings: [String: String]) throws -> (NodeOptions, String?) {
+    private static func options(from settings: [String: String]) throws -> (NodeOptions, SocketAddress?) {
         func required(_ key: String) throws(WalleError) -> String {
             guard let value = settings[key], !value.isEmpty else {
                 throw WalleError(.invalidArgument, "--\(key) is required (or `\(key) = ...` in the config file)")
@@ -103,7 +104,7 @@ struct WalleNodeCommand: AsyncParsableCommand {
             }
             options.cacheMegabytes = megabytes
         }
-        return (options, settings["metrics"])
+        return (options, try settings["metrics"].map { try ServerList.parseAddress($0) })
     }
 }
 
@@ -113,14 +114,18 @@ struct NodeService: Service {
     struct StartFailure: Error { var error: any Error }
 
     let options: NodeOptions
-    let metricsAddress: String?
+    let metricsAddress: SocketAddress?
     let logger: Logger
 
     func run() async throws {
         var endpoint: MetricsEndpoint?
         if let metricsAddress {
-            endpoint = try await MetricsEndpoint.start(at: try ServerList.parseAddress(metricsAddress))
-            logger.info("metrics at http://\(metricsAddress)/metrics")
+            do {
+                endpoint = try await MetricsEndpoint.start(at: metricsAddress)
+            } catch {
+                throw StartFailure(error: WalleError(.unavailable, "cannot serve metrics on \(metricsAddress): \(error)"))
+            }
+            logger.info("metrics at http://\(metricsAddress)/metrics, health at /health")
         }
         let runtime: NodeRuntime
         do {
@@ -129,8 +134,10 @@ struct NodeService: Service {
             await endpoint?.stop()
             throw StartFailure(error: error)
         }
+        endpoint?.setHealth { runtime.health }
         try? await gracefulShutdown()
         logger.info("shutting down")
+        endpoint?.setHealth(nil)
         await runtime.stop()
         await endpoint?.stop()
     }

@@ -14,14 +14,21 @@ import WalleFuzz
 final class LocalCluster: @unchecked Sendable {
     let directory: URL
     let ports: [UInt64: Int]
+    /// Where each node serves /metrics and /health, when started with metrics.
+    let metricsPorts: [UInt64: Int]
     private var processes: [UInt64: Process] = [:]
     private let lock = NSLock()
 
-    init(size: Int = 3) throws {
+    init(size: Int = 3, metrics: Bool = false) throws {
         directory = FileManager.default.temporaryDirectory.appendingPathComponent("walle-loopback-\(UUID().uuidString)")
         var ports: [UInt64: Int] = [:]
-        for id in 1...UInt64(size) { ports[id] = try freePort() }
+        var metricsPorts: [UInt64: Int] = [:]
+        for id in 1...UInt64(size) {
+            ports[id] = try freePort()
+            if metrics { metricsPorts[id] = try freePort() }
+        }
         self.ports = ports
+        self.metricsPorts = metricsPorts
         for id in ids { try FileManager.default.createDirectory(at: dataDirectory(id), withIntermediateDirectories: true) }
     }
 
@@ -51,7 +58,7 @@ final class LocalCluster: @unchecked Sendable {
         process.arguments = [
             "--id", String(id), "--listen", "127.0.0.1:\(ports[id]!)", "--data-dir", dataDirectory(id).path,
             "--peers", serverList, "--bootstrap", "--log-level", "info",
-        ]
+        ] + (metricsPorts[id].map { ["--metrics", "127.0.0.1:\($0)"] } ?? [])
         let log = logFile(id)
         if !FileManager.default.fileExists(atPath: log.path) { _ = FileManager.default.createFile(atPath: log.path, contents: nil) }
         let handle = try FileHandle(forWritingTo: log)
@@ -150,4 +157,32 @@ func run(_ name: String, _ arguments: [String], stdin: String? = nil) throws -> 
     let data = output.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
     return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+}
+
+/// `GET path` on 127.0.0.1:`port` over HTTP/1.0: the status code and the body (nil on no answer
+/// within 5 s).
+func httpGet(port: Int, _ path: String) -> (status: Int, body: String)? {
+    guard let socket = try? connectTCP(port: port) else { return nil }
+    defer { close(socket) }
+    var timeout = timeval(tv_sec: 5, tv_usec: 0)
+    setsockopt(socket, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    let request = Array("GET \(path) HTTP/1.0\r\nHost: localhost\r\n\r\n".utf8)
+    _ = request.withUnsafeBytes { send(socket, $0.baseAddress, $0.count, 0) }
+    var received: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65_536)
+    while received.count < 64 << 20 {
+        let count = chunk.withUnsafeMutableBytes { recv(socket, $0.baseAddress, $0.count, 0) }
+        if count <= 0 { break }
+        received += chunk[0..<count]
+        let text = String(decoding: received, as: UTF8.self)
+        guard let split = text.range(of: "\r\n\r\n") else { continue }
+        let header = text[..<split.lowerBound]
+        let length = header.split(separator: "\r\n").first { $0.lowercased().hasPrefix("content-length:") }
+            .flatMap { Int($0.split(separator: ":")[1].trimmingCharacters(in: .whitespaces)) }
+        let body = String(text[split.upperBound...])
+        if let length, body.utf8.count < length { continue }
+        let status = header.split(separator: " ").dropFirst().first.flatMap { Int($0) } ?? 0
+        return (status, body)
+    }
+    return nil
 }

@@ -196,6 +196,46 @@ struct LoopbackTests {
         await client.close()
     }
 
+    @Test("Metrics and health: the node's series after puts; a busy metrics address exits 66")
+    func metricsAndHealth() throws {
+        let cluster = try LocalCluster(metrics: true)
+        defer { cluster.stopAll() }
+        try cluster.startAll()
+        let list = ["--cluster", cluster.serverList]
+        #expect(try run("walle", ["create-stream", "/observed"] + list).status == 0)
+        #expect(try run("walle", ["put", "/observed", "one", "two", "three"] + list).status == 0)
+        let port = cluster.metricsPorts[1]!
+        let health = httpGet(port: port, "/health")
+        #expect(health?.status == 200)
+        #expect(health?.body.contains("\"serving\":true") == true, "health: \(String(describing: health))")
+        // Gauges are sampled once a second; the put series appear on the coordinators.
+        var text = ""
+        try waitFor("the node's series") {
+            text = cluster.ids.compactMap { httpGet(port: cluster.metricsPorts[$0]!, "/metrics")?.body }.joined()
+            return text.contains("walle_put_duration_seconds_bucket") && text.contains("walle_streams 2")
+        }
+        for series in [
+            "walle_fsync_duration_seconds_bucket", "walle_sync_entries_bucket", "walle_calls_in_flight",
+            "walle_queued_puts", "walle_poll_waiters", "walle_timers", "walle_streams_with_gap", "walle_gap_entries",
+            "walle_requests_refused_total{limit=\"queuedPutsMax\"}", "walle_frames_received_total",
+        ] {
+            #expect(text.contains(series), "no \(series) in the metrics")
+        }
+        #expect(httpGet(port: port, "/nothing")?.status == 404)
+        // A second node on node 1's metrics port cannot start: exit 66, with the reason.
+        let other = try LocalCluster(size: 1)
+        let busy = try run("walle-node", [
+            "--id", "1", "--listen", "127.0.0.1:\(other.ports[1]!)", "--data-dir", other.dataDirectory(1).path,
+            "--peers", "1=127.0.0.1:\(other.ports[1]!)", "--metrics", "127.0.0.1:\(port)",
+        ])
+        #expect(busy.status == 66)
+        let malformed = try run("walle-node", [
+            "--id", "1", "--listen", "127.0.0.1:\(other.ports[1]!)", "--data-dir", other.dataDirectory(1).path,
+            "--peers", "1=127.0.0.1:\(other.ports[1]!)", "--metrics", "nowhere",
+        ])
+        #expect(malformed.status == 64)
+    }
+
     @Test("A data directory of another server, or one that is not a database, is refused with a clear error")
     func refusesForeignDirectories() throws {
         let cluster = try LocalCluster(size: 1)
