@@ -64,6 +64,7 @@ final class ScrapeHandler: ChannelInboundHandler {
     let registry: PrometheusCollectorRegistry
     let health: HealthBox
     private var path = ""
+    private var keepAlive = true
 
     init(registry: PrometheusCollectorRegistry, health: HealthBox) {
         self.registry = registry
@@ -74,6 +75,7 @@ final class ScrapeHandler: ChannelInboundHandler {
         switch Self.unwrapInboundIn(data) {
         case .head(let head):
             path = head.uri
+            keepAlive = head.isKeepAlive
         case .body:
             break
         case .end:
@@ -100,7 +102,11 @@ final class ScrapeHandler: ChannelInboundHandler {
             let head = HTTPResponseHead(version: .http1_1, status: status, headers: headers)
             context.write(Self.wrapOutboundOut(.head(head)), promise: nil)
             context.write(Self.wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
-            context.writeAndFlush(Self.wrapOutboundOut(.end(nil)), promise: nil)
+            // HTTP/1.0 or `Connection: close`: the client reads to the end of the stream.
+            let close = !keepAlive
+            context.writeAndFlush(Self.wrapOutboundOut(.end(nil))).whenComplete { _ in
+                if close { context.close(promise: nil) }
+            }
         }
     }
 }

@@ -20,12 +20,14 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Measured seconds.") var duration = 10.0
     @Option(help: "Warm-up seconds (not measured).") var warmup = 2.0
     @Option(help: "Open loop: puts per second (0: closed loop).") var rate = 0.0
+    @Option(help: "Also print a line per window of this many seconds: its puts/s, p99 and p99.9 (0: none).") var window = 0.0
     @Flag(help: "Print one JSON line instead of the table.") var json = false
 
     func validate() throws {
         guard (1...4096).contains(inFlight) else { throw ValidationError("--in-flight must be 1...4096") }
         guard (0...Entry.dataSizeMax).contains(size) else { throw ValidationError("--size must be 0...\(Entry.dataSizeMax)") }
         guard duration > 0, warmup >= 0, rate >= 0 else { throw ValidationError("--duration must be > 0, --warmup and --rate >= 0") }
+        guard window == 0 || (1...3600).contains(window) else { throw ValidationError("--window must be 0 or 1...3600 seconds") }
     }
 
     func run() async throws {
@@ -36,7 +38,7 @@ struct Bench: AsyncParsableCommand {
             }
             let writer = try await client.writer(for: uri, lease: .seconds(2), address: "walle bench")
             _ = try await writer.claim()
-            let load = Load(writer: writer, payload: [UInt8](repeating: 0x61, count: size), inFlight: inFlight, rate: rate)
+            let load = Load(writer: writer, payload: [UInt8](repeating: 0x61, count: size), inFlight: inFlight, rate: rate, window: window)
             let result = try await load.run(warmup: warmup, duration: duration)
             await writer.close()
             report(result)
@@ -74,8 +76,13 @@ final class Load: @unchecked Sendable {
     let payload: [UInt8]
     let inFlight: Int
     let rate: Double
+    /// Seconds per window line (0: none). Each window has its own histogram, so a tail that
+    /// grows over a soak shows up in the window where it happens.
+    let window: Double
     private let lock = NSLock()
     private var histogram = Histogram<UInt64>(highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: .three)
+    private var windowHistogram = Histogram<UInt64>(highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: .three)
+    private var windowAcknowledged = 0
     private var acknowledged = 0
     private var failed = 0
     private var outstanding = 0
@@ -83,11 +90,12 @@ final class Load: @unchecked Sendable {
     private var stopping = false
     private var firstError: WalleError?
 
-    init(writer: StreamWriter, payload: [UInt8], inFlight: Int, rate: Double) {
+    init(writer: StreamWriter, payload: [UInt8], inFlight: Int, rate: Double, window: Double = 0) {
         self.writer = writer
         self.payload = payload
         self.inFlight = inFlight
         self.rate = rate
+        self.window = window
     }
 
     func run(warmup: Double, duration: Double) async throws -> Result {
@@ -100,15 +108,22 @@ final class Load: @unchecked Sendable {
         try await Task.sleep(for: .seconds(warmup))
         lock.withLock {
             histogram.reset()
+            windowHistogram.reset()
             acknowledged = 0
+            windowAcknowledged = 0
             failed = 0
             measuring = true
         }
         let measuredStart = Self.nowMicros()
         var second = 0
+        var windowStart = measuredStart
         while Double(Self.nowMicros() - measuredStart) / 1e6 < duration {
             try await Task.sleep(for: .seconds(min(1, duration - Double(second))))
             second += 1
+            if window > 0, Double(Self.nowMicros() - windowStart) / 1e6 >= window - 0.001 {
+                printWindow(from: measuredStart, windowStart: windowStart)
+                windowStart = Self.nowMicros()
+            }
             let (count, p99) = lock.withLock { (acknowledged, histogram.valueAtPercentile(99)) }
             let elapsed = Double(Self.nowMicros() - measuredStart) / 1e6
             FileHandle.standardError.write(Data(String(
@@ -123,6 +138,23 @@ final class Load: @unchecked Sendable {
         }
     }
 
+    /// One line: the window's end (seconds into the measurement), puts/s, p99 and p99.9.
+    private func printWindow(from measuredStart: Int64, windowStart: Int64) {
+        let now = Self.nowMicros()
+        let (count, p99, p999) = lock.withLock {
+            defer {
+                windowHistogram.reset()
+                windowAcknowledged = 0
+            }
+            return (windowAcknowledged, windowHistogram.valueAtPercentile(99), windowHistogram.valueAtPercentile(99.9))
+        }
+        let seconds = Double(now - windowStart) / 1e6
+        FileHandle.standardError.write(Data("\n".utf8))
+        printLine(String(
+            format: "window %6.0f s  %8.0f puts/s  p99 %7.2f ms  p99.9 %7.2f ms",
+            Double(now - measuredStart) / 1e6, Double(count) / seconds, Double(p99) / 1000, Double(p999) / 1000))
+    }
+
     private func submitOne() {
         let sent = Self.nowMicros()
         lock.withLock { outstanding += 1 }
@@ -132,7 +164,12 @@ final class Load: @unchecked Sendable {
                 outstanding -= 1
                 switch result {
                 case .success:
-                    if measuring { _ = histogram.record(UInt64(max(latency, 0))); acknowledged += 1 }
+                    if measuring {
+                        _ = histogram.record(UInt64(max(latency, 0)))
+                        _ = windowHistogram.record(UInt64(max(latency, 0)))
+                        acknowledged += 1
+                        windowAcknowledged += 1
+                    }
                 case .failure(let error):
                     if measuring { failed += 1 }
                     if firstError == nil { firstError = error as? WalleError }
