@@ -137,7 +137,9 @@ struct ForgedMarkerTests {
         install(&core, new, requestID: 30)
         let beat = Entry(id: 0, writerID: new, checksum: 0, data: [])
         // Forged (or true, the member cannot tell yet): the member keeps its entries and asks peers.
-        let reply = answer(&core, .putEntryInternal(header(31), .write, beat, committedID: 2, committedChecksum: 0xF00), from: node(2))
+        core.receive(.putEntryInternal(header(31), .write, beat, committedID: 2, committedChecksum: 0xF00), from: node(2), at: at(5))
+        let first = core.takeEffects()
+        let reply = (first + settle(&core, first, at: 5)).replies.first { $0.requestID == 31 }?.reply
         #expect(reply?.isOK == true)
         #expect(core.window(of: streamURI)?.map(\.id) == [0, 1, 2], "the marker alone drops nothing")
         core.wake(at: at(1_000))

@@ -16,7 +16,7 @@ func install(_ core: inout ServerCore, _ writer: WriterID, lease: Int64 = 1000, 
 func installWithEntries(_ core: inout ServerCore, _ writer: WriterID, count: Int) -> [Entry] {
     install(&core, writer)
     let entries = chain(from: .zero, count: count, writer: writer)
-    for (index, entry) in entries.enumerated() { _ = put(&core, entry, requestID: RequestID(10 + index)) }
+    for (index, entry) in entries.enumerated() { _ = settle(&core, put(&core, entry, requestID: RequestID(10 + index))) }
     return entries
 }
 
@@ -146,11 +146,12 @@ struct CommitMarkerTests {
         var core = makeServer()
         install(&core, writerA)
         let entries = chain(from: .zero, count: 2, writer: writerA)
-        _ = put(&core, entries[0], requestID: 1)
-        _ = put(&core, entries[1], requestID: 2)
+        _ = settle(&core, put(&core, entries[0], requestID: 1) + put(&core, entries[1], requestID: 2))
         let beat = Entry(id: 0, writerID: writerA, checksum: 0, data: [])
-        let replies = put(&core, beat, committed: entries[1], requestID: 3).replies
-        #expect(replies.first?.reply.isOK == true, "heartbeats answer without a sync")
+        let effects = put(&core, beat, committed: entries[1], requestID: 3)
+        #expect(effects.replies.isEmpty, "the OK waits for the commit's write to be durable")
+        let replies = settle(&core, effects).replies
+        #expect(replies.first?.reply.isOK == true)
         #expect(core.metadata(of: streamURI)?.committedID == 2)
     }
 
@@ -292,6 +293,20 @@ struct NewWriterTests {
         var legacy = stored
         legacy.pendingWaitMilliseconds = -1
         #expect(restarted(legacy).writerInfo(streamURI).remainingLeaseMilliseconds == ServerConfiguration().leaseMax.milliseconds)
+    }
+
+    @Test("A heartbeat's OK waits until the writer's install is durable (a crash could lose it and the lease with it)")
+    func heartbeatWaitsForInstall() {
+        var core = makeServer()
+        // B's NewWriter is installed; its sync is still out (a stalled fsync).
+        core.receive(.newWriter(header(6), writerB, writerAddress: "b", leaseMilliseconds: 2000), from: node(3), at: at(0))
+        let install = core.takeEffects()
+        #expect(install.syncTokens.count == 1)
+        let beat = Entry(id: 0, writerID: writerB, checksum: 0, data: [])
+        let early = put(&core, beat, requestID: 7, at: 5)
+        #expect(early.replies.isEmpty, "no OK while B's install could still be lost")
+        let later = settle(&core, install, at: 6)
+        #expect(later.replies.map(\.requestID).contains(7))
     }
 
     @Test("WS-16: a repeated NewWriter waits for the same lease end instead of answering at once")

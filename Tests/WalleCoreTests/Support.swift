@@ -74,3 +74,21 @@ extension Reply {
 
     var errorCode: WalleError.Code? { if case .failed(let e) = self { return e.code } else { return nil } }
 }
+
+/// Completes every sync `effects` asks for, and those the completions ask for in turn;
+/// returns everything the core emitted meanwhile.
+func settle(_ core: inout ServerCore, _ effects: [Effect], at time: Int64 = 2) -> [Effect] {
+    var all: [Effect] = []
+    var next = effects
+    for _ in 0..<16 {
+        let tokens = next.syncTokens
+        if tokens.isEmpty { break }
+        next = []
+        for token in tokens {
+            core.diskCompleted(.synced(token: token), at: at(time))
+            next += core.takeEffects()
+        }
+        all += next
+    }
+    return all
+}
