@@ -17,6 +17,8 @@ public final class StreamWriter: @unchecked Sendable {
     private let clock: SystemClock
     private let node: WriterNode<SystemClock, Transport>
     private var claimWaiter: EventLoopPromise<(WriterID, Entry)>?
+    /// Set by `close`: a claim in progress stops retrying.
+    private var closed = false
     private var appendWaiters: [EntryID: EventLoopPromise<Entry>] = [:]
     /// Appends refused for lack of room wait here for acknowledgements, bounded by count and
     /// by the bytes they hold (each keeps its data until it is retried): past either bound an
@@ -70,9 +72,14 @@ public final class StreamWriter: @unchecked Sendable {
                 return try await claimOnce()
             } catch {
                 let passing: Set<WalleError.Code> = [.unavailable, .deadlineExceeded, .resourceExhausted]
-                guard passing.contains(error.code), ContinuousClock.now + pause < deadline else { throw error }
+                let closed = (try? await eventLoop.submit { self.closed }.get()) ?? true
+                guard passing.contains(error.code), !closed, ContinuousClock.now + pause < deadline else { throw error }
                 pause = min(pause + .milliseconds(100), Self.claimRetryPauseMax)
-                try? await Task.sleep(for: pause)
+                do {
+                    try await Task.sleep(for: pause)
+                } catch {
+                    throw WalleError(.unavailable, "the claim of \(uri) was cancelled")
+                }
             }
         }
     }
@@ -159,6 +166,7 @@ public final class StreamWriter: @unchecked Sendable {
     /// Stops talking to the servers. Appends still waiting fail.
     public func close() async {
         try? await eventLoop.submit { [self] in
+            closed = true
             clock.cancel()
             fail(WalleError(.unavailable, "the writer of \(uri) was closed"))
         }.get()
