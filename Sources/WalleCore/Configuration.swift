@@ -95,6 +95,12 @@ public struct ServerConfiguration: Sendable {
     /// Server-to-server calls in flight at once ([HDR-1] on the sending side).
     public var callsInFlightMax = 65_536
 
+    /// The calls one peer may hold: half. A dead or stalled member holds every call sent to it
+    /// for `callTimeout`; without this, under load, one dead member of one busy stream filled
+    /// the table and every other stream's puts were refused (seed 25 with callsInFlightMax 569:
+    /// 440 calls waited on the dead member). A peer's calls beyond it fail at once, which a
+    /// quorum counts like its silence. Healthy load spreads over at least two peers.
+    public var callsPerPeerMax: Int { max(1, callsInFlightMax / 2) }
     /// The calls puts may hold: three quarters, so a quarter stays for claims, catch-up and
     /// status whatever the put load.
     public var putCallsMax: Int { callsInFlightMax - callsInFlightMax / 4 }

@@ -9,6 +9,8 @@ public enum Refusal: String, CaseIterable, Sendable, Comparable {
     case putCalls = "putCallsMax"
     /// The call table is full (`callsInFlightMax`).
     case calls = "callsInFlightMax"
+    /// One peer holds its share of the call table unanswered (`callsPerPeerMax`).
+    case callsPerPeer = "callsPerPeerMax"
     case newWriterWaits = "newWriterWaitsMax"
     case pollWaiters = "pollWaitersMax"
     case diskReads = "diskReadsMax"

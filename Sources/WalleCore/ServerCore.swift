@@ -25,6 +25,8 @@ public struct ServerCore {
     var awaitingFlush: [GroupCommit.Continuation] = []
     var timers: TimerQueue<ServerTimer>
     var calls: [RequestID: PendingCall] = [:]
+    /// Calls in flight per target: at most `callsPerPeerMax` each; a key per target with calls.
+    var callsByTarget: [NodeID: Int] = [:]
     var nextRequestID: RequestID = 0
     var claims: [UInt64: ClaimProcess] = [:]
     var coordinations: [UInt64: Coordination] = [:]
@@ -329,6 +331,13 @@ extension ServerCore {
             receiveCallResult(purpose, from: target, .failed(WalleError(.resourceExhausted, "too many calls in flight")))
             return
         }
+        let toTarget = callsByTarget[target, default: 0]
+        guard toTarget < configuration.callsPerPeerMax else {
+            outbox.append(.refused(.callsPerPeer))
+            receiveCallResult(purpose, from: target, .failed(WalleError(.resourceExhausted, "\(toTarget) calls to \(target) are unanswered")))
+            return
+        }
+        callsByTarget[target] = toTarget + 1
         let requestID = makeRequestID()
         let header = InternalHeader(
             requestID: requestID, stream: purpose.stream, target: target,
@@ -338,10 +347,17 @@ extension ServerCore {
         send(build(header), to: target)
     }
 
+    private mutating func callEnded(to target: NodeID) {
+        let left = callsByTarget[target, default: 0] - 1
+        precondition(left >= 0, "a call to \(target) ended twice")
+        callsByTarget[target] = left == 0 ? nil : left
+    }
+
     mutating func receiveResponse(_ requestID: RequestID, _ reply: Reply, from source: NodeID) {
         if !topologyWatch.polls.isEmpty && topologyPollAnswered(requestID, reply, from: source) { return }
         guard let pending = calls[requestID], pending.target == source else { return }
         calls.removeValue(forKey: requestID)
+        callEnded(to: source)
         // The answered call's deadline goes with it (unless a planted bug leaves it behind).
         if !configuration.plantedBugIsActive(.lazyCallTimeouts) { timers.cancel(.callTimeout(requestID)) }
         receiveCallResult(pending.purpose, from: source, reply)
@@ -351,6 +367,7 @@ extension ServerCore {
         switch timer {
         case .callTimeout(let requestID):
             guard let pending = calls.removeValue(forKey: requestID) else { return }
+            callEnded(to: pending.target)
             if case .claim(let claimID, _, .newWriter) = pending.purpose, retryNewWriter(claimID, to: pending.target) {
                 return
             }

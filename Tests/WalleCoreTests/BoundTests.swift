@@ -52,6 +52,32 @@ struct BoundTests {
         #expect(core.calls.count == 24)
     }
 
+    @Test("A silent peer holds at most half the call table; requests keep their quorum from the others (seed 25)")
+    func silentPeerHoldsHalf() {
+        var configuration = ServerConfiguration()
+        configuration.callsInFlightMax = 24
+        var core = makeServer(configuration: configuration)
+        var answered = 0
+        var refusedPerPeer = 0
+        for request in 0..<40 {
+            core.receive(.writerStatus(RequestID(1000 + request), streamURI), from: client, at: at(5))
+            var effects = core.takeEffects()
+            // Node 1 (itself) and node 2 answer; node 3 is dead and never does.
+            for call in effects.sends where call.target != node(3) && call.target != client {
+                let info = WriterInfo(
+                    writerID: .zero, writerAddress: "", leaseMilliseconds: 0, remainingLeaseMilliseconds: 0,
+                    streamVersion: 1, server: call.target)
+                core.receive(.response(call.message.requestID, .writerInfo(info)), from: call.target, at: at(6))
+                effects += core.takeEffects()
+            }
+            refusedPerPeer += effects.filter { if case .refused(.callsPerPeer) = $0 { return true } else { return false } }.count
+            if case .writerInfo? = effects.replies.first(where: { $0.target == client })?.reply { answered += 1 }
+        }
+        #expect(answered == 40, "every request keeps its quorum")
+        #expect(core.calls.count == 12, "the dead peer holds half the table, no more")
+        #expect(refusedPerPeer == 28)
+    }
+
     #if DEBUG
         @Test("Planted: answered calls that leave their deadline behind are caught at once")
         func lazyCancellationIsCaught() async {
