@@ -239,9 +239,14 @@ final class Nemesis {
         let up = world.servers.indices.filter { world.servers[$0].isUp }
         // Keep a majority up most of the time, but not always: a whole-cluster outage is a fault too.
         let alive = world.servers.filter { !$0.isRetired }.count
-        guard up.count - 1 > alive / 2 || random.chance(0.1), let index = up.isEmpty ? nil : random.pick(up) else { return }
+        guard up.count - 1 > alive / 2 || random.chance(0.1), !up.isEmpty else { return }
+        // A profile that keeps a prefix strikes a server with unsynced writes when there is
+        // one, and keeps at least one of them: writes are unsynced for a millisecond or so,
+        // and a crash at a random moment found none to keep in whole sweeps ([CRASH-2]).
+        let pendingUp = up.filter { world.servers[$0].disk.unsyncedCount > 0 }
+        let index = random.pick(profile.crashKeepsPrefix && !pendingUp.isEmpty ? pendingUp : up)
         let pending = world.servers[index].disk.unsyncedCount
-        let keep = profile.crashKeepsPrefix ? Int(random.int(in: Int64(0)...Int64(pending))) : 0
+        let keep = profile.crashKeepsPrefix && pending > 0 ? Int(random.int(in: Int64(1)...Int64(pending))) : 0
         world.crashServer(index, keep: keep)
         let downtime = random.int(in: Int64(1_000_000)...max(1_000_000, profile.downtimeMax.nanoseconds))
         world.schedule(at: world.trueNow + downtime, .fault(.restart(server: index)))

@@ -26,6 +26,8 @@ struct GroupCommit {
     private var waitersHead = 0
 
     var waiterCount: Int { waiters.count - waitersHead }
+    /// Every write submitted so far is durable (this event's writes are not submitted yet).
+    var everythingSynced: Bool { syncedSequence >= writeSequence }
     /// Slots held, released or not (for the bound check): at most `storedCountMax`.
     var storedCount: Int { waiters.count }
     /// Released slots kept before the array is compacted. Compacting when at least this many

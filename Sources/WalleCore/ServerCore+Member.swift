@@ -205,13 +205,18 @@ extension ServerCore {
         streams[uri]!.renewLease(now: time.monotonic)
         if entry.id == 0 {
             // Heartbeats renew and commit, neither of which needs a sync ([PEI-4], [CRASH-2]),
-            // but the OK waits until everything written before it is durable: the writer's
+            // but the OK waits while anything written before it is not durable: the writer's
             // install may not be yet (a NewWriter whose sync stalls, an adopted writer). A
             // restart counts the lease of the writer on disk from the restart; had the OK gone
             // out first and the install been lost, the member would count an older writer's
             // lease instead, and a new claim could overlap a lease the old writer still
-            // counts on (found by review of the stored restart wait).
-            acknowledgeWhenDurable(route)
+            // counts on (found by review of the stored restart wait). Usually everything
+            // earlier is synced and the OK goes out at once, as before.
+            if groupCommit.everythingSynced {
+                reply(route, .ok)
+            } else {
+                acknowledgeWhenDurable(route)
+            }
             return
         }
         applyUncommittedPut(route, uri, entry)
