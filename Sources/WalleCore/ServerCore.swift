@@ -268,6 +268,7 @@ extension ServerCore {
         gauges.syncWaiters = groupCommit.waiterCount
         gauges.newWriterWaits = newWriterWaits.count
         gauges.streams = streams.count
+        // Sums only: the dictionary's order (which differs per process) cannot change them.
         for replica in streams.values {
             gauges.queuedPuts += replica.queueCount
             if replica.metadata.hasGap {
