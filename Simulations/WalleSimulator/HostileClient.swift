@@ -10,11 +10,12 @@ enum HostileExpectation: Equatable {
     case anything
 }
 
-/// A client that sends what well-behaved clients never do (design brief §5, WS-7, WS-9, WS-10):
-/// out-of-range and malformed fields, server-to-server messages from a client, forged puts and
-/// commit markers under the current writer's id, stale and future writer ids, replays of
-/// honest clients' requests, reversed and huge read ranges, unknown streams. It learns writer
-/// ids and tails the way a real attacker would, through WriterStatus.
+/// A client that sends what well-behaved clients never do (docs/simulation.md, "Hostile
+/// clients"; WS-7, WS-9, WS-10): out-of-range and malformed fields, server-to-server messages
+/// from a client, forged puts and commit markers under the current writer's id, stale and
+/// future writer ids, replays of honest clients' requests, reversed and huge read ranges,
+/// unknown streams. It learns writer ids and tails the way a real attacker would, through
+/// WriterStatus.
 ///
 /// It stops at the heal, like every fault. Its requests are bounded: at most
 /// `pendingMax` wait for an answer, and it remembers a few writer ids per stream.

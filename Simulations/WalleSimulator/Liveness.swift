@@ -1,9 +1,9 @@
 import WalleCore
 import WalleEnvironment
 
-/// The liveness phase (`walle-protocol.md` §13 item 10): after the faults heal, within a
-/// bounded simulated time, every stream has a writer whose puts commit, and every member of
-/// every stream holds the same committed id, no gap, and the same entries.
+/// The liveness phase (invariants 10 and 14 in docs/simulation.md): after the faults heal,
+/// within a bounded simulated time, every stream has a writer whose puts commit, and every
+/// member of every stream holds the same committed id, no gap, and the same entries.
 final class Liveness {
     unowned let world: World
     private(set) var healedAt: Int64?
@@ -96,7 +96,7 @@ final class Liveness {
         return identicalData(uri, members: members, upTo: reference.committedID)
     }
 
-    /// Every member holds every entry 1...C with the same checksum ([§13 item 10]).
+    /// Every member holds every entry 1...C with the same checksum (invariant 10).
     private func identicalData(_ uri: StreamURI, members: [ServerHost], upTo committed: EntryID) -> String? {
         guard committed > 0 else { return nil }
         for id in 1...committed {

@@ -13,7 +13,8 @@ public struct Violation: Sendable, CustomStringConvertible {
     }
 }
 
-/// Checks `walle-protocol.md` §13 during the run (after every event) and at its end.
+/// Checks the invariants listed in docs/simulation.md, "Invariants", during the run (after
+/// every event) and at its end.
 ///
 /// It keeps `log`, the oracle's committed log L per stream (id → checksum), fed by everything
 /// that is committed by definition: entries servers report committed, acknowledged puts,

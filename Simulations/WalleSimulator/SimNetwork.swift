@@ -1,7 +1,8 @@
 import WalleEnvironment
 
 /// The simulated network: per-link base latency plus jitter, so messages on one link can
-/// overtake each other. A message to oneself is delivered at once and never lost (§3.3).
+/// overtake each other. A message to oneself is delivered at once and never lost
+/// (docs/simulation.md, "Faults").
 public final class SimNetwork: Network {
     unowned let world: World
     private var random: SimRandom

@@ -2,9 +2,9 @@ import WalleCore
 import WalleEnvironment
 import WalleNode
 
-/// The topology manager (§10.2): the writer of the root stream, whose entry N is topology
-/// version N. It makes one membership change at a time, each a single add or remove
-/// ([MEM-2]), and waits before each:
+/// The topology manager (docs/protocol.md, "StreamStatus and the manager"): the writer of the
+/// root stream, whose entry N is topology version N. It makes one membership change at a
+/// time, each a single add or remove ([MEM-2]), and waits before each:
 /// - a majority of the stream's members are at its current version ([MEM-4]; with the
 ///   members' strict version check this closes WS-2);
 /// - before a removal, a majority of the remaining members have no gap and have committed

@@ -228,8 +228,8 @@ extension ClusterClient {
     }
 
     /// Adds `uri` to the topology with `members` as version 1 of its member list: claims the
-    /// root stream (the topology manager is simply its writer, §10), appends the next
-    /// topology, and waits until every member has created the stream.
+    /// root stream (the topology manager is simply its writer; docs/protocol.md, "Topology"),
+    /// appends the next topology, and waits until every member has created the stream.
     public func createStream(_ uri: StreamURI, members: [NodeID]) async throws(WalleError) {
         guard uri != Self.rootStream else { throw WalleError(.invalidArgument, "\(uri) is the root stream") }
         let unknown = members.filter { servers[$0] == nil }

@@ -152,7 +152,8 @@ public struct ServerConfiguration: Sendable {
     /// Whether the core emits `.note` effects describing its decisions (traces, tests).
     public var notesEnabled = false
     /// Emit a `.quorum` effect for every majority a put or claim phase reached, so an oracle
-    /// can check which member lists are in use at once (§13 item 12, WS-2).
+    /// can check which member lists are in use at once (invariant 12 in docs/simulation.md,
+    /// WS-2).
     public var quorumRecordsEnabled = false
     /// Check after every event that every timer belongs to something live (O(streams) per
     /// event: the simulator and tests turn it on; `timerCountMax` is checked always).
@@ -186,7 +187,7 @@ public struct ServerConfiguration: Sendable {
     }
 }
 
-/// Where a server learns its cluster's topology (§10.4).
+/// Where a server learns its cluster's topology (docs/protocol.md, "How servers learn it").
 public struct TopologySource: Sendable {
     public var rootStream: StreamURI
     public var rootMembers: [NodeID]

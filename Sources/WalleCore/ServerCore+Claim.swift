@@ -1,6 +1,6 @@
 import WalleEnvironment
 
-/// The phases of ClaimWriter (§6), in order.
+/// The phases of ClaimWriter (docs/protocol.md, "ClaimWriter"), in order.
 enum ClaimPhase: Hashable {
     case newWriter
     case tails
@@ -33,8 +33,8 @@ struct ClaimProcess {
     var newWriterDeadline = Instant.distantPast
 }
 
-// ClaimWriter (§6): NewWriter to all, collect and align tails, choose the winning chain,
-// re-stamp it under the new writer, commit it.
+// ClaimWriter (docs/protocol.md, "ClaimWriter"): NewWriter to all, collect and align tails,
+// choose the winning chain, re-stamp it under the new writer, commit it.
 extension ServerCore {
     mutating func startClaim(_ route: Route, _ uri: StreamURI, address: String, leaseMilliseconds: Int64) {
         guard let replica = streams[uri] else {

@@ -19,7 +19,7 @@ struct Coordination {
     var startedAt: Instant
 }
 
-// Coordinating PutEntry (§7.2) and WriterStatus (§5.3).
+// Coordinating PutEntry and WriterStatus (docs/protocol.md, "Coordinator" and "Reads").
 extension ServerCore {
     mutating func coordinatePut(_ route: Route, _ uri: StreamURI, _ entry: Entry, commit: CommitMarker) {
         guard let replica = streams[uri] else {

@@ -38,8 +38,9 @@ struct ReadWaiter {
     var id: UInt64 = 0
 }
 
-// Reads (§11). Servers return only entries they hold as committed ([READ-SAFE-2]); the lease
-// is not consulted for data that is already committed (closes WS-21).
+// Reads (docs/protocol.md, "Reads"). Servers return only entries they hold as committed
+// ([READ-SAFE-2]); the lease is not consulted for data that is already committed (closes
+// WS-21).
 extension ServerCore {
     mutating func pollStream(_ route: Route, _ uri: StreamURI, from pollEntryID: EntryID) {
         guard let replica = streams[uri] else {

@@ -1,6 +1,6 @@
 import WalleEnvironment
 
-/// A server's view of the topology stream (§10.4).
+/// A server's view of the topology stream (docs/protocol.md, "How servers learn it").
 struct TopologyWatch {
     var knownVersion: UInt64 = 0
     /// The newest root entry seen, usable or not: an entry that does not decode is skipped

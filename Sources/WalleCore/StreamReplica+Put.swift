@@ -21,7 +21,7 @@ struct ReplicaLimits {
     }
 }
 
-// MARK: - Uncommitted puts (§7.5 with this project's fixes)
+// MARK: - Uncommitted puts (docs/protocol.md, "Member", step 5)
 
 extension StreamReplica {
     /// Applies a writer's put or a claim's re-stamp. The caller has checked the writer id;
@@ -65,12 +65,13 @@ extension StreamReplica {
             return .failed(WalleError(.outOfRange, "entry \(entry.id) differs from the committed one"))
         }
         if entry.id == committedID && entry.id > 0 && entry.writerID > window[0].writerID {
-            // §7.5 step 5: a claim re-stamps the committed entry under its writer id. Its
-            // chosen chain ends here, so an older writer's suffix above goes, as it does when
-            // the commit is above the committed id: kept, it sat above the claim's stamp and a
-            // later claim that saw this tail took the fenced writer's entries (seed 57 under
-            // high load: a claim committed at 180 on a member already committed to 180, the
-            // next claim re-stamped and committed the older writer's 181...231).
+            // A claim re-stamps the committed entry under its writer id (docs/protocol.md,
+            // "ClaimWriter", phase 5). Its chosen chain ends here, so an older writer's suffix
+            // above goes, as it does when the commit is above the committed id: kept, it sat
+            // above the claim's stamp and a later claim that saw this tail took the fenced
+            // writer's entries (seed 57 under high load: a claim committed at 180 on a member
+            // already committed to 180, the next claim re-stamped and committed the older
+            // writer's 181...231).
             window[0].writerID = entry.writerID
             writes.append(.putEntry(uri, .live, window[0]))
             if window.dropFirst().allSatisfy({ $0.writerID < entry.writerID }) {
@@ -215,7 +216,8 @@ extension StreamReplica {
     }
 
     /// A put whose entry is known to be committed (claim alignment and final commit): skips
-    /// the writer check (§6.8), may create a gap ([GAP-1]).
+    /// the writer check (docs/protocol.md, "ClaimWriter", phases 2 and 5), may create a gap
+    /// ([GAP-1]).
     mutating func applyCommitted(_ entry: Entry, writes: inout [DiskOperation]) -> PutOutcome {
         if entry.id <= committedID {
             guard let known = knownCommittedChecksum(entry.id) else { return .applied }
@@ -248,7 +250,8 @@ extension StreamReplica {
     }
 
     /// Jumps the committed id to `entry` without its predecessors, which the backfill fetches
-    /// later, checked against the chain (§7.5 "Gap commit").
+    /// later, checked against the chain (docs/protocol.md, "Gap commit, fast-forward and
+    /// backfill").
     ///
     /// The uncommitted entries below `entry` stay on disk, unverified (`gapKeptEnd`): one of
     /// them may be acknowledged and held nowhere else. Deleting them lost an entry once the

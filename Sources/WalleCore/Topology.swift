@@ -2,7 +2,8 @@ public import WalleEnvironment
 
 /// A cluster's topology: every stream's member list and version ([TOPO-*]). Version N is
 /// stored as entry N of the root stream, so the topology has the same durability and
-/// ordering as any log, and its manager is simply that stream's writer (§10).
+/// ordering as any log, and its manager is simply that stream's writer (docs/protocol.md,
+/// "Topology").
 public struct Topology: Hashable, Sendable {
     public var version: UInt64
     public var streams: [StreamURI: StreamTopology]

@@ -51,8 +51,9 @@ public struct WriterConfiguration: Sendable {
     }
 }
 
-/// The writer client of one stream (§6.7, §7.1): claims, pipelines puts, heartbeats, and knows
-/// when it is exclusive. Sans-IO like the server: events in, effects and `WriterEvent`s out.
+/// The writer client of one stream (docs/protocol.md, "Writer side" and "ClaimWriter", phase
+/// 6): claims, pipelines puts, heartbeats, and knows when it is exclusive. Sans-IO like the
+/// server: events in, effects and `WriterEvent`s out.
 ///
 /// Invariants: `pending` is sorted by entry id and contiguous up to `tail`; at most
 /// `putsInFlightMax` + 1 puts are outstanding (the oldest may bypass the bound); the exclusivity window counts from the *send* time
@@ -163,7 +164,8 @@ public struct WriterClient {
 
     /// Whether a majority has heard, on a put or heartbeat that succeeded, which entry is
     /// committed. Until then readers cannot see the last acknowledged entries: a writer that
-    /// stops should wait for this (members learn commits only from the writer, §7).
+    /// stops should wait for this (members learn commits only from the writer; docs/protocol.md,
+    /// "PutEntry").
     public var membersKnowCommitted: Bool { toldCommitted >= committed.id }
 
     public var nextWakeup: Instant? {

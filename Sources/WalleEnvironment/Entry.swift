@@ -26,7 +26,8 @@ public struct Entry: Hashable, Sendable {
         id == other.id && checksum == other.checksum && data == other.data
     }
 
-    /// A copy stamped with another writer id (a claim re-stamps the winning tail, §6.5).
+    /// A copy stamped with another writer id (a claim re-stamps the winning tail;
+    /// docs/protocol.md, "ClaimWriter", phase 4).
     public func stamped(_ writer: WriterID) -> Entry {
         Entry(id: id, writerID: writer, checksum: checksum, data: data)
     }

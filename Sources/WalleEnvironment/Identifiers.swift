@@ -1,7 +1,7 @@
 /// Identifies one process on the network: a server (its server id) or a client.
 ///
 /// A server id is created once with the server's data and never changes; wiping the disk makes
-/// a new server (`walle-protocol.md` §1).
+/// a new server (docs/protocol.md, "Streams, entries, writer ids").
 public struct NodeID: Hashable, Comparable, Sendable, CustomStringConvertible {
     public var rawValue: UInt64
 
@@ -38,7 +38,8 @@ public enum ProtocolBounds {
     /// Highest writer id `ts`: Unix nanoseconds up to the year 2262 (`Int64.max`), so the next
     /// claim's `ts + 1` never overflows ([WID-1]).
     public static let writerTimestampMax = UInt64(Int64.max)
-    /// Longest writer address, in UTF-8 bytes (a free-form "host:port" or name, §1).
+    /// Longest writer address, in UTF-8 bytes (a free-form "host:port" or name;
+    /// docs/protocol.md, "Streams, entries, writer ids").
     public static let writerAddressBytesMax = 256
 }
 

@@ -1,4 +1,4 @@
-/// A node's two clocks, read separately (`walle-protocol.md` §17): monotonic for every lease
+/// A node's two clocks, read separately (docs/protocol.md, "Clocks"): monotonic for every lease
 /// and timeout, wall time only for writer ids.
 public protocol Clock: AnyObject {
     var now: Instant { get }
@@ -31,20 +31,23 @@ public protocol Disk: AnyObject {
 public enum DiskTable: Hashable, Sendable {
     /// Entries that arrive through the live path: puts, claim re-stamps, gap commits.
     case live
-    /// Entries fetched by the gap filler; kept apart so both tables are pure appends (§8.2).
+    /// Entries fetched by the gap filler; kept apart so both tables are pure appends
+    /// (docs/protocol.md, "Gap commit, fast-forward and backfill").
     case backfill
 }
 
-/// Everything a server keeps about a stream besides its entries (§8.2).
+/// Everything a server keeps about a stream besides its entries (docs/protocol.md, "Committed
+/// id, tail, window").
 public struct StreamMetadata: Hashable, Sendable {
     public var topology: StreamTopology
     public var writerID: WriterID
     public var writerAddress: String
     public var leaseMilliseconds: Int64
     public var committedID: EntryID
-    /// `[gapStart, gapEnd)` is not verified locally; equal means no gap (§9). The backfill
-    /// works downwards: entry `gapEnd` is verified, and each fetched entry below it is
-    /// checked against the one above, so `gapEnd` falls until it reaches `gapStart`.
+    /// `[gapStart, gapEnd)` is not verified locally; equal means no gap (docs/protocol.md, "Gap
+    /// commit, fast-forward and backfill"). The backfill works downwards: entry `gapEnd` is
+    /// verified, and each fetched entry below it is checked against the one above, so
+    /// `gapEnd` falls until it reaches `gapStart`.
     public var gapStart: EntryID
     public var gapEnd: EntryID
     /// Checksum of entry `gapStart − 1`: the lowest backfilled entry must chain onto it.

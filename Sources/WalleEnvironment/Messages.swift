@@ -44,7 +44,8 @@ public enum PutKind: Hashable, Sendable {
     /// Claim phase 5: commit the winning tail under the new writer id.
     case claimCommit
 
-    /// Puts that carry an entry known to be committed skip the writer check (§6.8).
+    /// Puts that carry an entry known to be committed skip the writer check (docs/protocol.md,
+    /// "ClaimWriter", phases 2 and 5).
     public var isCommitted: Bool { self == .claimAlign || self == .claimCommit }
 }
 
@@ -85,7 +86,7 @@ public enum Reply: Sendable {
     case failed(WalleError)
 }
 
-/// One member's view of a stream's writer (§5.3).
+/// One member's view of a stream's writer (docs/protocol.md, "Reads" and "WriterInfo catch-up").
 public struct WriterInfo: Hashable, Sendable {
     public var writerID: WriterID
     public var writerAddress: String

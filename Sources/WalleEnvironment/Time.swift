@@ -30,7 +30,8 @@ public struct Instant: Comparable, Hashable, Sendable, CustomStringConvertible {
 
 /// A reading of one node's wall clock, in nanoseconds since the Unix epoch.
 ///
-/// Used only for the `ts` half of writer ids (`walle-protocol.md` [WID-1]); never for a lease.
+/// Used only for the `ts` half of writer ids ([WID-1]; docs/protocol.md, "Clocks"); never for a
+/// lease.
 public struct WallTime: Comparable, Hashable, Sendable {
     public var nanosecondsSinceEpoch: Int64
 

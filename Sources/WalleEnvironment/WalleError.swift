@@ -1,7 +1,8 @@
 /// A protocol error with a code that tells the caller what to do, and a message for people.
 ///
-/// Only `failedPrecondition`, `invalidArgument` and `permissionDenied` are final (§12.1): clients
-/// do not retry them and a writer closes on one. Everything else is worth retrying.
+/// Only `failedPrecondition`, `invalidArgument` and `permissionDenied` are final
+/// (docs/protocol.md, "Errors"): clients do not retry them and a writer closes on one.
+/// Everything else is worth retrying.
 public struct WalleError: Error, Hashable, Sendable, CustomStringConvertible {
     public enum Code: String, Sendable, Hashable, CaseIterable {
         case invalidArgument

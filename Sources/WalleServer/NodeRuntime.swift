@@ -28,7 +28,8 @@ public struct NodeOptions: Sendable {
     }
 }
 
-/// The stream whose entry N is topology version N (§10): the same name on every cluster.
+/// The stream whose entry N is topology version N (docs/protocol.md, "The topology stream"):
+/// the same name on every cluster.
 public let rootStream = try! StreamURI("/cluster/root")
 
 typealias ProductionNode = ServerNode<SystemClock, Transport, WiredTigerDisk>

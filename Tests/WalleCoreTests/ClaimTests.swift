@@ -2,7 +2,9 @@ import Testing
 @testable import WalleCore
 import WalleEnvironment
 
-/// Drives one coordinator through ClaimWriter by answering its calls by hand.
+/// Drives one coordinator through ClaimWriter by answering its calls by hand. "§6" in the
+/// suite's name is the original design's ClaimWriter section; docs/protocol.md, "ClaimWriter",
+/// describes the phases.
 @Suite("Coordinator: ClaimWriter phases (§6)")
 struct ClaimTests {
     func requests(_ effects: [Effect]) -> [(requestID: RequestID, message: Message, target: NodeID)] {

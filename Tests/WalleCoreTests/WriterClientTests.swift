@@ -2,6 +2,8 @@ import Testing
 @testable import WalleCore
 import WalleEnvironment
 
+/// "§6.7" and "§7.1" in the suite's name are the original design's sections on the writer
+/// client; docs/protocol.md, "Writer side" and "ClaimWriter", phase 6, describe it.
 @Suite("Writer client (§6.7, §7.1)")
 struct WriterClientTests {
     let servers = [node(1), node(2), node(3)]
