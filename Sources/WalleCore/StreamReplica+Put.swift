@@ -64,14 +64,17 @@ extension StreamReplica {
         guard known == entry.checksum else {
             return .failed(WalleError(.outOfRange, "entry \(entry.id) differs from the committed one"))
         }
-        if entry.id == committedID && entry.id > 0 && entry.writerID > window[0].writerID {
+        if entry.id == committedID && entry.writerID > window[0].writerID {
             // A claim re-stamps the committed entry under its writer id (docs/protocol.md,
             // "ClaimWriter", phase 5). Its chosen chain ends here, so an older writer's suffix
             // above goes, as it does when the commit is above the committed id: kept, it sat
             // above the claim's stamp and a later claim that saw this tail took the fenced
             // writer's entries (seed 57 under high load: a claim committed at 180 on a member
             // already committed to 180, the next claim re-stamped and committed the older
-            // writer's 181...231).
+            // writer's 181...231). Entry 0 too: the stamp is what tells a later claim that
+            // this member's tail is newer than an older writer's suffix elsewhere (seed 4249:
+            // a claim of tail 0 left Entry0 unstamped, and the next claim chose and committed
+            // the fenced writer's 1...7 from the one member that had missed the claim).
             window[0].writerID = entry.writerID
             writes.append(.putEntry(uri, .live, window[0]))
             if window.dropFirst().allSatisfy({ $0.writerID < entry.writerID }) {

@@ -193,6 +193,21 @@ struct CommitMarkerTests {
         #expect(window.first?.writerID == writerB, "the committed entry carries the claim's stamp")
     }
 
+    @Test("A claim's commit of Entry0 stamps it and drops an older writer's suffix (seed 4249)")
+    func claimCommitOfEntryZeroDropsStaleSuffix() {
+        var core = makeServer()
+        _ = installWithEntries(&core, writerA, count: 5)
+        #expect(core.metadata(of: streamURI)?.committedID == 0)
+        // B's claim chose a chain that ends at 0: A's 1...5 were never acknowledged.
+        install(&core, writerB, at: 2000, requestID: 21)
+        let restamped = Entry.zero.stamped(writerB)
+        let replies = put(&core, restamped, committed: restamped, requestID: 22, at: 2001, kind: .claimCommit).replies
+        #expect(replies.isEmpty || replies.first?.reply.isOK == true, "\(replies)")
+        let window = core.window(of: streamURI) ?? []
+        #expect(window.map(\.id) == [0], "A's entries above the claimed tail are gone")
+        #expect(window.first?.writerID == writerB, "Entry0 carries the claim's stamp")
+    }
+
     @Test("WS-11: a commit marker at the committed id with another checksum is DataLoss")
     func divergenceReported() {
         var core = makeServer()
