@@ -87,6 +87,9 @@ extension WriterClient {
             receive(.response(requestID, .failed(timeout)), from: id, now: now)
         }
         if let retry = retryWakeAt, retry <= now { retryWakeAt = nil }
+        if let silence = silenceDeadline, silence <= now {
+            close(WalleError(.deadlineExceeded, "no request succeeded for \(configuration.silenceDurationMax.formattedMilliseconds); claim again"))
+        }
         pump(now: now)
     }
 
@@ -97,6 +100,7 @@ extension WriterClient {
             writerID = writer
             tail = claimedTail
             committed = CommitMarkerValue(id: claimedTail.id, checksum: claimedTail.checksum)
+            lastSuccessAt = now
             phase = .confirming
             sendHeartbeat(now: now)
         case .failed(let error):
@@ -151,6 +155,7 @@ extension WriterClient {
         commitTime = max(commitTime ?? sentAt, sentAt)
         toldCommitted = max(toldCommitted, told)
         lastAcknowledgedAt = now
+        lastSuccessAt = now
     }
 
     /// An acknowledged entry is on a majority, and so is every entry before it (each member
@@ -168,12 +173,18 @@ extension WriterClient {
         pending.removeFirst(count)
     }
 
+    /// Nothing outlives the close: answers still in flight are ignored when they come, so
+    /// their deadlines go too, and a closed writer wakes for nothing.
     private mutating func close(_ error: WalleError) {
         phase = .closed(error)
         events.append(.closed(error))
         pending.removeAll()
         pendingBytes = 0
         bytesInFlight = 0
+        putsInFlight = 0
+        outstanding.removeAll()
+        heartbeatRequest = nil
+        retryWakeAt = nil
     }
 }
 
@@ -283,5 +294,6 @@ extension WriterClient {
         heartbeatRequest = nil
         heartbeatRetryAt = .distantPast
         retryWakeAt = nil
+        lastSuccessAt = nil
     }
 }

@@ -32,6 +32,15 @@ public struct WriterConfiguration: Sendable {
     public var serverSuspectDuration: Duration = .seconds(5)
     /// How soon after the last acknowledgement an idle writer tells members what committed.
     public var shortBeat: Duration = .milliseconds(5)
+    /// A writer that has had no request succeed for this long closes (`deadlineExceeded`), so
+    /// that it, or another client, claims again. A failed claim can leave its newer writer
+    /// installed on one member; with another member down, that member's refusal is the
+    /// deciding answer, and the coordinator sends it only after waiting `callTimeout` for the
+    /// dead one, long after the heartbeat's own deadline (lease / 4). The writer never heard
+    /// it was fenced, stayed active, and polite clients never claimed (seed 79 with the
+    /// fix for seed 4249: a stream stuck for 60 s). Derived: above a server's `callTimeout`
+    /// (5 s) plus one `requestTimeout` (2 s), so a slow but live majority answers first.
+    public var silenceDurationMax: Duration = .seconds(10)
     package var plantedBugs: Set<PlantedBug> = []
 
     public init(address: String, lease: Duration) {
@@ -102,6 +111,8 @@ public struct WriterClient {
     /// Send time of the last request that succeeded.
     public internal(set) var commitTime: Instant?
     var lastAcknowledgedAt = Instant.distantPast
+    /// When the claim was answered or a request last succeeded (`silenceDurationMax`).
+    var lastSuccessAt: Instant?
     var pending: [PendingPut] = []
     var bytesInFlight = 0
     /// Entry bytes of `pending` (at most `putsPendingBytesMax`, or one entry).
@@ -162,6 +173,12 @@ public struct WriterClient {
 
     public var pendingCount: Int { pending.count }
 
+    /// When this writer closes if nothing succeeds before (`silenceDurationMax`).
+    var silenceDeadline: Instant? {
+        guard phase == .active || phase == .confirming, let lastSuccessAt else { return nil }
+        return lastSuccessAt + configuration.silenceDurationMax
+    }
+
     /// Whether a majority has heard, on a put or heartbeat that succeeded, which entry is
     /// committed. Until then readers cannot see the last acknowledged entries: a writer that
     /// stops should wait for this (members learn commits only from the writer; docs/protocol.md,
@@ -170,7 +187,7 @@ public struct WriterClient {
 
     public var nextWakeup: Instant? {
         // A minimum does not depend on the order the dictionary yields its values.
-        let candidates = [heartbeatDue, retryWakeAt, outstanding.values.lazy.map(\.deadline).min()]
+        let candidates = [heartbeatDue, retryWakeAt, silenceDeadline, outstanding.values.lazy.map(\.deadline).min()]
         return candidates.compactMap { $0 }.min()
     }
 }

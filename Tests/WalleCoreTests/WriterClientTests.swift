@@ -109,6 +109,48 @@ struct WriterClientTests {
         #expect(!retries.contains { $0.target == node(1) }, "the silent member is suspect; the slow ones are not")
     }
 
+    @Test("A writer that hears no success for silenceDurationMax closes, and not before (seed 79)")
+    func silenceCloses() throws {
+        var client = activeWriter(lease: .seconds(1))
+        let lastSuccess = instant(12)
+        _ = try client.put([1], now: instant(20))
+        #expect(client.nextWakeup! <= lastSuccess + client.configuration.silenceDurationMax)
+        // No member ever answers again: every request times out and is sent again.
+        var now = instant(20)
+        while now < lastSuccess + client.configuration.silenceDurationMax - .milliseconds(1) {
+            now = min(client.nextWakeup!, lastSuccess + client.configuration.silenceDurationMax - .milliseconds(1))
+            client.wake(now: now)
+            _ = client.takeEffects()
+            #expect(client.phase == .active)
+        }
+        #expect(client.takeEvents().isEmpty)
+        #expect(client.nextWakeup == lastSuccess + client.configuration.silenceDurationMax)
+        client.wake(now: lastSuccess + client.configuration.silenceDurationMax)
+        guard case .closed(let error) = client.phase else {
+            Issue.record("still \(client.phase) after \(client.configuration.silenceDurationMax) of silence")
+            return
+        }
+        #expect(error.code == .deadlineExceeded)
+        #expect(client.takeEvents() == [.closed(error)])
+        #expect(client.nextWakeup == nil, "a closed writer wakes for nothing")
+    }
+
+    @Test("Each success restarts the silence: a slow writer that is answered stays open")
+    func successRestartsSilence() throws {
+        var client = activeWriter(lease: .seconds(1))
+        var now = instant(12)
+        for _ in 0..<30 {
+            // One heartbeat answered every 900 ms, 27 s in all, far past silenceDurationMax.
+            now = now + .milliseconds(900)
+            client.wake(now: now)
+            let beats = requestIDs(client.takeEffects())
+            for beat in beats {
+                client.receive(.response(beat, .ok), from: node(1), now: now)
+            }
+            #expect(client.phase == .active)
+        }
+    }
+
     @Test("An idle writer heartbeats at least every lease/4 ([W-7])")
     func heartbeats() {
         var client = activeWriter(lease: .seconds(1))
