@@ -84,7 +84,7 @@ extension ServerCore {
         if phase == .newWriter {
             let decision: Quorum.Decision?
             if case .failed(let error) = reply {
-                decision = claim.quorum.recordFailure(error)
+                decision = claim.quorum.recordFailure(error, from: source)
             } else {
                 decision = claim.quorum.recordSuccess(source)
             }

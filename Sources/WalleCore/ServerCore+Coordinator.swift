@@ -97,10 +97,14 @@ extension ServerCore {
             infos.append(info)
             coordination.kind = .writerStatus(infos)
             decision = coordination.quorum.recordSuccess(source)
+        case (.failed(let error), .put):
+            decision = coordination.quorum.recordFailure(error, from: source)
+                ?? coordination.quorum.failIfOutOfReach(members: coordination.members, presumedDown: unresponsivePeers)
         case (.failed(let error), _):
-            decision = coordination.quorum.recordFailure(error)
+            decision = coordination.quorum.recordFailure(error, from: source)
         default:
-            decision = coordination.quorum.recordFailure(WalleError(.invalidArgument, "\(source) answered \(reply), not what was asked"))
+            decision = coordination.quorum.recordFailure(
+                WalleError(.invalidArgument, "\(source) answered \(reply), not what was asked"), from: source)
         }
         guard let decision else {
             coordinations[coordinationID] = coordination

@@ -241,7 +241,7 @@ extension ServerCore {
             if info.writerID > (catchUp.newest?.writerID ?? .zero) { catchUp.newest = info }
             decision = catchUp.quorum.recordSuccess(source)
         } else {
-            decision = catchUp.quorum.recordFailure(WalleError(.unavailable, "no WriterInfo from \(source)"))
+            decision = catchUp.quorum.recordFailure(WalleError(.unavailable, "no WriterInfo from \(source)"), from: source)
         }
         streams[uri]!.writerCatchUp = decision == nil ? catchUp : nil
         guard case .succeeded? = decision, let newest = catchUp.newest else { return }

@@ -27,6 +27,10 @@ public struct ServerCore {
     var calls: [RequestID: PendingCall] = [:]
     /// Calls in flight per target: at most `callsPerPeerMax` each; a key per target with calls.
     var callsByTarget: [NodeID: Int] = [:]
+    /// Targets whose latest call timed out and that have answered nothing since: presumed
+    /// down by put coordinations (`Quorum.failIfOutOfReach`). A subset of `callsByTarget`'s
+    /// keys (a target leaves with its last call), so bounded by the peers with calls.
+    var unresponsivePeers: Set<NodeID> = []
     var nextRequestID: RequestID = 0
     var claims: [UInt64: ClaimProcess] = [:]
     var coordinations: [UInt64: Coordination] = [:]
@@ -243,7 +247,11 @@ extension ServerCore {
         }
         flushWrites()
         precondition(timers.count <= timerCountMax, "\(timers.count) timers: over the derived bound \(timerCountMax)")
-        if configuration.deepChecksEnabled { checkDeadlinesAreLive() }
+        precondition(unresponsivePeers.count <= callsByTarget.count, "a presumed-down peer without calls")
+        if configuration.deepChecksEnabled {
+            checkDeadlinesAreLive()
+            precondition(unresponsivePeers.isSubset(of: callsByTarget.keys), "a presumed-down peer without calls")
+        }
     }
 
     /// The bound on timers this node's configuration and streams allow (`timerCountMax`).
@@ -352,12 +360,14 @@ extension ServerCore {
         let left = callsByTarget[target, default: 0] - 1
         precondition(left >= 0, "a call to \(target) ended twice")
         callsByTarget[target] = left == 0 ? nil : left
+        if left == 0 { unresponsivePeers.remove(target) }
     }
 
     mutating func receiveResponse(_ requestID: RequestID, _ reply: Reply, from source: NodeID) {
         if !topologyWatch.polls.isEmpty && topologyPollAnswered(requestID, reply, from: source) { return }
         guard let pending = calls[requestID], pending.target == source else { return }
         calls.removeValue(forKey: requestID)
+        unresponsivePeers.remove(source)
         callEnded(to: source)
         // The answered call's deadline goes with it (unless a planted bug leaves it behind).
         if !configuration.plantedBugIsActive(.lazyCallTimeouts) { timers.cancel(.callTimeout(requestID)) }
@@ -368,6 +378,7 @@ extension ServerCore {
         switch timer {
         case .callTimeout(let requestID):
             guard let pending = calls.removeValue(forKey: requestID) else { return }
+            unresponsivePeers.insert(pending.target)
             callEnded(to: pending.target)
             if case .claim(let claimID, _, .newWriter) = pending.purpose, retryNewWriter(claimID, to: pending.target) {
                 return
