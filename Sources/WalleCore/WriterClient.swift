@@ -8,8 +8,9 @@ public enum WriterEvent: Sendable, Equatable {
     case claimFailed(WalleError)
     /// Entry is durable on a majority: committed. Reported in id order.
     case putAcknowledged(Entry)
-    /// A final error: some newer writer took over (or the request was invalid). The writer
-    /// never sends again; what was not acknowledged may or may not commit (invariant 3).
+    /// A final error: some newer writer took over (or the request was invalid), or nothing
+    /// succeeded for `silenceDurationMax` (DeadlineExceeded). The writer never sends again;
+    /// what was not acknowledged may or may not commit (invariant 3).
     case closed(WalleError)
 }
 
