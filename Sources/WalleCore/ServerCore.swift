@@ -27,9 +27,10 @@ public struct ServerCore {
     var calls: [RequestID: PendingCall] = [:]
     /// Calls in flight per target: at most `callsPerPeerMax` each; a key per target with calls.
     var callsByTarget: [NodeID: Int] = [:]
-    /// Targets whose latest call timed out and that have answered nothing since: presumed
-    /// down by put coordinations (`Quorum.failIfOutOfReach`). A subset of `callsByTarget`'s
-    /// keys (a target leaves with its last call), so bounded by the peers with calls.
+    /// Targets that let a call run to its whole `callTimeout` and have answered nothing since:
+    /// presumed down by put coordinations (`Quorum.failIfOutOfReach`). A subset of
+    /// `callsByTarget`'s keys (a target leaves with its last call), so bounded by the peers
+    /// with calls in flight.
     var unresponsivePeers: Set<NodeID> = []
     var nextRequestID: RequestID = 0
     var claims: [UInt64: ClaimProcess] = [:]
@@ -351,7 +352,7 @@ extension ServerCore {
         let header = InternalHeader(
             requestID: requestID, stream: purpose.stream, target: target,
             streamVersion: replica.metadata.topology.version)
-        calls[requestID] = PendingCall(target: target, purpose: purpose)
+        calls[requestID] = PendingCall(target: target, purpose: purpose, timeoutMeansDown: timeout == nil)
         timers.schedule(.callTimeout(requestID), at: time.monotonic + (timeout ?? configuration.callTimeout))
         send(build(header), to: target)
     }
@@ -378,7 +379,7 @@ extension ServerCore {
         switch timer {
         case .callTimeout(let requestID):
             guard let pending = calls.removeValue(forKey: requestID) else { return }
-            unresponsivePeers.insert(pending.target)
+            if pending.timeoutMeansDown { unresponsivePeers.insert(pending.target) }
             callEnded(to: pending.target)
             if case .claim(let claimID, _, .newWriter) = pending.purpose, retryNewWriter(claimID, to: pending.target) {
                 return
@@ -442,6 +443,10 @@ enum CallPurpose {
 struct PendingCall {
     var target: NodeID
     var purpose: CallPurpose
+    /// Whether its timeout says the target is down: only a whole `callTimeout` does. NewWriter
+    /// calls time out by design while a live member waits out a lease, and catch-up and
+    /// status calls have short timeouts that a slow disk can pass.
+    var timeoutMeansDown: Bool
 }
 
 /// What a deadline is for; also its key, so each of these has at most one deadline.

@@ -79,7 +79,8 @@ extension WriterClient {
         // Sorted: the order of the resulting retries must not depend on hashing.
         let expired = outstanding.filter { $0.value.deadline <= now }.keys.sorted()
         for requestID in expired {
-            let request = outstanding[requestID]!
+            // A timeout's retry can close the writer, which drops what is still outstanding.
+            guard let request = outstanding[requestID] else { continue }
             if (heardAt[request.target] ?? .distantPast) <= request.sentAt {
                 suspectUntil[request.target] = now + configuration.serverSuspectDuration
             }
@@ -100,7 +101,7 @@ extension WriterClient {
             writerID = writer
             tail = claimedTail
             committed = CommitMarkerValue(id: claimedTail.id, checksum: claimedTail.checksum)
-            lastSuccessAt = now
+            unansweredSince = nil
             phase = .confirming
             sendHeartbeat(now: now)
         case .failed(let error):
@@ -155,7 +156,7 @@ extension WriterClient {
         commitTime = max(commitTime ?? sentAt, sentAt)
         toldCommitted = max(toldCommitted, told)
         lastAcknowledgedAt = now
-        lastSuccessAt = now
+        unansweredSince = nil
     }
 
     /// An acknowledged entry is on a majority, and so is every entry before it (each member
@@ -265,6 +266,7 @@ extension WriterClient {
         let target = servers[best]
         serverCursor = (best + 1) % servers.count
         outstanding[requestID] = Outstanding(request: request, target: target, sentAt: now, deadline: deadline)
+        if unansweredSince == nil { unansweredSince = now }
         outbox.append(.send(message, to: target))
     }
 
@@ -294,6 +296,6 @@ extension WriterClient {
         heartbeatRequest = nil
         heartbeatRetryAt = .distantPast
         retryWakeAt = nil
-        lastSuccessAt = nil
+        unansweredSince = nil
     }
 }

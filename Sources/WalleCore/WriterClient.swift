@@ -33,7 +33,8 @@ public struct WriterConfiguration: Sendable {
     public var serverSuspectDuration: Duration = .seconds(5)
     /// How soon after the last acknowledgement an idle writer tells members what committed.
     public var shortBeat: Duration = .milliseconds(5)
-    /// A writer that has had no request succeed for this long closes (`deadlineExceeded`), so
+    /// A writer whose requests have had no success for this long since the first of them was
+    /// sent closes (`deadlineExceeded`), so
     /// that it, or another client, claims again. A failed claim can leave its newer writer
     /// installed on one member; with another member down, that member's refusal is the
     /// deciding answer, and the coordinator sends it only after waiting `callTimeout` for the
@@ -112,8 +113,10 @@ public struct WriterClient {
     /// Send time of the last request that succeeded.
     public internal(set) var commitTime: Instant?
     var lastAcknowledgedAt = Instant.distantPast
-    /// When the claim was answered or a request last succeeded (`silenceDurationMax`).
-    var lastSuccessAt: Instant?
+    /// The send time of the first request since the last success (or the claim), if one was
+    /// sent: silence counts only while the writer waits for an answer, so an idle writer
+    /// whose heartbeats are a long lease / 4 apart does not close (`silenceDurationMax`).
+    var unansweredSince: Instant?
     var pending: [PendingPut] = []
     var bytesInFlight = 0
     /// Entry bytes of `pending` (at most `putsPendingBytesMax`, or one entry).
@@ -176,8 +179,8 @@ public struct WriterClient {
 
     /// When this writer closes if nothing succeeds before (`silenceDurationMax`).
     var silenceDeadline: Instant? {
-        guard phase == .active || phase == .confirming, let lastSuccessAt else { return nil }
-        return lastSuccessAt + configuration.silenceDurationMax
+        guard phase == .active || phase == .confirming, let unansweredSince else { return nil }
+        return unansweredSince + configuration.silenceDurationMax
     }
 
     /// Whether a majority has heard, on a put or heartbeat that succeeded, which entry is

@@ -109,23 +109,27 @@ struct WriterClientTests {
         #expect(!retries.contains { $0.target == node(1) }, "the silent member is suspect; the slow ones are not")
     }
 
-    @Test("A writer that hears no success for silenceDurationMax closes, and not before (seed 79)")
+    @Test("A writer whose requests see no success for silenceDurationMax closes, and not before (seed 79)")
     func silenceCloses() throws {
         var client = activeWriter(lease: .seconds(1))
-        let lastSuccess = instant(12)
-        _ = try client.put([1], now: instant(20))
-        #expect(client.nextWakeup! <= lastSuccess + client.configuration.silenceDurationMax)
+        // The first request since the last success goes out at 20 ms.
+        let firstUnanswered = instant(20)
+        let deadline = firstUnanswered + client.configuration.silenceDurationMax
+        _ = try client.put([1], now: firstUnanswered)
+        #expect(client.nextWakeup! <= deadline)
         // No member ever answers again: every request times out and is sent again.
-        var now = instant(20)
-        while now < lastSuccess + client.configuration.silenceDurationMax - .milliseconds(1) {
-            now = min(client.nextWakeup!, lastSuccess + client.configuration.silenceDurationMax - .milliseconds(1))
+        var now = firstUnanswered
+        var sends = 0
+        while now < deadline - .milliseconds(1) {
+            now = min(client.nextWakeup!, deadline - .milliseconds(1))
             client.wake(now: now)
-            _ = client.takeEffects()
+            sends += client.takeEffects().sends.count
             #expect(client.phase == .active)
         }
+        #expect(sends > 4, "the put and heartbeats were retried while silent")
         #expect(client.takeEvents().isEmpty)
-        #expect(client.nextWakeup == lastSuccess + client.configuration.silenceDurationMax)
-        client.wake(now: lastSuccess + client.configuration.silenceDurationMax)
+        #expect(client.nextWakeup == deadline)
+        client.wake(now: deadline)
         guard case .closed(let error) = client.phase else {
             Issue.record("still \(client.phase) after \(client.configuration.silenceDurationMax) of silence")
             return
@@ -135,20 +139,35 @@ struct WriterClientTests {
         #expect(client.nextWakeup == nil, "a closed writer wakes for nothing")
     }
 
-    @Test("Each success restarts the silence: a slow writer that is answered stays open")
-    func successRestartsSilence() throws {
-        var client = activeWriter(lease: .seconds(1))
-        var now = instant(12)
-        for _ in 0..<30 {
-            // One heartbeat answered every 900 ms, 27 s in all, far past silenceDurationMax.
-            now = now + .milliseconds(900)
-            client.wake(now: now)
-            let beats = requestIDs(client.takeEffects())
-            for beat in beats {
-                client.receive(.response(beat, .ok), from: node(1), now: now)
+    /// Answers every heartbeat due until `end`; returns how many were answered.
+    func answerHeartbeats(_ client: inout WriterClient, until end: Instant) -> Int {
+        var answered = 0
+        while let wake = client.nextWakeup, wake < end {
+            client.wake(now: wake)
+            for beat in requestIDs(client.takeEffects()) {
+                client.receive(.response(beat, .ok), from: node(1), now: wake + .milliseconds(1))
+                answered += 1
             }
-            #expect(client.phase == .active)
+            if client.phase != .active { break }
         }
+        return answered
+    }
+
+    @Test("Each success restarts the silence: a writer that is answered stays open")
+    func successRestartsSilence() {
+        var client = activeWriter(lease: .seconds(1))
+        let answered = answerHeartbeats(&client, until: instant(30_000))
+        #expect(answered >= 100, "a heartbeat every lease/4 for 30 s")
+        #expect(client.phase == .active)
+    }
+
+    @Test("An idle writer with a lease far above silenceDurationMax stays open")
+    func longLeaseIdleWriterStaysOpen() {
+        var client = activeWriter(lease: .seconds(60))
+        #expect(client.configuration.lease / 4 > client.configuration.silenceDurationMax)
+        let answered = answerHeartbeats(&client, until: instant(100_000))
+        #expect(answered >= 6, "a heartbeat every 15 s for 100 s")
+        #expect(client.phase == .active, "silence counts only while a request waits for its answer")
     }
 
     @Test("An idle writer heartbeats at least every lease/4 ([W-7])")
