@@ -8,9 +8,8 @@ import WalleTransport
 /// `WriterClient` through the same `WriterNode` driver, on TCP and the system clock.
 ///
 /// `append` returns once the entry is committed (durable on a majority); many appends may be
-/// in flight at once, and they commit in order. After `closed` (a newer writer took over, or
-/// no request succeeded for `WriterConfiguration.silenceDurationMax`), every waiting append
-/// fails and the writer may `claim` again.
+/// in flight at once, and they commit in order. After `closed` (a newer writer took over),
+/// every waiting append fails and the writer may `claim` again.
 public final class StreamWriter: @unchecked Sendable {
     public let uri: StreamURI
     private let eventLoop: any EventLoop

@@ -19,6 +19,7 @@ extension WriterClient {
         resetWriterState()
         phase = .claiming
         let requestID = makeRequestID()
+        claimFirstRequestID = requestID
         // A claim may wait out the previous lease; give it that long and more ([6.7]).
         send(
             .claimWriter(requestID, uri, writerAddress: configuration.address,
@@ -51,9 +52,11 @@ extension WriterClient {
     }
 
     public mutating func receive(_ message: Message, from source: NodeID, now: Instant) {
-        guard case .response(let requestID, let reply) = message,
-            let what = outstanding.removeValue(forKey: requestID)?.request
-        else { return }
+        guard case .response(let requestID, let reply) = message else { return }
+        guard let what = outstanding.removeValue(forKey: requestID)?.request else {
+            lateAnswer(requestID, reply, from: source)
+            return
+        }
         if servers.contains(source) {
             suspectUntil[source] = nil
             heardAt[source] = now
@@ -88,10 +91,21 @@ extension WriterClient {
             receive(.response(requestID, .failed(timeout)), from: id, now: now)
         }
         if let retry = retryWakeAt, retry <= now { retryWakeAt = nil }
-        if let silence = silenceDeadline, silence <= now {
-            close(WalleError(.deadlineExceeded, "no request succeeded for \(configuration.silenceDurationMax.formattedMilliseconds); claim again"))
-        }
         pump(now: now)
+    }
+
+    /// An answer to a request of this claim that already timed out. A final error in it is
+    /// still true: this writer was fenced (or sent something invalid). Dropping it kept a
+    /// fenced writer active for good when every refusal came late: a coordinator waited
+    /// `callTimeout` for a dead member before it sent the deciding refusal, long after the
+    /// heartbeat's deadline of lease / 4, and the other client, polite after the heal, never
+    /// claimed (seed 79).
+    private mutating func lateAnswer(_ requestID: RequestID, _ reply: Reply, from source: NodeID) {
+        guard phase == .active || phase == .confirming, servers.contains(source),
+            requestID >= claimFirstRequestID, requestID <= nextRequestID,
+            case .failed(let error) = reply, error.isFinal
+        else { return }
+        close(error)
     }
 
     private mutating func claimAnswered(_ reply: Reply, now: Instant) {
@@ -101,7 +115,6 @@ extension WriterClient {
             writerID = writer
             tail = claimedTail
             committed = CommitMarkerValue(id: claimedTail.id, checksum: claimedTail.checksum)
-            unansweredSince = nil
             phase = .confirming
             sendHeartbeat(now: now)
         case .failed(let error):
@@ -156,7 +169,6 @@ extension WriterClient {
         commitTime = max(commitTime ?? sentAt, sentAt)
         toldCommitted = max(toldCommitted, told)
         lastAcknowledgedAt = now
-        unansweredSince = nil
     }
 
     /// An acknowledged entry is on a majority, and so is every entry before it (each member
@@ -266,7 +278,6 @@ extension WriterClient {
         let target = servers[best]
         serverCursor = (best + 1) % servers.count
         outstanding[requestID] = Outstanding(request: request, target: target, sentAt: now, deadline: deadline)
-        if unansweredSince == nil { unansweredSince = now }
         outbox.append(.send(message, to: target))
     }
 
@@ -296,6 +307,5 @@ extension WriterClient {
         heartbeatRequest = nil
         heartbeatRetryAt = .distantPast
         retryWakeAt = nil
-        unansweredSince = nil
     }
 }

@@ -8,9 +8,8 @@ public enum WriterEvent: Sendable, Equatable {
     case claimFailed(WalleError)
     /// Entry is durable on a majority: committed. Reported in id order.
     case putAcknowledged(Entry)
-    /// A final error: some newer writer took over (or the request was invalid), or nothing
-    /// succeeded for `silenceDurationMax` (DeadlineExceeded). The writer never sends again;
-    /// what was not acknowledged may or may not commit (invariant 3).
+    /// A final error: some newer writer took over (or the request was invalid). The writer
+    /// never sends again; what was not acknowledged may or may not commit (invariant 3).
     case closed(WalleError)
 }
 
@@ -33,16 +32,6 @@ public struct WriterConfiguration: Sendable {
     public var serverSuspectDuration: Duration = .seconds(5)
     /// How soon after the last acknowledgement an idle writer tells members what committed.
     public var shortBeat: Duration = .milliseconds(5)
-    /// A writer whose requests have had no success for this long since the first of them was
-    /// sent closes (`deadlineExceeded`), so
-    /// that it, or another client, claims again. A failed claim can leave its newer writer
-    /// installed on one member; with another member down, that member's refusal is the
-    /// deciding answer, and the coordinator sends it only after waiting `callTimeout` for the
-    /// dead one, long after the heartbeat's own deadline (lease / 4). The writer never heard
-    /// it was fenced, stayed active, and polite clients never claimed (seed 79 with the
-    /// fix for seed 4249: a stream stuck for 60 s). Derived: above a server's `callTimeout`
-    /// (5 s) plus one `requestTimeout` (2 s), so a slow but live majority answers first.
-    public var silenceDurationMax: Duration = .seconds(10)
     package var plantedBugs: Set<PlantedBug> = []
 
     public init(address: String, lease: Duration) {
@@ -113,10 +102,9 @@ public struct WriterClient {
     /// Send time of the last request that succeeded.
     public internal(set) var commitTime: Instant?
     var lastAcknowledgedAt = Instant.distantPast
-    /// The send time of the first request since the last success (or the claim), if one was
-    /// sent: silence counts only while the writer waits for an answer, so an idle writer
-    /// whose heartbeats are a long lease / 4 apart does not close (`silenceDurationMax`).
-    var unansweredSince: Instant?
+    /// The first request id of this claim: a late answer to an earlier one of this claim
+    /// that carries a final error still closes the writer (`receive`).
+    var claimFirstRequestID: RequestID = 0
     var pending: [PendingPut] = []
     var bytesInFlight = 0
     /// Entry bytes of `pending` (at most `putsPendingBytesMax`, or one entry).
@@ -177,11 +165,6 @@ public struct WriterClient {
 
     public var pendingCount: Int { pending.count }
 
-    /// When this writer closes if nothing succeeds before (`silenceDurationMax`).
-    var silenceDeadline: Instant? {
-        guard phase == .active || phase == .confirming, let unansweredSince else { return nil }
-        return unansweredSince + configuration.silenceDurationMax
-    }
 
     /// Whether a majority has heard, on a put or heartbeat that succeeded, which entry is
     /// committed. Until then readers cannot see the last acknowledged entries: a writer that
@@ -191,7 +174,7 @@ public struct WriterClient {
 
     public var nextWakeup: Instant? {
         // A minimum does not depend on the order the dictionary yields its values.
-        let candidates = [heartbeatDue, retryWakeAt, silenceDeadline, outstanding.values.lazy.map(\.deadline).min()]
+        let candidates = [heartbeatDue, retryWakeAt, outstanding.values.lazy.map(\.deadline).min()]
         return candidates.compactMap { $0 }.min()
     }
 }
