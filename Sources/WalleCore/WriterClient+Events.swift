@@ -94,7 +94,7 @@ extension WriterClient {
         pump(now: now)
     }
 
-    /// An answer to a request of this claim that already timed out. A final error in it is
+    /// [W-9]: an answer to a request of this claim that already timed out. A final error in it is
     /// still true: this writer was fenced (or sent something invalid). Dropping it kept a
     /// fenced writer active for good when every refusal came late: a coordinator waited
     /// `callTimeout` for a dead member before it sent the deciding refusal, long after the
