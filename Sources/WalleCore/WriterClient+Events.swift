@@ -99,10 +99,12 @@ extension WriterClient {
     /// fenced writer active for good when every refusal came late: a coordinator waited
     /// `callTimeout` for a dead member before it sent the deciding refusal, long after the
     /// heartbeat's deadline of lease / 4, and the other client, polite after the heal, never
-    /// claimed (seed 79).
+    /// claimed (seed 79). Not the claim's own request: a duplicated ClaimWriter starts a
+    /// second claim, with another writer id, whose refusal says nothing about this one (seed
+    /// 81).
     private mutating func lateAnswer(_ requestID: RequestID, _ reply: Reply, from source: NodeID) {
         guard phase == .active || phase == .confirming, servers.contains(source),
-            requestID >= claimFirstRequestID, requestID <= nextRequestID,
+            requestID > claimFirstRequestID, requestID <= nextRequestID,
             case .failed(let error) = reply, error.isFinal
         else { return }
         close(error)

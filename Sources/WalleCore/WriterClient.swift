@@ -102,8 +102,8 @@ public struct WriterClient {
     /// Send time of the last request that succeeded.
     public internal(set) var commitTime: Instant?
     var lastAcknowledgedAt = Instant.distantPast
-    /// The first request id of this claim: a late answer to an earlier one of this claim
-    /// that carries a final error still closes the writer (`receive`).
+    /// The request id of this claim's ClaimWriter: a late answer to a later request (a put
+    /// or heartbeat of this claim) that carries a final error still closes the writer.
     var claimFirstRequestID: RequestID = 0
     var pending: [PendingPut] = []
     var bytesInFlight = 0

@@ -126,6 +126,21 @@ struct WriterClientTests {
         #expect(client.nextWakeup == nil, "a closed writer wakes for nothing")
     }
 
+    @Test("A late refusal of a duplicated ClaimWriter does not close the writer it made (seed 81)")
+    func lateRefusalOfDuplicateClaimIgnored() {
+        var client = WriterClient(id: node(100), uri: streamURI, servers: servers, configuration: WriterConfiguration(address: "c", lease: .seconds(1)))
+        client.claim(now: instant(0))
+        let claim = requestIDs(client.takeEffects())[0]
+        client.receive(.response(claim, .claimed(writerB, tail: .zero)), from: node(1), now: instant(10))
+        let beat = requestIDs(client.takeEffects())[0]
+        client.receive(.response(beat, .putAcknowledged(servers: [node(1), node(2)])), from: node(2), now: instant(12))
+        #expect(client.phase == .active)
+        // The network delivered the ClaimWriter twice; the second claim, with an older writer
+        // id, was refused, and its answer carries the same request id.
+        client.receive(.response(claim, .failed(WalleError(.failedPrecondition, "writer A is older than B"))), from: node(1), now: instant(200))
+        #expect(client.phase == .active)
+    }
+
     @Test("A late final refusal to an earlier claim's request does not close the next one")
     func lateRefusalOfEarlierClaimIgnored() throws {
         var client = activeWriter(lease: .seconds(1))
