@@ -225,6 +225,25 @@ final class Oracle {
         }
     }
 
+    /// After a removal a majority of the remaining members must carry the newest claim's
+    /// stamp (or a newer one) on a tail at or above its claimed tail: a later claim sees one
+    /// of them, and the stamp is what fences an older writer's unacknowledged entries above
+    /// that tail. Seeds 9760 and 11348 lost it when one of a claim's two holders was removed.
+    func checkMembersHoldNewestClaim(_ uri: StreamURI, _ members: [NodeID]) {
+        guard let newest = (claims[uri] ?? []).max(by: { $0.writer < $1.writer }) else { return }
+        let hosts = world.servers.filter { members.contains($0.id) && !$0.isRetired }
+        let holders = hosts.filter { host in
+            let image = host.isUp ? host.disk.current : host.disk.durable
+            guard let stream = image.streams[uri], let tailID = stream.live.keys.max(),
+                let tail = stream.live[tailID]
+            else { return false }
+            return tail.id >= newest.tail.id && tail.writerID >= newest.writer
+        }
+        if holders.count < members.count / 2 + 1 {
+            fail("claim-stamp-quorum", members, "after a removal only \(holders.count) of \(members.count) members of \(uri) carry \(newest.writer)'s claim of tail \(newest.tail.id)")
+        }
+    }
+
     // MARK: Servers
 
     /// Invariants 9 (committed id monotonic while up) and 11 (writer ids never decrease); new

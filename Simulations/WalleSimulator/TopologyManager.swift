@@ -140,7 +140,9 @@ final class TopologyManager {
         if let change = writing.change {
             world.count(.membershipChange)
             switch change {
-            case .remove(let uri, _): world.oracle.checkMembersHoldCommitted(uri, topology.streams[uri]!.members)
+            case .remove(let uri, _):
+                world.oracle.checkMembersHoldCommitted(uri, topology.streams[uri]!.members)
+                world.oracle.checkMembersHoldNewestClaim(uri, topology.streams[uri]!.members)
             case .add(let uri, let node): world.oracle.joined(node, uri)
             }
             pending.removeFirst()
@@ -202,10 +204,15 @@ final class TopologyManager {
         let (settled, newest) = target
         let caughtUp = current.filter { info in
             guard remaining.contains(info.server), !info.hasGap else { return false }
-            // Holding the newest writer's chain through `settled` is as good as having it
-            // committed: a writer writes each id once, and a member only takes an entry that
-            // chains onto its own previous one.
-            return info.committedID >= settled || (info.tailWriterID == newest && info.tailID >= settled)
+            // The tail must carry the newest writer's stamp (or a newer one) through `settled`.
+            // Holding that writer's chain is as good as having it committed: a writer writes
+            // each id once, and a member only takes an entry that chains onto its own previous
+            // one. Having committed through `settled` under an older stamp is not enough: the
+            // stamp of the newest claim is what fences older writers' unacknowledged entries
+            // above its tail, and removing one of its two holders lost it (seeds 9760 and
+            // 11348). Members take a newer stamp from a peer after a StreamStatus round
+            // (`ServerCore.pullNewerStamp`), so an idle stream gets there too.
+            return info.tailWriterID >= newest && info.tailID >= settled
         }
         return caughtUp.count >= remaining.count / 2 + 1
     }

@@ -195,7 +195,8 @@ extension Boundary {
             problem = nil
         case (.coordination, .writerInfo(let info)), (.writerCatchUp, .writerInfo(let info)):
             problem = checkInfo(info)
-        case (.fastForward, .entries(let entries)), (.backfill, .entries(let entries)):
+        case (.fastForward, .entries(let entries)), (.backfill, .entries(let entries)),
+            (.stampPull, .entries(let entries)):
             problem = checkEntries(entries)
         default:
             problem = WalleError(.invalidArgument, "not an answer to this call")

@@ -129,4 +129,36 @@ extension ServerCore {
         streams[uri]!.backfillPeerIndex += 1
         timers.schedule(.backfillRetry(uri), noLaterThan: time.monotonic + configuration.catchUpRetryDelay)
     }
+
+    /// After a StreamStatus round: when a peer's committed tail is this member's committed
+    /// entry under a newer writer's stamp, fetches it to take the stamp (docs/protocol.md,
+    /// "StreamStatus and the manager"). A claim stamps its tail on its claim set only; a member
+    /// that missed the claim keeps the older stamp, and with an older writer's unacknowledged
+    /// entries above it, a later claim that saw only such members took them (seeds 9760 and
+    /// 11348, once a holder of the stamp was removed). The manager's removal waits until a
+    /// majority carries the newest stamp, and this is how an idle stream gets there.
+    mutating func pullNewerStamp(_ uri: StreamURI, _ infos: [WriterInfo]) {
+        guard let replica = streams[uri], !replica.metadata.hasGap else { return }
+        let committed = replica.committedID
+        let stamp = replica.window[0].writerID
+        let source = infos.filter {
+            $0.server != id && !$0.hasGap && $0.committedID == committed && $0.tailID == committed
+                && $0.tailWriterID > stamp
+        }.max { $0.tailWriterID < $1.tailWriterID }
+        guard let source else { return }
+        call(source.server, .stampPull(uri), timeout: configuration.catchUpCallTimeout) {
+            .readEntries($0, start: committed, end: committed + 1)
+        }
+    }
+
+    /// Applies a pulled committed entry: the same entry (checked against this member's
+    /// committed checksum) re-stamps it and drops an older writer's suffix above it.
+    mutating func stampPullCompleted(_ uri: StreamURI, from source: NodeID, _ reply: Reply) {
+        guard let replica = streams[uri], case .entries(let entries) = reply, let entry = entries.first,
+            entry.id == replica.committedID, entry.writerID > replica.window[0].writerID
+        else { return }
+        let outcome = streams[uri]!.applyCommitted(entry, writes: &pendingWrites)
+        note("stamp of \(uri) at \(entry.id) pulled from \(source): \(entry.writerID) (\(outcome))")
+        afterWindowChange(uri)
+    }
 }

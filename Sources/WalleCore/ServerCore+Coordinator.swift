@@ -84,7 +84,11 @@ extension ServerCore {
             if case .writerInfo(let info) = reply { infos.append(info) }
             coordination.kind = .streamStatus(infos, outstanding: outstanding - 1)
             coordinations[coordinationID] = outstanding > 1 ? coordination : nil
-            if outstanding == 1 { self.reply(coordination.route, .streamStatus(infos.sorted { $0.server < $1.server })) }
+            if outstanding == 1 {
+                let sorted = infos.sorted { $0.server < $1.server }
+                self.reply(coordination.route, .streamStatus(sorted))
+                pullNewerStamp(coordination.uri, sorted)
+            }
             return
         }
         let decision: Quorum.Decision?

@@ -419,6 +419,8 @@ extension ServerCore {
             backfillCompleted(uri, from: source, reply)
         case .writerCatchUp(let roundID, let uri):
             writerCatchUpCompleted(roundID, uri, from: source, reply)
+        case .stampPull(let uri):
+            stampPullCompleted(uri, from: source, reply)
         }
     }
 }
@@ -430,11 +432,12 @@ enum CallPurpose {
     case fastForward(StreamURI)
     case backfill(StreamURI)
     case writerCatchUp(UInt64, StreamURI)
+    case stampPull(StreamURI)
 
     var stream: StreamURI {
         switch self {
         case .claim(_, let uri, _), .coordination(_, let uri), .fastForward(let uri), .backfill(let uri),
-            .writerCatchUp(_, let uri):
+            .writerCatchUp(_, let uri), .stampPull(let uri):
             return uri
         }
     }

@@ -231,6 +231,77 @@ func installABThenC(_ core: inout ServerCore) {
     for token in core.takeEffects().syncTokens { core.diskCompleted(.synced(token: token), at: at(201)) }
 }
 
+@Suite("Member: a newer claim stamp pulled after StreamStatus (seeds 9760, 11348)")
+struct StampPullTests {
+    /// Member 1 committed A's entry 2 and keeps A's unacknowledged 3...5; B's claim stamped
+    /// entry 2 on member 2 only. Returns the core after a StreamStatus round it coordinated,
+    /// with the effects of the last WriterInfo answer.
+    func statusRound(peerStamp: WriterID, peerTail: EntryID = 2) -> (ServerCore, [Effect], [Entry]) {
+        var core = makeServer()
+        let entries = installWithEntries(&core, writerA, count: 5)
+        let beat = Entry(id: 0, writerID: writerA, checksum: 0, data: [])
+        _ = settle(&core, put(&core, beat, committed: entries[1], requestID: 20))
+        #expect(core.metadata(of: streamURI)?.committedID == 2)
+        core.receive(.streamStatus(30, streamURI), from: node(900), at: at(10))
+        let asks = core.takeEffects().sends.compactMap { send -> (RequestID, NodeID)? in
+            if case .writerInfo(let h) = send.message { return (h.requestID, send.target) } else { return nil }
+        }
+        #expect(asks.count == 3)
+        var last: [Effect] = []
+        for (requestID, target) in asks {
+            let own = target == node(1)
+            let info = WriterInfo(
+                writerID: own ? writerA : writerB, writerAddress: "w", leaseMilliseconds: 1000,
+                remainingLeaseMilliseconds: 0, streamVersion: 1, server: target, committedID: 2,
+                tailID: own ? 5 : peerTail, tailWriterID: own ? writerA : peerStamp)
+            core.receive(.response(requestID, .writerInfo(info)), from: target, at: at(11))
+            last = core.takeEffects()
+        }
+        return (core, last, entries)
+    }
+
+    @Test("A peer's newer stamp on the same committed entry is pulled, and the older suffix goes")
+    func newerStampPulled() throws {
+        var (core, effects, entries) = statusRound(peerStamp: writerB)
+        #expect(effects.replies.contains { if case .streamStatus = $0.reply { true } else { false } })
+        let pulls = effects.sends.compactMap { send -> (RequestID, NodeID)? in
+            if case .readEntries(let h, let start, let end) = send.message, start == 2, end == 3 { return (h.requestID, send.target) }
+            return nil
+        }
+        let pull = try #require(pulls.first, "one ReadEntries [2, 3) to a peer with B's stamp")
+        #expect(pulls.count == 1 && pull.1 != node(1))
+        let stamped = Entry(id: 2, writerID: writerB, checksum: entries[1].checksum, data: entries[1].data)
+        core.receive(.response(pull.0, .entries([stamped])), from: pull.1, at: at(12))
+        _ = settle(&core, core.takeEffects())
+        let window = core.window(of: streamURI) ?? []
+        #expect(window.map(\.id) == [2], "A's unacknowledged 3...5 are gone")
+        #expect(window.first?.writerID == writerB)
+    }
+
+    @Test("No pull when the peers' stamps are not newer, or their tail is above the committed entry")
+    func noPullOtherwise() {
+        for (stamp, tail) in [(writerA, EntryID(2)), (writerB, EntryID(3))] {
+            let (_, effects, _) = statusRound(peerStamp: stamp, peerTail: tail)
+            let pulls = effects.sends.filter { if case .readEntries = $0.message { true } else { false } }
+            #expect(pulls.isEmpty, "stamp \(stamp), tail \(tail)")
+        }
+    }
+
+    @Test("A pulled entry that differs from the committed one changes nothing")
+    func differentEntryRefused() throws {
+        var (core, effects, _) = statusRound(peerStamp: writerB)
+        let pull = try #require(effects.sends.compactMap { send -> (RequestID, NodeID)? in
+            if case .readEntries(let h, _, _) = send.message { return (h.requestID, send.target) } else { return nil }
+        }.first)
+        let forged = Entry(id: 2, writerID: writerB, checksum: 0xBAD, data: [1])
+        core.receive(.response(pull.0, .entries([forged])), from: pull.1, at: at(12))
+        _ = settle(&core, core.takeEffects())
+        let window = core.window(of: streamURI) ?? []
+        #expect(window.map(\.id) == [2, 3, 4, 5])
+        #expect(window.first?.writerID == writerA)
+    }
+}
+
 @Suite("Member: NewWriter and leases")
 struct NewWriterTests {
     @Test("A NewWriter answered after its wait says OK only if its writer is still installed (seed 1295)")
