@@ -7,8 +7,9 @@ import WalleNode
 /// time, each a single add or remove ([MEM-2]), and waits before each:
 /// - a majority of the stream's members are at its current version ([MEM-4]; with the
 ///   members' strict version check this closes WS-2);
-/// - before a removal, a majority of the remaining members have no gap and have committed
-///   everything that may have been acknowledged (`settled`, closes WS-3).
+/// - before a removal, a majority of the remaining members have no gap and hold everything
+///   that may have been acknowledged under the newest writer's stamp (`settled`, closes WS-3,
+///   and keeps the newest claim's stamp on a majority).
 final class TopologyManager {
     enum Change: CustomStringConvertible {
         case add(StreamURI, NodeID)

@@ -140,7 +140,9 @@ extension ServerCore {
     mutating func pullNewerStamp(_ uri: StreamURI, _ infos: [WriterInfo]) {
         guard let replica = streams[uri], !replica.metadata.hasGap else { return }
         let committed = replica.committedID
-        let stamp = replica.window[0].writerID
+        // The tail's stamp, not the committed entry's: an older suffix above a stamp already
+        // taken (a crash kept the stamp's write, not the truncation) is cleared by a pull too.
+        let stamp = replica.tail.writerID
         let source = infos.filter {
             $0.server != id && !$0.hasGap && $0.committedID == committed && $0.tailID == committed
                 && $0.tailWriterID > stamp
@@ -155,7 +157,7 @@ extension ServerCore {
     /// committed checksum) re-stamps it and drops an older writer's suffix above it.
     mutating func stampPullCompleted(_ uri: StreamURI, from source: NodeID, _ reply: Reply) {
         guard let replica = streams[uri], case .entries(let entries) = reply, let entry = entries.first,
-            entry.id == replica.committedID, entry.writerID > replica.window[0].writerID
+            entry.id == replica.committedID, entry.writerID > replica.tail.writerID
         else { return }
         let outcome = streams[uri]!.applyCommitted(entry, writes: &pendingWrites)
         note("stamp of \(uri) at \(entry.id) pulled from \(source): \(entry.writerID) (\(outcome))")

@@ -33,6 +33,12 @@ extension StreamReplica {
         if entry.writerID < metadata.writerID {
             return .failed(WalleError(.failedPrecondition, "writer \(entry.writerID) is no longer active"))
         }
+        if entry.writerID < window[0].writerID {
+            // The committed entry carries a newer claim's stamp (pulled from a peer, or taken
+            // with a fast-forward) than the writer installed here: that claim fenced this
+            // writer, and a late put of it must not grow a suffix over the stamp again.
+            return .failed(WalleError(.failedPrecondition, "writer \(entry.writerID) is older than the stamp on committed entry \(committedID)"))
+        }
         if entry.id <= committedID {
             return applyAtOrBelowCommitted(entry, writes: &writes)
         }
@@ -64,7 +70,7 @@ extension StreamReplica {
         guard known == entry.checksum else {
             return .failed(WalleError(.outOfRange, "entry \(entry.id) differs from the committed one"))
         }
-        if entry.id == committedID && entry.writerID > window[0].writerID {
+        if entry.id == committedID && entry.writerID >= window[0].writerID {
             // A claim re-stamps the committed entry under its writer id (docs/protocol.md,
             // "ClaimWriter", phase 5). Its chosen chain ends here, so an older writer's suffix
             // above goes, as it does when the commit is above the committed id: kept, it sat
@@ -75,10 +81,16 @@ extension StreamReplica {
             // this member's tail is newer than an older writer's suffix elsewhere (seed 4249:
             // a claim of tail 0 left Entry0 unstamped, and the next claim chose and committed
             // the fenced writer's 1...7 from the one member that had missed the claim).
-            window[0].writerID = entry.writerID
-            writes.append(.putEntry(uri, .live, window[0]))
+            // The suffix goes before the stamp is written: a crash that keeps a prefix of the
+            // writes then never leaves the new stamp with the older suffix above it, which no
+            // later pull would clear. Same stamp again (a retry, or a stamp taken earlier
+            // without its truncation) still drops an older suffix.
             if window.dropFirst().allSatisfy({ $0.writerID < entry.writerID }) {
                 truncate(from: entry.id + 1, writes: &writes)
+            }
+            if entry.writerID > window[0].writerID {
+                window[0].writerID = entry.writerID
+                writes.append(.putEntry(uri, .live, window[0]))
             }
         }
         return .applied

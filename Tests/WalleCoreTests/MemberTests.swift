@@ -272,10 +272,23 @@ struct StampPullTests {
         #expect(pulls.count == 1 && pull.1 != node(1))
         let stamped = Entry(id: 2, writerID: writerB, checksum: entries[1].checksum, data: entries[1].data)
         core.receive(.response(pull.0, .entries([stamped])), from: pull.1, at: at(12))
-        _ = settle(&core, core.takeEffects())
+        let effects2 = core.takeEffects()
+        let operations = effects2.flatMap { effect -> [DiskOperation] in
+            if case .disk(.write(let operations)) = effect { return operations } else { return [] }
+        }
+        let deleted = operations.firstIndex { if case .deleteLiveEntries(_, from: 3) = $0 { true } else { false } }
+        let restamped = operations.firstIndex { if case .putEntry(_, .live, let e) = $0 { e.id == 2 } else { false } }
+        #expect(deleted != nil && restamped != nil && deleted! < restamped!,
+                "the suffix goes before the stamp: a crash keeping a prefix never leaves both")
+        _ = settle(&core, effects2)
         let window = core.window(of: streamURI) ?? []
         #expect(window.map(\.id) == [2], "A's unacknowledged 3...5 are gone")
         #expect(window.first?.writerID == writerB)
+        // A late put of A (still the writer installed here) must not grow a suffix again.
+        let late = put(&core, entries[2], committed: entries[1], requestID: 40, at: 13)
+        _ = settle(&core, late)
+        #expect(core.window(of: streamURI)?.map(\.id) == [2], "A is older than the stamp on the committed entry")
+        #expect(late.replies.first?.reply.errorCode == .failedPrecondition)
     }
 
     @Test("No pull when the peers' stamps are not newer, or their tail is above the committed entry")
