@@ -210,14 +210,19 @@ final class Oracle {
     /// WS-3: right after a member is removed, every committed entry must still be held by a
     /// majority of the remaining members (live or backfill table), or one more lost disk
     /// loses acknowledged data.
+    /// What the members of a new list hold of `uri`: the current image of a member that is up,
+    /// the durable one of a member that is down, retired members left out.
+    private func memberImages(_ uri: StreamURI, _ members: [NodeID]) -> [DiskImage.StreamImage?] {
+        world.servers.filter { members.contains($0.id) && !$0.isRetired }.map { host in
+            (host.isUp ? host.disk.current : host.disk.durable).streams[uri]
+        }
+    }
+
     func checkMembersHoldCommitted(_ uri: StreamURI, _ members: [NodeID]) {
-        let hosts = world.servers.filter { members.contains($0.id) && !$0.isRetired }
+        let images = memberImages(uri, members)
         let majority = members.count / 2 + 1
         for (id, checksum) in (log[uri] ?? [:]).sorted(by: { $0.key < $1.key }) where id > 0 {
-            let holders = hosts.filter { host in
-                let image = host.isUp ? host.disk.current : host.disk.durable
-                return image.streams[uri]?.entry(id)?.checksum == checksum
-            }
+            let holders = images.filter { $0?.entry(id)?.checksum == checksum }
             if holders.count < majority {
                 fail("acknowledged-durability", members, "after a removal only \(holders.count) of \(members.count) members of \(uri) hold committed entry \(id) (WS-3)")
                 return
@@ -231,12 +236,8 @@ final class Oracle {
     /// that tail. Seeds 9760 and 11348 lost it when one of a claim's two holders was removed.
     func checkMembersHoldNewestClaim(_ uri: StreamURI, _ members: [NodeID]) {
         guard let newest = (claims[uri] ?? []).max(by: { $0.writer < $1.writer }) else { return }
-        let hosts = world.servers.filter { members.contains($0.id) && !$0.isRetired }
-        let holders = hosts.filter { host in
-            let image = host.isUp ? host.disk.current : host.disk.durable
-            guard let stream = image.streams[uri], let tailID = stream.live.keys.max(),
-                let tail = stream.live[tailID]
-            else { return false }
+        let holders = memberImages(uri, members).filter { stream in
+            guard let stream, let tailID = stream.live.keys.max(), let tail = stream.live[tailID] else { return false }
             return tail.id >= newest.tail.id && tail.writerID >= newest.writer
         }
         if holders.count < members.count / 2 + 1 {

@@ -19,7 +19,7 @@ extension WriterClient {
         resetWriterState()
         phase = .claiming
         let requestID = makeRequestID()
-        claimFirstRequestID = requestID
+        claimRequestID = requestID
         // A claim may wait out the previous lease; give it that long and more ([6.7]).
         send(
             .claimWriter(requestID, uri, writerAddress: configuration.address,
@@ -104,7 +104,7 @@ extension WriterClient {
     /// 81).
     private mutating func lateAnswer(_ requestID: RequestID, _ reply: Reply, from source: NodeID) {
         guard phase == .active || phase == .confirming, servers.contains(source),
-            requestID > claimFirstRequestID, requestID <= nextRequestID,
+            requestID > claimRequestID, requestID <= nextRequestID,
             case .failed(let error) = reply, error.isFinal
         else { return }
         close(error)

@@ -104,7 +104,7 @@ public struct WriterClient {
     var lastAcknowledgedAt = Instant.distantPast
     /// The request id of this claim's ClaimWriter: a late answer to a later request (a put
     /// or heartbeat of this claim) that carries a final error still closes the writer.
-    var claimFirstRequestID: RequestID = 0
+    var claimRequestID: RequestID = 0
     var pending: [PendingPut] = []
     var bytesInFlight = 0
     /// Entry bytes of `pending` (at most `putsPendingBytesMax`, or one entry).
@@ -164,7 +164,6 @@ public struct WriterClient {
     public var exclusiveUntil: Instant? { commitTime.map { $0 + configuration.exclusivityWindow } }
 
     public var pendingCount: Int { pending.count }
-
 
     /// Whether a majority has heard, on a put or heartbeat that succeeded, which entry is
     /// committed. Until then readers cannot see the last acknowledged entries: a writer that

@@ -22,13 +22,21 @@ struct WriterClientTests {
     /// A writer that has claimed (tail = Entry0) and confirmed with a heartbeat sent at 10ms.
     func activeWriter(lease: Duration = .seconds(1)) -> WriterClient {
         var client = WriterClient(id: node(100), uri: streamURI, servers: servers, configuration: WriterConfiguration(address: "c", lease: lease))
-        client.claim(now: instant(0))
-        let claim = requestIDs(client.takeEffects())[0]
-        client.receive(.response(claim, .claimed(writerA, tail: .zero)), from: node(1), now: instant(10))
-        let beat = requestIDs(client.takeEffects())[0]
-        client.receive(.response(beat, .putAcknowledged(servers: [node(1), node(2)])), from: node(2), now: instant(12))
-        #expect(client.takeEvents() == [.claimed(writerA, tail: .zero)])
+        _ = claimAndConfirm(&client, as: writerA, at: 0)
         return client
+    }
+
+    /// Claims as `writer` at `start` ms, answered 10 ms later, and confirms with a heartbeat;
+    /// returns the ClaimWriter's request id.
+    func claimAndConfirm(_ client: inout WriterClient, as writer: WriterID, at start: Int64) -> RequestID {
+        client.claim(now: instant(start))
+        let claim = requestIDs(client.takeEffects())[0]
+        client.receive(.response(claim, .claimed(writer, tail: .zero)), from: node(1), now: instant(start + 10))
+        let beat = requestIDs(client.takeEffects())[0]
+        client.receive(.response(beat, .putAcknowledged(servers: [node(1), node(2)])), from: node(2), now: instant(start + 12))
+        #expect(client.takeEvents() == [.claimed(writer, tail: .zero)])
+        #expect(client.phase == .active)
+        return claim
     }
 
     @Test("Claim, then one heartbeat, then the writer is active and exclusive for 0.6 · lease")
@@ -129,12 +137,7 @@ struct WriterClientTests {
     @Test("A late refusal of a duplicated ClaimWriter does not close the writer it made (seed 81)")
     func lateRefusalOfDuplicateClaimIgnored() {
         var client = WriterClient(id: node(100), uri: streamURI, servers: servers, configuration: WriterConfiguration(address: "c", lease: .seconds(1)))
-        client.claim(now: instant(0))
-        let claim = requestIDs(client.takeEffects())[0]
-        client.receive(.response(claim, .claimed(writerB, tail: .zero)), from: node(1), now: instant(10))
-        let beat = requestIDs(client.takeEffects())[0]
-        client.receive(.response(beat, .putAcknowledged(servers: [node(1), node(2)])), from: node(2), now: instant(12))
-        #expect(client.phase == .active)
+        let claim = claimAndConfirm(&client, as: writerB, at: 0)
         // The network delivered the ClaimWriter twice; the second claim, with an older writer
         // id, was refused, and its answer carries the same request id.
         client.receive(.response(claim, .failed(WalleError(.failedPrecondition, "writer A is older than B"))), from: node(1), now: instant(200))
@@ -153,12 +156,8 @@ struct WriterClientTests {
         client.receive(.response(retry, .failed(fenced)), from: node(1), now: instant(2030))
         #expect(client.phase == .closed(fenced))
         // Claim again; the first claim's put is answered only now.
-        client.claim(now: instant(3000))
-        let claim = requestIDs(client.takeEffects())[0]
-        client.receive(.response(claim, .claimed(writerB, tail: .zero)), from: node(1), now: instant(3010))
-        let beat = requestIDs(client.takeEffects())[0]
-        client.receive(.response(beat, .putAcknowledged(servers: [node(1), node(2)])), from: node(2), now: instant(3012))
-        #expect(client.phase == .active)
+        _ = client.takeEvents()
+        _ = claimAndConfirm(&client, as: writerB, at: 3000)
         client.receive(.response(oldPut, .failed(fenced)), from: node(2), now: instant(3020))
         #expect(client.phase == .active, "that answer was about the earlier writer")
     }
