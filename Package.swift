@@ -128,5 +128,9 @@ let package = Package(
             dependencies: ["WalleSimulator", "WalleCore", "WalleEnvironment", "WalleContracts"],
             resources: [.copy("Seeds")],
             swiftSettings: swiftSettings),
+        // Repository rules over the sources (layering, determinism, function and line length):
+        // no dependencies, so a module that fails to build cannot hide them. Reads the tree
+        // from the checkout via #filePath; its import table mirrors the dependencies above.
+        .testTarget(name: "WalleTidyTests", swiftSettings: swiftSettings),
     ]
 )
