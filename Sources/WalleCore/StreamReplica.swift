@@ -1,12 +1,5 @@
 import WalleEnvironment
 
-/// A commit marker that arrived before the entry it commits: "entry `id` with `checksum` is
-/// committed". Applied only once the local entry at `id` is known to have that checksum.
-struct CommitMarker: Hashable {
-    var id: EntryID
-    var checksum: UInt64
-}
-
 /// A commit marker beyond this member's tail, waiting to be checked against the entry it names
 /// (fetched from peers, [PIPE-6]). `writer` is the writer whose put or heartbeat carried it.
 struct PendingCommit {

@@ -116,7 +116,7 @@ extension WriterClient {
         case .claimed(let writer, let claimedTail):
             writerID = writer
             tail = claimedTail
-            committed = CommitMarkerValue(id: claimedTail.id, checksum: claimedTail.checksum)
+            committed = CommitMarker(id: claimedTail.id, checksum: claimedTail.checksum)
             phase = .confirming
             sendHeartbeat(now: now)
         case .failed(let error):
@@ -183,7 +183,7 @@ extension WriterClient {
             pendingBytes -= put.entry.data.count
             putsWindow = min(configuration.putsInFlightMax, putsWindow + 1)
             events.append(.putAcknowledged(put.entry))
-            committed = CommitMarkerValue(id: put.entry.id, checksum: put.entry.checksum)
+            committed = CommitMarker(id: put.entry.id, checksum: put.entry.checksum)
         }
         pending.removeFirst(count)
     }
@@ -297,7 +297,7 @@ extension WriterClient {
     private mutating func resetWriterState() {
         writerID = .zero
         tail = .zero
-        committed = CommitMarkerValue(id: 0, checksum: 0)
+        committed = .zero
         toldCommitted = 0
         commitTime = nil
         pending.removeAll()

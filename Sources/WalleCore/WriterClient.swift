@@ -97,7 +97,7 @@ public struct WriterClient {
     /// The last entry this writer created (or the claimed tail).
     public internal(set) var tail: Entry = .zero
     /// The highest acknowledged entry: committed ([W-3]).
-    public internal(set) var committed = CommitMarkerValue(id: 0, checksum: 0)
+    public internal(set) var committed = CommitMarker.zero
     var toldCommitted: EntryID = 0
     /// Send time of the last request that succeeded.
     public internal(set) var commitTime: Instant?
@@ -176,10 +176,4 @@ public struct WriterClient {
         let candidates = [heartbeatDue, retryWakeAt, outstanding.values.lazy.map(\.deadline).min()]
         return candidates.compactMap { $0 }.min()
     }
-}
-
-/// A committed position: id and checksum.
-public struct CommitMarkerValue: Hashable, Sendable {
-    public var id: EntryID
-    public var checksum: UInt64
 }
