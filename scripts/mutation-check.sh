@@ -16,7 +16,7 @@ trap 'rm -rf "$scratch"' EXIT
 # Each mutation: name @@ file @@ text to find @@ replacement (first occurrence).
 mutations=(
   "ack-before-sync@@Sources/WalleCore/ServerCore+Effects.swift@@        whenDurable(.reply(route, answer))@@        reply(route, answer)"
-  "no-lease-wait@@Sources/WalleCore/ServerCore+Member.swift@@        var until = streams[uri]!.previousLeaseEnd@@        var until = time.monotonic"
+  "no-lease-wait@@Sources/WalleCore/ServerCore+Member.swift@@        var until = streams[held: uri].previousLeaseEnd@@        var until = time.monotonic"
   "margin-for-ratio-bound (0.75)@@Sources/WalleCore/Configuration.swift@@        return .nanoseconds(lease.nanoseconds / denominator * numerator)@@        return .nanoseconds(lease.nanoseconds / 4 * 3)"
   "WS-1 commit marker w/o checksum@@Sources/WalleCore/StreamReplica+Put.swift@@        if local.checksum == marker.checksum || limits.commitWithoutChecksum {@@        if true {"
   "WS-11 commit <= C w/o checksum@@Sources/WalleCore/StreamReplica+Put.swift@@            if let known = knownCommittedChecksum(marker.id), known != marker.checksum {@@            if let known = knownCommittedChecksum(marker.id), known != marker.checksum, false {"

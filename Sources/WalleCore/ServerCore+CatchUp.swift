@@ -4,24 +4,24 @@ import WalleEnvironment
 // the backfill of the gap a gap commit leaves ([GAP-5]). Both check what peers send (WS-4).
 extension ServerCore {
     func peers(of uri: StreamURI) -> [NodeID] {
-        streams[uri]!.metadata.topology.members.filter { $0 != id }
+        streams[held: uri].metadata.topology.members.filter { $0 != id }
     }
 
     mutating func fastForward(_ uri: StreamURI) {
         guard let replica = streams[uri] else { return }
         guard replica.pendingCommitNeedsFetch, let marker = replica.pendingCommit else {
-            streams[uri]!.fastForwardInFlight = false
-            streams[uri]!.pendingCommit = nil
+            streams[held: uri].fastForwardInFlight = false
+            streams[held: uri].pendingCommit = nil
             afterWindowChange(uri)
             return
         }
         let targets = peers(of: uri)
         guard !targets.isEmpty else {
-            streams[uri]!.fastForwardInFlight = false
+            streams[held: uri].fastForwardInFlight = false
             return
         }
         note("fast-forward \(uri) to \(marker.id)")
-        streams[uri]!.fastForwardOutstanding = targets.count
+        streams[held: uri].fastForwardOutstanding = targets.count
         for target in targets {
             call(target, .fastForward(uri), timeout: configuration.catchUpCallTimeout) {
                 .readEntries($0, start: marker.id, end: marker.id + 1)
@@ -30,17 +30,17 @@ extension ServerCore {
     }
 
     mutating func fastForwardCompleted(_ uri: StreamURI, from source: NodeID, _ reply: Reply) {
-        guard streams[uri] != nil, streams[uri]!.fastForwardOutstanding > 0 else { return }
-        streams[uri]!.fastForwardOutstanding -= 1
-        let marker = streams[uri]!.pendingCommit
+        guard streams[uri] != nil, streams[held: uri].fastForwardOutstanding > 0 else { return }
+        streams[held: uri].fastForwardOutstanding -= 1
+        let marker = streams[held: uri].pendingCommit
         if case .entries(let entries) = reply, let entry = entries.first, let marker,
             entry.id == marker.id, entry.checksum == marker.checksum
         {
-            streams[uri]!.fastForwardOutstanding = 0
-            streams[uri]!.fastForwardInFlight = false
-            let outcome = streams[uri]!.applyCommitted(entry, writes: &pendingWrites)
+            streams[held: uri].fastForwardOutstanding = 0
+            streams[held: uri].fastForwardInFlight = false
+            let outcome = streams[held: uri].applyCommitted(entry, writes: &pendingWrites)
             note("fast-forward \(uri) to \(entry.brief) from \(source): \(outcome)")
-            streams[uri]!.pendingCommit = nil
+            streams[held: uri].pendingCommit = nil
             afterWindowChange(uri)
             return
         }
@@ -52,11 +52,11 @@ extension ServerCore {
             dropPendingCommit(uri)
             return
         }
-        guard streams[uri]!.fastForwardOutstanding == 0 else { return }
+        guard streams[held: uri].fastForwardOutstanding == 0 else { return }
         // Every peer failed: try again later (the marker may also have been overtaken), a
         // bounded number of times.
-        streams[uri]!.pendingCommit?.rounds += 1
-        if (streams[uri]!.pendingCommit?.rounds ?? 0) >= configuration.fastForwardRoundsMax {
+        streams[held: uri].pendingCommit?.rounds += 1
+        if (streams[held: uri].pendingCommit?.rounds ?? 0) >= configuration.fastForwardRoundsMax {
             let rounds = configuration.fastForwardRoundsMax
             note("no peer has committed entry \(marker?.id ?? 0) of \(uri) after \(rounds) rounds")
             dropPendingCommit(uri)
@@ -66,9 +66,9 @@ extension ServerCore {
     }
 
     private mutating func dropPendingCommit(_ uri: StreamURI) {
-        streams[uri]!.pendingCommit = nil
-        streams[uri]!.fastForwardOutstanding = 0
-        streams[uri]!.fastForwardInFlight = false
+        streams[held: uri].pendingCommit = nil
+        streams[held: uri].fastForwardOutstanding = 0
+        streams[held: uri].fastForwardInFlight = false
     }
 
     /// Asks for the batch just below the verified `gapEnd`, including `gapEnd` itself. This
@@ -83,11 +83,11 @@ extension ServerCore {
         let keepsBelowEnd = replica.metadata.gapKeptEnd + 1 >= gapEnd
         let askSelf = keepsBelowEnd && replica.selfBackfillFailedAt != gapEnd
         guard askSelf || !targets.isEmpty else { return }
-        streams[uri]!.backfillInFlight = true
+        streams[held: uri].backfillInFlight = true
         if replica.backfillPeerIndex == 0 {
-            streams[uri]!.backfillPeerIndex = Int(random.next() % UInt64(max(1, targets.count))) + 1
+            streams[held: uri].backfillPeerIndex = Int(random.next() % UInt64(max(1, targets.count))) + 1
         }
-        let target = askSelf ? id : targets[streams[uri]!.backfillPeerIndex % targets.count]
+        let target = askSelf ? id : targets[streams[held: uri].backfillPeerIndex % targets.count]
         // The answer must reach `gapEnd`: a batch no longer than one disk read returns.
         let batch = UInt64(max(
             ServerConfiguration.backfillAnswerCountMin,
@@ -99,16 +99,16 @@ extension ServerCore {
     }
 
     mutating func backfillCompleted(_ uri: StreamURI, from source: NodeID, _ reply: Reply) {
-        guard streams[uri] != nil, streams[uri]!.metadata.hasGap else {
+        guard streams[uri] != nil, streams[held: uri].metadata.hasGap else {
             streams[uri]?.backfillInFlight = false
             return
         }
         var failure: WalleError
         switch reply {
         case .entries(let entries):
-            let error = streams[uri]!.applyBackfill(entries, writes: &pendingWrites)
+            let error = streams[held: uri].applyBackfill(entries, writes: &pendingWrites)
             guard let error else {
-                let gap = streams[uri]!.metadata
+                let gap = streams[held: uri].metadata
                 note("backfilled \(uri) from \(source): " + (gap.hasGap ? "down to \(gap.gapEnd)" : "gap closed"))
                 whenDurable(.resumeBackfill(uri))
                 return
@@ -121,12 +121,12 @@ extension ServerCore {
         }
         note("backfill of \(uri) from \(source) failed: \(failure)")
         if source == id {
-            streams[uri]!.selfBackfillFailedAt = streams[uri]!.metadata.gapEnd
-            streams[uri]!.backfillInFlight = false
+            streams[held: uri].selfBackfillFailedAt = streams[held: uri].metadata.gapEnd
+            streams[held: uri].backfillInFlight = false
             startBackfill(uri)
             return
         }
-        streams[uri]!.backfillPeerIndex += 1
+        streams[held: uri].backfillPeerIndex += 1
         timers.schedule(.backfillRetry(uri), noLaterThan: time.monotonic + configuration.catchUpRetryDelay)
     }
 
@@ -159,7 +159,7 @@ extension ServerCore {
         guard let replica = streams[uri], case .entries(let entries) = reply, let entry = entries.first,
             entry.id == replica.committedID, entry.writerID > replica.tail.writerID
         else { return }
-        let outcome = streams[uri]!.applyCommitted(entry, writes: &pendingWrites)
+        let outcome = streams[held: uri].applyCommitted(entry, writes: &pendingWrites)
         note("stamp of \(uri) at \(entry.id) pulled from \(source): \(entry.writerID) (\(outcome))")
         afterWindowChange(uri)
     }

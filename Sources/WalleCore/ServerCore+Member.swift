@@ -27,7 +27,7 @@ extension ServerCore {
         case .putEntryInternal(_, let kind, let entry, let committedID, let committedChecksum):
             memberPut(route, uri, kind, entry, commit: CommitMarker(id: committedID, checksum: committedChecksum))
         case .tailEntries:
-            reply(route, .entries(streams[uri]!.window))
+            reply(route, .entries(streams[held: uri].window))
         case .restampEntries(_, let entries):
             memberRestamp(route, uri, entries)
         case .readEntries(_, let start, let end):
@@ -58,7 +58,7 @@ extension ServerCore {
     }
 
     func writerInfo(_ uri: StreamURI) -> WriterInfo {
-        let replica = streams[uri]!
+        let replica = streams[held: uri]
         return WriterInfo(
             writerID: replica.metadata.writerID, writerAddress: replica.metadata.writerAddress,
             leaseMilliseconds: replica.metadata.leaseMilliseconds,
@@ -78,19 +78,19 @@ extension ServerCore {
             fail(route, .resourceExhausted, "\(newWriterWaits.count) NewWriter answers are already waiting on \(id)", limit: .newWriterWaits)
             return
         }
-        switch streams[uri]!.checkWriter(writer) {
+        switch streams[held: uri].checkWriter(writer) {
         case .older:
-            fail(route, .failedPrecondition, "writer \(writer) is older than \(streams[uri]!.metadata.writerID)")
+            fail(route, .failedPrecondition, "writer \(writer) is older than \(streams[held: uri].metadata.writerID)")
             return
         case .current:
             note("NewWriter \(writer) repeated on \(uri): waits for the same lease end")
         case .newer:
-            let end = streams[uri]!.installWriter(
+            let end = streams[held: uri].installWriter(
                 writer, address: address, leaseMilliseconds: leaseMilliseconds,
                 now: time.monotonic, writes: &pendingWrites)
             note("installed \(writer) on \(uri); previous lease ends at \(end)")
         }
-        var until = streams[uri]!.previousLeaseEnd
+        var until = streams[held: uri].previousLeaseEnd
         if configuration.plantedBugIsActive(.skipLeaseWait) { until = time.monotonic }
         let waitID = makeProcessID()
         newWriterWaits[waitID] = NewWriterWait(until: until, route: route, uri: uri, writer: writer)
@@ -101,12 +101,12 @@ extension ServerCore {
         switch kind {
         case .write:
             memberWrite(route, uri, entry, commit: commit)
-        case .claimCommit where entry.writerID < streams[uri]!.metadata.writerID:
+        case .claimCommit where entry.writerID < streams[held: uri].metadata.writerID:
             // A claim's commit comes from a claim that a newer one has fenced here: it must not
             // commit anything (it skips the writer check below, like alignment does).
-            fail(route, .failedPrecondition, "claim of \(entry.writerID) was superseded by \(streams[uri]!.metadata.writerID)")
+            fail(route, .failedPrecondition, "claim of \(entry.writerID) was superseded by \(streams[held: uri].metadata.writerID)")
         case .claimAlign, .claimCommit:
-            let outcome = streams[uri]!.applyCommitted(entry, writes: &pendingWrites)
+            let outcome = streams[held: uri].applyCommitted(entry, writes: &pendingWrites)
             resolve([route], outcome, uri, entry)
         }
         afterWindowChange(uri)
@@ -126,7 +126,7 @@ extension ServerCore {
             reply(route, .failed(error))
             return
         }
-        var replica = streams[uri]!
+        var replica = streams[held: uri]
         var writes: [DiskOperation] = []
         for entry in entries {
             let outcome = replica.applyUncommitted(entry, limits: limits, writes: &writes)
@@ -161,7 +161,7 @@ extension ServerCore {
     }
 
     func writerMismatch(_ uri: StreamURI, _ writer: WriterID) -> WalleError? {
-        switch streams[uri]!.checkWriter(writer) {
+        switch streams[held: uri].checkWriter(writer) {
         case .current:
             return nil
         case .older:
@@ -176,14 +176,14 @@ extension ServerCore {
     mutating func memberWrite(_ route: Route, _ uri: StreamURI, _ entry: Entry, commit: CommitMarker) {
         let zeroAllowed = entry.writerID.isZero && configuration.plantedBugIsActive(.acceptZeroWriter)
         if let error = writerMismatch(uri, entry.writerID), !zeroAllowed {
-            switch streams[uri]!.checkWriter(entry.writerID) {
+            switch streams[held: uri].checkWriter(entry.writerID) {
             case .newer:
                 startWriterCatchUp(uri)
             case .older:
                 // The put is refused, but its commit marker is still a fact: that writer saw
                 // the entry acknowledged by a majority. Without this a member whose writer id
                 // came from a claim that later failed would never learn what committed.
-                let commitError = streams[uri]!.applyCommitMarker(
+                let commitError = streams[held: uri].applyCommitMarker(
                     commit, from: entry.writerID, limits: limits, writes: &pendingWrites)
                 if let commitError { note("commit marker \(commit.id) on \(uri): \(commitError)") }
                 afterWindowChange(uri)
@@ -195,14 +195,14 @@ extension ServerCore {
         }
         // The marker first: one that is refused refuses the whole request, before the lease
         // is renewed or the entry applied (a bad value changes nothing; WS-12 hid such errors).
-        if let commitError = streams[uri]!.applyCommitMarker(
+        if let commitError = streams[held: uri].applyCommitMarker(
             commit, from: entry.writerID, limits: limits, writes: &pendingWrites)
         {
             note("commit marker \(commit.id) on \(uri): \(commitError)")
             reply(route, .failed(commitError))
             return
         }
-        streams[uri]!.renewLease(now: time.monotonic)
+        streams[held: uri].renewLease(now: time.monotonic)
         if entry.id == 0 {
             // Heartbeats renew and commit, neither of which needs a sync ([PEI-4], [CRASH-2]),
             // but the OK waits while anything written before it is not durable: the writer's
@@ -225,10 +225,10 @@ extension ServerCore {
     /// A put from a writer this member never saw NewWriter for (lost, or still in flight):
     /// ask every member which writer is current and adopt the newest a majority reports.
     mutating func startWriterCatchUp(_ uri: StreamURI) {
-        guard streams[uri]!.writerCatchUp == nil else { return }
-        let members = streams[uri]!.metadata.topology.members
+        guard streams[held: uri].writerCatchUp == nil else { return }
+        let members = streams[held: uri].metadata.topology.members
         let roundID = makeProcessID()
-        streams[uri]!.writerCatchUp = WriterCatchUp(id: roundID, quorum: Quorum(memberCount: members.count))
+        streams[held: uri].writerCatchUp = WriterCatchUp(id: roundID, quorum: Quorum(memberCount: members.count))
         for member in members {
             call(member, .writerCatchUp(roundID, uri)) { .writerInfo($0) }
         }
@@ -243,19 +243,19 @@ extension ServerCore {
         } else {
             decision = catchUp.quorum.recordFailure(WalleError(.unavailable, "no WriterInfo from \(source)"), from: source)
         }
-        streams[uri]!.writerCatchUp = decision == nil ? catchUp : nil
+        streams[held: uri].writerCatchUp = decision == nil ? catchUp : nil
         guard case .succeeded? = decision, let newest = catchUp.newest else { return }
         note("writer catch-up on \(uri): majority knows \(newest.writerID)")
-        streams[uri]!.adoptWriter(newest, now: time.monotonic, writes: &pendingWrites)
+        streams[held: uri].adoptWriter(newest, now: time.monotonic, writes: &pendingWrites)
     }
 
     mutating func applyUncommittedPut(_ route: Route, _ uri: StreamURI, _ entry: Entry) {
-        let outcome = streams[uri]!.applyUncommitted(entry, limits: limits, writes: &pendingWrites)
+        let outcome = streams[held: uri].applyUncommitted(entry, limits: limits, writes: &pendingWrites)
         guard outcome == .queued else {
             resolve([route], outcome, uri, entry)
             return
         }
-        let (failure, displaced) = streams[uri]!.enqueue(entry, route: route, now: time.monotonic, limits: limits)
+        let (failure, displaced) = streams[held: uri].enqueue(entry, route: route, now: time.monotonic, limits: limits)
         for (old, outcome) in displaced { resolve([old], outcome, uri, entry) }
         if let failure {
             resolve([route], failure, uri, entry)
@@ -287,23 +287,23 @@ extension ServerCore {
             timers.cancel(.queuedPutExpiry(uri, queued.entry.id))
             applied += 1
             precondition(applied <= configuration.queuedPutsMax, "queue drain is unbounded")
-            let outcome = streams[uri]!.applyUncommitted(queued.entry, limits: limits, writes: &pendingWrites)
+            let outcome = streams[held: uri].applyUncommitted(queued.entry, limits: limits, writes: &pendingWrites)
             resolve(queued.routes, outcome == .queued ? .failed(WalleError(.internal, "requeued")) : outcome, uri, queued.entry)
-            streams[uri]!.retryPendingCommit(limits: limits, writes: &pendingWrites)
+            streams[held: uri].retryPendingCommit(limits: limits, writes: &pendingWrites)
         }
         guard streams[uri] != nil else { return }
-        streams[uri]!.retryPendingCommit(limits: limits, writes: &pendingWrites)
-        for overtaken in streams[uri]!.removeOvertakenQueued() {
+        streams[held: uri].retryPendingCommit(limits: limits, writes: &pendingWrites)
+        for overtaken in streams[held: uri].removeOvertakenQueued() {
             timers.cancel(.queuedPutExpiry(uri, overtaken.entry.id))
             resolve(overtaken.routes, .failed(WalleError(.outOfRange, "entry \(overtaken.entry.id) was overtaken by a commit")), uri, overtaken.entry)
         }
-        if streams[uri]!.pendingCommitNeedsFetch && !streams[uri]!.fastForwardInFlight {
-            streams[uri]!.fastForwardInFlight = true
+        if streams[held: uri].pendingCommitNeedsFetch && !streams[held: uri].fastForwardInFlight {
+            streams[held: uri].fastForwardInFlight = true
             timers.schedule(.fastForward(uri), noLaterThan: time.monotonic + configuration.fastForwardDelay)
         }
-        if streams[uri]!.metadata.hasGap { startBackfill(uri) }
+        if streams[held: uri].metadata.hasGap { startBackfill(uri) }
         answerReadWaiters(uri)
-        streams[uri]!.checkInvariants()
+        streams[held: uri].checkInvariants()
     }
 
     mutating func expireQueuedPut(_ uri: StreamURI, _ entryID: EntryID) {
@@ -315,7 +315,7 @@ extension ServerCore {
     }
 
     mutating func memberReadEntries(_ route: Route, _ uri: StreamURI, start: EntryID, end: EntryID) {
-        let committed = streams[uri]!.committedID
+        let committed = streams[held: uri].committedID
         guard start < end, start <= committed else {
             fail(route, .notFound, "entry \(start) is not committed on \(id) (committed \(committed))")
             return

@@ -118,7 +118,7 @@ extension ServerCore {
 
     /// Reads committed entries `[start, end)`; the committed entry itself is in memory.
     mutating func readCommitted(_ uri: StreamURI, start: EntryID, end: EntryID, then purpose: DiskRead.Purpose) {
-        let replica = streams[uri]!
+        let replica = streams[held: uri]
         precondition(start < end && end <= replica.committedID + 1, "reads return committed entries only")
         var end = end
         if case .answerPublic(let route) = purpose, replica.metadata.hasGap, start < replica.metadata.gapEnd {

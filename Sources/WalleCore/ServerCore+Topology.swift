@@ -66,18 +66,17 @@ extension ServerCore {
         note("topology version \(topology.version)")
         for uri in streams.keys.sorted() {
             guard let stream = topology.streams[uri], !stream.contains(id),
-                stream.version > streams[uri]!.metadata.topology.version
+                stream.version > streams[held: uri].metadata.topology.version
             else { continue }
             dropStream(uri)
         }
-        for uri in topology.streams.keys.sorted() {
-            let stream = topology.streams[uri]!
+        for (uri, stream) in topology.streams.sorted(by: { $0.key < $1.key }) {
             guard stream.contains(id) else { continue }
             if streams[uri] == nil {
                 createStream(uri, topology: stream)
-            } else if stream.version > streams[uri]!.metadata.topology.version {
-                streams[uri]!.metadata.topology = stream
-                pendingWrites.append(.setMetadata(uri, streams[uri]!.metadata))
+            } else if stream.version > streams[held: uri].metadata.topology.version {
+                streams[held: uri].metadata.topology = stream
+                pendingWrites.append(.setMetadata(uri, streams[held: uri].metadata))
                 refuseQueuedPuts(uri, version: stream.version)
             }
         }
@@ -96,7 +95,7 @@ extension ServerCore {
     /// (seed 168 with --replica-moves: entries on 2 of 3 old members, then 1 of 3 after the
     /// removal). The writer sends it again.
     private mutating func refuseQueuedPuts(_ uri: StreamURI, version: UInt64) {
-        for queued in streams[uri]!.removeAllQueued() {
+        for queued in streams[held: uri].removeAllQueued() {
             timers.cancel(.queuedPutExpiry(uri, queued.entry.id))
             for route in queued.routes {
                 fail(route, .unavailable, "\(uri) moved to version \(version) while entry \(queued.entry.id) waited")

@@ -68,7 +68,7 @@ public struct ServerCore {
             replica.restarted(now: time.monotonic, leaseMax: configuration.leaseMax)
             streams[stream.uri] = replica
         }
-        for uri in streams.keys.sorted() where streams[uri]!.metadata.hasGap {
+        for uri in streams.keys.sorted() where streams[held: uri].metadata.hasGap {
             startBackfill(uri)
         }
         if let source = configuration.topologySource {

@@ -26,8 +26,8 @@ public struct Topology: Hashable, Sendable {
         var writer = ByteWriter()
         writer.u64(version)
         writer.u32(UInt32(streams.count))
-        for uri in streams.keys.sorted() {
-            let stream = streams[uri]!
+        // Sorted pairs, not keys then lookups: the same order, and no lookup that could miss.
+        for (uri, stream) in streams.sorted(by: { $0.key < $1.key }) {
             writer.string16(uri.rawValue)
             writer.u64(stream.version)
             writer.u16(UInt16(stream.members.count))
