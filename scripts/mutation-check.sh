@@ -25,7 +25,7 @@ mutations=(
   "manager skips a stream version@@Simulations/WalleSimulator/TopologyManager.swift@@        stream.version += 1@@        stream.version += 2"
   "gap commit deletes its suffix (1738)@@Sources/WalleCore/StreamReplica+Put.swift@@        let keptEnd = min(tailID, entry.id - 1)@@        let keptEnd = committedID"
   "queued puts outlive a version (168)@@Sources/WalleCore/ServerCore+Topology.swift@@                refuseQueuedPuts(uri, version: stream.version)@@                _ = stream"
-  "re-stamp one entry per call (176)@@Sources/WalleCore/ServerCore+Claim.swift@@            if !suffix.isEmpty { sends.append((member, suffix)) }@@            for entry in suffix { sends.append((member, [entry])) }"
+  "re-stamp one entry per call (176)@@Sources/WalleCore/ClaimProcess.swift@@            if !suffix.isEmpty { sends.append((member, suffix)) }@@            for entry in suffix { sends.append((member, [entry])) }"
   "forged marker acknowledged@@Sources/WalleCore/StreamReplica+Put.swift@@        guard local.writerID < writer else {@@        guard local.writerID < writer || true else {"
   "marker alone drops entries (hostile 2)@@Sources/WalleCore/StreamReplica+Put.swift@@        if limits.acceptForgedMarker {@@        if true {"
   "client may send NewWriter@@Sources/WalleCore/Boundary.swift@@        if message.isInternalRequest && !source.isServer {@@        if false {"

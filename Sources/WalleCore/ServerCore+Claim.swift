@@ -1,40 +1,7 @@
 import WalleEnvironment
 
-/// The phases of ClaimWriter (docs/protocol.md, "ClaimWriter"), in order.
-enum ClaimPhase: Hashable {
-    case newWriter
-    case tails
-    case align
-    case restamp
-    case commit
-}
-
-/// One ClaimWriter this node coordinates.
-struct ClaimProcess {
-    var route: Route
-    var uri: StreamURI
-    var writer: WriterID
-    /// The stream version whose member list this claim counts majorities of.
-    var version: UInt64
-    var members: [NodeID]
-    var phase: ClaimPhase = .newWriter
-    /// When the current phase's requests went out (NewWriter's are re-sent; it is not recorded).
-    var phaseStartedAt = Instant.distantPast
-    var quorum: Quorum
-    /// The members that answered NewWriter first, a majority ([CLAIM-1]).
-    var claimSet: [NodeID] = []
-    var outstanding = 0
-    var tails: [NodeID: [Entry]] = [:]
-    var alignRounds = 0
-    var maxEntry: Entry?
-    var address = ""
-    var leaseMilliseconds: Int64 = 0
-    /// NewWriter is re-sent to silent members until this instant.
-    var newWriterDeadline = Instant.distantPast
-}
-
-// ClaimWriter (docs/protocol.md, "ClaimWriter"): NewWriter to all, collect and align tails,
-// choose the winning chain, re-stamp it under the new writer, commit it.
+// ClaimWriter (docs/protocol.md, "ClaimWriter"): the core's side of `ClaimProcess`. It starts
+// the claim, sends each round the process asks for, and answers the client at the end.
 extension ServerCore {
     mutating func startClaim(_ route: Route, _ uri: StreamURI, address: String, leaseMilliseconds: Int64) {
         guard let replica = streams[uri] else {
@@ -48,10 +15,8 @@ extension ServerCore {
         let claimID = makeProcessID()
         claims[claimID] = ClaimProcess(
             route: route, uri: uri, writer: writer, version: replica.metadata.topology.version,
-            members: members, quorum: Quorum(memberCount: members.count))
-        claims[claimID]!.address = address
-        claims[claimID]!.leaseMilliseconds = leaseMilliseconds
-        claims[claimID]!.newWriterDeadline = time.monotonic + configuration.leaseMax + configuration.newWriterCallSlack
+            members: members, address: address, leaseMilliseconds: leaseMilliseconds,
+            retryUntil: time.monotonic + configuration.leaseMax + configuration.newWriterCallSlack)
         note("claim \(claimID) of \(uri) as \(writer)")
         for member in members { sendNewWriter(claimID, to: member) }
     }
@@ -68,9 +33,7 @@ extension ServerCore {
     /// A NewWriter went unanswered: send it again while the claim may still succeed.
     /// Returns false when the claim has given up on that member.
     mutating func retryNewWriter(_ claimID: UInt64, to member: NodeID) -> Bool {
-        guard let claim = claims[claimID], claim.phase == .newWriter, !claim.quorum.isDecided,
-            time.monotonic < claim.newWriterDeadline
-        else { return false }
+        guard let claim = claims[claimID], claim.mayResendNewWriter(now: time.monotonic) else { return false }
         sendNewWriter(claimID, to: member)
         return true
     }
@@ -81,42 +44,48 @@ extension ServerCore {
             finishClaim(claimID, .failed(error))
             return
         }
-        if phase == .newWriter {
-            let decision: Quorum.Decision?
-            if case .failed(let error) = reply {
-                decision = claim.quorum.recordFailure(error, from: source)
-            } else {
-                decision = claim.quorum.recordSuccess(source)
-            }
-            claims[claimID] = claim
-            switch decision {
-            case .succeeded(let claimSet)?: collectTails(claimID, claimSet: claimSet)
-            case .failed(let error)?: finishClaim(claimID, .failed(error))
-            case nil: break
-            }
-            return
-        }
-        if case .failed(let error) = reply {
-            finishClaim(claimID, .failed(error))
-            return
-        }
-        if phase == .tails, case .entries(let entries) = reply {
-            claim.tails[source] = entries
-        }
-        claim.outstanding -= 1
+        let step = claim.answered(
+            from: source, reply, now: time.monotonic, alignRoundsMax: configuration.claimAlignRoundsMax)
+        // Stored before anything is sent: a call the table refuses is answered at once, and that
+        // answer must find the claim in its new phase.
         claims[claimID] = claim
-        guard claim.outstanding == 0 else { return }
-        if phase == .tails || phase == .commit {
-            // The phases that ask the whole claim set, a majority (align and re-stamp ask
-            // only the members that need it).
-            recordQuorum(claim.uri, version: claim.version, members: claim.members, startedAt: claim.phaseStartedAt)
+        if let startedAt = step.quorumStartedAt {
+            recordQuorum(claim.uri, version: claim.version, members: claim.members, startedAt: startedAt)
         }
-        switch phase {
-        case .tails: alignCommitted(claimID)
-        case .align: collectTails(claimID, claimSet: claim.claimSet)
-        case .restamp: commitTail(claimID)
-        case .commit: finishClaim(claimID, .claimed(claim.writer, tail: claim.maxEntry!))
-        case .newWriter: preconditionFailure("handled above")
+        if let choice = step.choice {
+            note("claim \(claimID) chose \(choice.last.brief) from \(choice.member); \(choice.restamps) re-stamps")
+        }
+        send(step.next, of: claimID, claim)
+    }
+
+    /// Sends a claim's next round. The loops do not look the claim up between calls: if a refused
+    /// call ends the claim mid-round, the rest still go out, and their answers find no claim.
+    private mutating func send(_ next: ClaimNext, of claimID: UInt64, _ claim: ClaimProcess) {
+        let uri = claim.uri
+        switch next {
+        case .wait:
+            return
+        case .finish(let answer):
+            finishClaim(claimID, answer)
+        case .askTails(let claimSet):
+            for member in claimSet { call(member, .claim(claimID, uri, .tails)) { .tailEntries($0) } }
+        case .align(let lagging, let highest):
+            for member in lagging {
+                call(member, .claim(claimID, uri, .align)) {
+                    .putEntryInternal(
+                        $0, .claimAlign, highest, committedID: highest.id, committedChecksum: highest.checksum)
+                }
+            }
+        case .restamp(let sends):
+            for (member, entries) in sends {
+                call(member, .claim(claimID, uri, .restamp)) { .restampEntries($0, entries) }
+            }
+        case .commit(let claimSet, let tail):
+            for member in claimSet {
+                call(member, .claim(claimID, uri, .commit)) {
+                    .putEntryInternal($0, .claimCommit, tail, committedID: tail.id, committedChecksum: tail.checksum)
+                }
+            }
         }
     }
 
@@ -129,102 +98,6 @@ extension ServerCore {
         let current = streams[claim.uri]?.metadata.topology.version
         guard current != claim.version else { return nil }
         return WalleError(.unavailable, "stream \(claim.uri) moved from version \(claim.version) to \(current.map(String.init) ?? "none") during the claim")
-    }
-
-    /// [CLAIM-2] step 1: every claim-set member's committed entry and uncommitted tail.
-    private mutating func collectTails(_ claimID: UInt64, claimSet: [NodeID]) {
-        guard var claim = claims[claimID] else { return }
-        claim.phase = .tails
-        claim.phaseStartedAt = time.monotonic
-        claim.claimSet = claimSet
-        claim.tails = [:]
-        claim.outstanding = claimSet.count
-        claims[claimID] = claim
-        for member in claimSet {
-            call(member, .claim(claimID, claim.uri, .tails)) { .tailEntries($0) }
-        }
-    }
-
-    /// [CLAIM-2] steps 2 and 3: bring every member up to the highest committed entry.
-    private mutating func alignCommitted(_ claimID: UInt64) {
-        var claim = claims[claimID]!
-        let committed = claim.claimSet.map { claim.tails[$0]![0] }
-        let highest = committed.max { $0.id < $1.id }!
-        if committed.contains(where: { $0.id == highest.id && $0.checksum != highest.checksum }) {
-            finishClaim(claimID, .failed(WalleError(.dataLoss, "members disagree on committed entry \(highest.id)")))
-            return
-        }
-        let lagging = claim.claimSet.filter { claim.tails[$0]![0].id < highest.id }
-        if lagging.isEmpty {
-            chooseAndRestamp(claimID)
-            return
-        }
-        guard claim.alignRounds < configuration.claimAlignRoundsMax else {
-            finishClaim(claimID, .failed(WalleError(.unavailable, "committed ids did not align")))
-            return
-        }
-        claim.alignRounds += 1
-        claim.phase = .align
-        claim.phaseStartedAt = time.monotonic
-        claim.outstanding = lagging.count
-        claims[claimID] = claim
-        for member in lagging {
-            call(member, .claim(claimID, claim.uri, .align)) {
-                .putEntryInternal($0, .claimAlign, highest, committedID: highest.id, committedChecksum: highest.checksum)
-            }
-        }
-    }
-
-    /// [CLAIM-3] and [CLAIM-4]: the tail with the highest writer id (then the highest entry
-    /// id) wins; every member gets the winning chain from the first differing index, stamped
-    /// with the new writer id.
-    private mutating func chooseAndRestamp(_ claimID: UInt64) {
-        var claim = claims[claimID]!
-        let winner = claim.claimSet.max { lhs, rhs in
-            let (a, b) = (claim.tails[lhs]!.last!, claim.tails[rhs]!.last!)
-            return a.writerID != b.writerID ? a.writerID < b.writerID : a.id < b.id
-        }!
-        let chain = claim.tails[winner]!
-        claim.maxEntry = chain.last!.stamped(claim.writer)
-        claim.phase = .restamp
-        claim.phaseStartedAt = time.monotonic
-        var sends: [(NodeID, [Entry])] = []
-        for member in claim.claimSet {
-            let list = claim.tails[member]!
-            var start = member == winner ? chain.count - 1 : 0
-            if member != winner {
-                while start < min(list.count, chain.count) && list[start].checksum == chain[start].checksum {
-                    start += 1
-                }
-            }
-            let suffix = chain[max(start, 1)...].map { $0.stamped(claim.writer) }
-            if !suffix.isEmpty { sends.append((member, suffix)) }
-        }
-        claim.outstanding = sends.count
-        claims[claimID] = claim
-        note("claim \(claimID) chose \(chain.last!.brief) from \(winner); \(sends.count) re-stamps")
-        if sends.isEmpty {
-            commitTail(claimID)
-            return
-        }
-        for (member, entries) in sends {
-            call(member, .claim(claimID, claim.uri, .restamp)) { .restampEntries($0, entries) }
-        }
-    }
-
-    /// [CLAIM-5]: commit the winning tail on every claim-set member.
-    private mutating func commitTail(_ claimID: UInt64) {
-        var claim = claims[claimID]!
-        let tail = claim.maxEntry!
-        claim.phase = .commit
-        claim.phaseStartedAt = time.monotonic
-        claim.outstanding = claim.claimSet.count
-        claims[claimID] = claim
-        for member in claim.claimSet {
-            call(member, .claim(claimID, claim.uri, .commit)) {
-                .putEntryInternal($0, .claimCommit, tail, committedID: tail.id, committedChecksum: tail.checksum)
-            }
-        }
     }
 
     private mutating func finishClaim(_ claimID: UInt64, _ answer: Reply) {
