@@ -77,7 +77,7 @@ extension ServerCore {
         case .fastForward(let uri):
             fastForward(uri)
         case .backfillRetry(let uri):
-            streams[uri]?.backfillInFlight = false
+            streams[uri]?.backfill.resume()
             startBackfill(uri)
         case .readWaiterDeadline(let uri, let waiterID):
             expireReadWaiter(uri, waiterID)

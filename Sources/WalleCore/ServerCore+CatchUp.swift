@@ -7,68 +7,46 @@ extension ServerCore {
         streams[held: uri].metadata.topology.members.filter { $0 != id }
     }
 
+    /// The `.fastForward` timer fired: fetch the marker's entry from every peer.
     mutating func fastForward(_ uri: StreamURI) {
         guard let replica = streams[uri] else { return }
-        guard replica.pendingCommitNeedsFetch, let marker = replica.pendingCommit else {
-            streams[held: uri].fastForwardInFlight = false
-            streams[held: uri].pendingCommit = nil
-            afterWindowChange(uri)
-            return
-        }
         let targets = peers(of: uri)
-        guard !targets.isEmpty else {
-            streams[held: uri].fastForwardInFlight = false
+        let action = streams[held: uri].fastForward.timerFired(
+            needsFetch: replica.pendingCommitNeedsFetch, peerCount: targets.count)
+        switch action {
+        case .settled:
+            afterWindowChange(uri)
+        case .noPeers:
             return
-        }
-        note("fast-forward \(uri) to \(marker.id)")
-        streams[held: uri].fastForwardOutstanding = targets.count
-        for target in targets {
-            call(target, .fastForward(uri), timeout: configuration.catchUpCallTimeout) {
-                .readEntries($0, start: marker.id, end: marker.id + 1)
+        case .fetch(let marker):
+            note("fast-forward \(uri) to \(marker.id)")
+            for target in targets {
+                call(target, .fastForward(uri), timeout: configuration.catchUpCallTimeout) {
+                    .readEntries($0, start: marker.id, end: marker.id + 1)
+                }
             }
         }
     }
 
     mutating func fastForwardCompleted(_ uri: StreamURI, from source: NodeID, _ reply: Reply) {
-        guard streams[uri] != nil, streams[held: uri].fastForwardOutstanding > 0 else { return }
-        streams[held: uri].fastForwardOutstanding -= 1
-        let marker = streams[held: uri].pendingCommit
-        if case .entries(let entries) = reply, let entry = entries.first, let marker,
-            entry.id == marker.id, entry.checksum == marker.checksum
-        {
-            streams[held: uri].fastForwardOutstanding = 0
-            streams[held: uri].fastForwardInFlight = false
+        guard streams[uri] != nil else { return }
+        let roundsMax = configuration.fastForwardRoundsMax
+        switch streams[held: uri].fastForward.answered(reply, roundsMax: roundsMax) {
+        case .ignore, .wait:
+            return
+        case .commit(let entry):
             let outcome = streams[held: uri].applyCommitted(entry, writes: &pendingWrites)
             note("fast-forward \(uri) to \(entry.brief) from \(source): \(outcome)")
             streams[held: uri].pendingCommit = nil
             afterWindowChange(uri)
-            return
-        }
-        if case .entries(let entries) = reply, let entry = entries.first, let marker, entry.id == marker.id {
-            // A peer's committed entry at the marker's id differs: committed entries are
-            // unique, so the marker is not the committed entry (forged, or a diverged peer,
-            // WS-4). Drop it; the writer's next marker brings a true one.
+        case .refuted(let entry, let marker):
             note("WS-4: \(source) has committed \(entry.brief), not the marker's xx=\(hex16(marker.checksum).prefix(8))")
-            dropPendingCommit(uri)
             return
+        case .retry:
+            timers.schedule(.fastForward(uri), noLaterThan: time.monotonic + configuration.catchUpRetryDelay)
+        case .gaveUp(let markerID):
+            note("no peer has committed entry \(markerID ?? 0) of \(uri) after \(roundsMax) rounds")
         }
-        guard streams[held: uri].fastForwardOutstanding == 0 else { return }
-        // Every peer failed: try again later (the marker may also have been overtaken), a
-        // bounded number of times.
-        streams[held: uri].pendingCommit?.rounds += 1
-        if (streams[held: uri].pendingCommit?.rounds ?? 0) >= configuration.fastForwardRoundsMax {
-            let rounds = configuration.fastForwardRoundsMax
-            note("no peer has committed entry \(marker?.id ?? 0) of \(uri) after \(rounds) rounds")
-            dropPendingCommit(uri)
-            return
-        }
-        timers.schedule(.fastForward(uri), noLaterThan: time.monotonic + configuration.catchUpRetryDelay)
-    }
-
-    private mutating func dropPendingCommit(_ uri: StreamURI) {
-        streams[held: uri].pendingCommit = nil
-        streams[held: uri].fastForwardOutstanding = 0
-        streams[held: uri].fastForwardInFlight = false
     }
 
     /// Asks for the batch just below the verified `gapEnd`, including `gapEnd` itself. This
@@ -77,17 +55,12 @@ extension ServerCore {
     /// `gapEnd`: asking itself otherwise cost a round per step, and with small read batches a
     /// new member's backfill of a 300-second stream took twice as long (seed 1, 300 s).
     mutating func startBackfill(_ uri: StreamURI) {
-        guard let replica = streams[uri], replica.metadata.hasGap, !replica.backfillInFlight else { return }
-        let targets = peers(of: uri)
+        guard let replica = streams[uri], replica.metadata.hasGap, !replica.backfill.isBusy else { return }
         let gapEnd = replica.metadata.gapEnd
-        let keepsBelowEnd = replica.metadata.gapKeptEnd + 1 >= gapEnd
-        let askSelf = keepsBelowEnd && replica.selfBackfillFailedAt != gapEnd
-        guard askSelf || !targets.isEmpty else { return }
-        streams[held: uri].backfillInFlight = true
-        if replica.backfillPeerIndex == 0 {
-            streams[held: uri].backfillPeerIndex = Int(random.next() % UInt64(max(1, targets.count))) + 1
-        }
-        let target = askSelf ? id : targets[streams[held: uri].backfillPeerIndex % targets.count]
+        let target = streams[held: uri].backfill.start(
+            gapEnd: gapEnd, keepsBelowEnd: replica.metadata.gapKeptEnd + 1 >= gapEnd, me: id,
+            peers: peers(of: uri), random: &random)
+        guard let target else { return }
         // The answer must reach `gapEnd`: a batch no longer than one disk read returns.
         let batch = UInt64(max(
             ServerConfiguration.backfillAnswerCountMin,
@@ -100,7 +73,7 @@ extension ServerCore {
 
     mutating func backfillCompleted(_ uri: StreamURI, from source: NodeID, _ reply: Reply) {
         guard streams[uri] != nil, streams[held: uri].metadata.hasGap else {
-            streams[uri]?.backfillInFlight = false
+            streams[uri]?.backfill.resume()
             return
         }
         var failure: WalleError
@@ -108,6 +81,7 @@ extension ServerCore {
         case .entries(let entries):
             let error = streams[held: uri].applyBackfill(entries, writes: &pendingWrites)
             guard let error else {
+                streams[held: uri].backfill.succeeded()
                 let gap = streams[held: uri].metadata
                 note("backfilled \(uri) from \(source): " + (gap.hasGap ? "down to \(gap.gapEnd)" : "gap closed"))
                 whenDurable(.resumeBackfill(uri))
@@ -120,14 +94,13 @@ extension ServerCore {
             failure = WalleError(.internal, "unexpected answer to ReadEntries")
         }
         note("backfill of \(uri) from \(source) failed: \(failure)")
-        if source == id {
-            streams[held: uri].selfBackfillFailedAt = streams[held: uri].metadata.gapEnd
-            streams[held: uri].backfillInFlight = false
+        let gapEnd = streams[held: uri].metadata.gapEnd
+        switch streams[held: uri].backfill.failed(from: source, me: id, gapEnd: gapEnd) {
+        case .askAgainNow:
             startBackfill(uri)
-            return
+        case .retryLater:
+            timers.schedule(.backfillRetry(uri), noLaterThan: time.monotonic + configuration.catchUpRetryDelay)
         }
-        streams[held: uri].backfillPeerIndex += 1
-        timers.schedule(.backfillRetry(uri), noLaterThan: time.monotonic + configuration.catchUpRetryDelay)
     }
 
     /// After a StreamStatus round: when a peer's committed tail is this member's committed

@@ -116,7 +116,7 @@ extension ServerCore {
                 timers.schedule(.newWriterAnswer(waitID), at: wait.until)
             }
         case .resumeBackfill(let uri):
-            streams[uri]?.backfillInFlight = false
+            streams[uri]?.backfill.resume()
             startBackfill(uri)
         }
     }

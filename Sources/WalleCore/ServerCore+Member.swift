@@ -297,8 +297,7 @@ extension ServerCore {
             timers.cancel(.queuedPutExpiry(uri, overtaken.entry.id))
             resolve(overtaken.routes, .failed(WalleError(.outOfRange, "entry \(overtaken.entry.id) was overtaken by a commit")), uri, overtaken.entry)
         }
-        if streams[held: uri].pendingCommitNeedsFetch && !streams[held: uri].fastForwardInFlight {
-            streams[held: uri].fastForwardInFlight = true
+        if streams[held: uri].pendingCommitNeedsFetch && streams[held: uri].fastForward.wanted() {
             timers.schedule(.fastForward(uri), noLaterThan: time.monotonic + configuration.fastForwardDelay)
         }
         if streams[held: uri].metadata.hasGap { startBackfill(uri) }

@@ -1,17 +1,5 @@
 import WalleEnvironment
 
-/// A commit marker beyond this member's tail, waiting to be checked against the entry it names
-/// (fetched from peers, [PIPE-6]). `writer` is the writer whose put or heartbeat carried it.
-struct PendingCommit {
-    var marker: CommitMarker
-    var writer: WriterID
-    /// Fetch rounds in which no peer had the entry; bounded by `fastForwardRoundsMax`.
-    var rounds = 0
-
-    var id: EntryID { marker.id }
-    var checksum: UInt64 { marker.checksum }
-}
-
 /// A put that arrived before its predecessor ([PIPE-2]).
 struct QueuedPut {
     var entry: Entry
@@ -49,25 +37,24 @@ struct StreamReplica {
     /// When the previous writer's lease ended, as computed by the last NewWriter (WS-16).
     var previousLeaseEnd: Instant = .distantPast
     var queue: [EntryID: QueuedPut] = [:]
-    /// The latest commit marker beyond the tail. Latest, not highest: a forged marker far ahead
-    /// is replaced by the writer's next true one instead of hiding it for good.
-    var pendingCommit: PendingCommit?
-    /// A fast-forward is scheduled or its fetches are out; `fastForwardOutstanding` counts them.
-    var fastForwardInFlight = false
-    var fastForwardOutstanding = 0
-    /// Rotates the peer the backfill asks next.
-    var backfillPeerIndex = 0
+    /// The fetch of a committed entry this member missed, and the marker that named it.
+    var fastForward = FastForward()
+    /// The backfill of the gap below `metadata.gapEnd`.
+    var backfill = Backfill()
     /// A WriterInfo round asking the members which writer is current ([PEI-1] slow path).
     var writerCatchUp: WriterCatchUp?
-    var backfillInFlight = false
-    /// The `gapEnd` at which this member's own copies last had nothing to add.
-    var selfBackfillFailedAt: EntryID = 0
     var uncommittedBytes = 0
     /// Checksums of recently committed ids, so a commit marker at or below C can be compared
     /// instead of trusted (WS-11). Indexed by id modulo the capacity.
     var recentCommitted: [CommitMarker?]
 
     static let recentCommittedCapacity = 1024
+
+    /// The latest commit marker beyond the tail (`FastForward.marker`).
+    var pendingCommit: PendingCommit? {
+        get { fastForward.marker }
+        set { fastForward.marker = newValue }
+    }
 
     init(uri: StreamURI, metadata: StreamMetadata, window: [Entry]) {
         precondition(window.first?.id == metadata.committedID, "the committed entry must exist")
