@@ -48,7 +48,7 @@ extension ServerCore {
     }
 
     mutating func receiveResponse(_ requestID: RequestID, _ reply: Reply, from source: NodeID) {
-        if !topologyWatch.polls.isEmpty && topologyPollAnswered(requestID, reply, from: source) { return }
+        if topologyWatch.isPolling && topologyPollAnswered(requestID, reply, from: source) { return }
         guard let pending = calls[requestID], pending.target == source else { return }
         calls.removeValue(forKey: requestID)
         unresponsivePeers.remove(source)

@@ -1,15 +1,82 @@
 import WalleEnvironment
 
-/// A server's view of the topology stream (docs/protocol.md, "How servers learn it").
+/// A server's view of the topology stream (docs/protocol.md, "How servers learn it"): rounds of
+/// long polls, one per root member, for the version after the newest seen. Sans-IO: the core
+/// makes the request ids, sends the polls and sets the round's one deadline.
 struct TopologyWatch {
-    var knownVersion: UInt64 = 0
+    enum State {
+        /// Between rounds: the `.topologyPoll` timer starts the next one.
+        case idle
+        /// The long polls of the current round, one per root member, by request id. The round's
+        /// one deadline is the `.topologyPollTimeout` timer.
+        case polling([RequestID: NodeID])
+    }
+
+    /// What an answer to a poll of this round means.
+    enum Answer: Equatable {
+        /// A newer root entry: the round is over; apply it and poll again at once.
+        case newer(Entry)
+        /// The round's last answer, and nothing newer came: poll again after a delay.
+        case roundOver
+        /// Other polls of the round are still out.
+        case wait
+    }
+
+    private(set) var state: State = .idle
+    /// The version of the topology applied last.
+    private(set) var knownVersion: UInt64 = 0
     /// The newest root entry seen, usable or not: an entry that does not decode is skipped
     /// (the next version carries the whole topology again) instead of being asked for forever.
-    var seenVersion: UInt64 = 0
-    var rootMembers: [NodeID] = []
-    /// The long polls of the current round, one per root member. The round's one deadline
-    /// is the `.topologyPollTimeout` timer, moved by every new round.
-    var polls: [RequestID: NodeID] = [:]
+    private(set) var seenVersion: UInt64 = 0
+    private(set) var rootMembers: [NodeID]
+
+    init(rootMembers: [NodeID] = []) {
+        self.rootMembers = rootMembers
+    }
+
+    var isPolling: Bool {
+        if case .polling = state { return true }
+        return false
+    }
+
+    /// The version the next round asks for.
+    var nextVersion: UInt64 { max(knownVersion, seenVersion) + 1 }
+
+    /// A round starts with one poll per root member, `polls` pairing each with its request id.
+    mutating func started(_ polls: [(RequestID, NodeID)]) {
+        precondition(!isPolling, "one round at a time")
+        guard !polls.isEmpty else { return }
+        state = .polling(Dictionary(polls, uniquingKeysWith: { first, _ in first }))
+    }
+
+    /// An answer from `source`, or nil when it is no poll of this round.
+    mutating func answered(_ requestID: RequestID, _ reply: Reply, from source: NodeID) -> Answer? {
+        guard case .polling(var polls) = state, polls[requestID] == source else { return nil }
+        polls.removeValue(forKey: requestID)
+        if case .entry(let entry) = reply, entry.id > max(knownVersion, seenVersion),
+            entry.id <= ProtocolBounds.versionMax
+        {
+            // Late answers of this round are ignored: the next round asks for what is after it.
+            state = .idle
+            seenVersion = entry.id
+            return .newer(entry)
+        }
+        state = polls.isEmpty ? .idle : .polling(polls)
+        return polls.isEmpty ? .roundOver : .wait
+    }
+
+    /// The round's deadline passed: whether a round was still out (then poll again at once).
+    mutating func roundTimedOut() -> Bool {
+        guard isPolling else { return false }
+        state = .idle
+        return true
+    }
+
+    /// A topology was applied; `rootMembers` when it names the root stream's members.
+    mutating func applied(version: UInt64, rootMembers: [NodeID]?) {
+        if let rootMembers, !rootMembers.isEmpty { self.rootMembers = rootMembers }
+        knownVersion = version
+    }
 }
 
 // Learning the topology: every server long-polls every root member for the next version at
@@ -18,11 +85,11 @@ struct TopologyWatch {
 // left.
 extension ServerCore {
     mutating func pollTopology() {
-        guard let source = configuration.topologySource, topologyWatch.polls.isEmpty else { return }
-        for member in topologyWatch.rootMembers {
-            let requestID = makeRequestID()
-            topologyWatch.polls[requestID] = member
-            let next = max(topologyWatch.knownVersion, topologyWatch.seenVersion) + 1
+        guard let source = configuration.topologySource, !topologyWatch.isPolling else { return }
+        let next = topologyWatch.nextVersion
+        let polls = topologyWatch.rootMembers.map { member in (makeRequestID(), member) }
+        topologyWatch.started(polls)
+        for (requestID, member) in polls {
             send(.pollStream(requestID, source.rootStream, pollEntryID: next), to: member)
         }
         let timeout = time.monotonic + configuration.pollTimeout + .seconds(1)
@@ -31,31 +98,27 @@ extension ServerCore {
 
     /// Returns false when the reply is not a topology poll's.
     mutating func topologyPollAnswered(_ requestID: RequestID, _ reply: Reply, from source: NodeID) -> Bool {
-        guard topologyWatch.polls[requestID] == source else { return false }
-        topologyWatch.polls.removeValue(forKey: requestID)
-        defer { if topologyWatch.polls.isEmpty { timers.cancel(.topologyPollTimeout) } }
-        if case .entry(let entry) = reply, entry.id > max(topologyWatch.knownVersion, topologyWatch.seenVersion),
-            entry.id <= ProtocolBounds.versionMax
-        {
-            topologyWatch.polls.removeAll()
-            topologyWatch.seenVersion = entry.id
+        guard let answer = topologyWatch.answered(requestID, reply, from: source) else { return false }
+        switch answer {
+        case .newer(let entry):
             do {
                 apply(try Topology.decode(entry.data, entryID: entry.id))
-                // Newer news: start the next round now; late answers of this one are ignored.
                 timers.schedule(.topologyPoll, noLaterThan: time.monotonic)
             } catch {
                 note("topology entry \(entry.id) is unreadable: \(error)")
                 timers.schedule(.topologyPoll, noLaterThan: time.monotonic + configuration.topologyRetryDelay)
             }
-        } else if topologyWatch.polls.isEmpty {
+        case .roundOver:
             timers.schedule(.topologyPoll, noLaterThan: time.monotonic + configuration.topologyRetryDelay)
+        case .wait:
+            break
         }
+        if !topologyWatch.isPolling { timers.cancel(.topologyPollTimeout) }
         return true
     }
 
     mutating func topologyRoundTimedOut() {
-        guard !topologyWatch.polls.isEmpty else { return }
-        topologyWatch.polls.removeAll()
+        guard topologyWatch.roundTimedOut() else { return }
         timers.schedule(.topologyPoll, noLaterThan: time.monotonic)
     }
 
@@ -80,12 +143,8 @@ extension ServerCore {
                 refuseQueuedPuts(uri, version: stream.version)
             }
         }
-        if let root = configuration.topologySource?.rootStream, let members = topology.streams[root]?.members,
-            !members.isEmpty
-        {
-            topologyWatch.rootMembers = members
-        }
-        topologyWatch.knownVersion = topology.version
+        let root = configuration.topologySource?.rootStream
+        topologyWatch.applied(version: topology.version, rootMembers: root.flatMap { topology.streams[$0]?.members })
     }
 
     /// A put queued under the previous member list is not applied under the new one. Its

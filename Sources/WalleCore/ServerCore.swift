@@ -72,7 +72,7 @@ public struct ServerCore {
             startBackfill(uri)
         }
         if let source = configuration.topologySource {
-            topologyWatch.rootMembers = source.rootMembers
+            topologyWatch = TopologyWatch(rootMembers: source.rootMembers)
             timers.schedule(.topologyPoll, at: time.monotonic)
         }
     }
