@@ -3,23 +3,19 @@ public import WalleEnvironment
 extension WriterClient {
     /// The stream's members changed: route requests to the new list from now on.
     public mutating func updateServers(_ members: [NodeID]) {
-        precondition(!members.isEmpty)
-        servers = members
-        serverCursor %= members.count
-        suspectUntil = suspectUntil.filter { members.contains($0.key) }
-        heardAt = heardAt.filter { members.contains($0.key) }
+        routing.update(members)
     }
 
     /// Starts a claim through the next server. Allowed when idle or after the writer closed.
     public mutating func claim(now: Instant) {
-        switch phase {
+        switch state {
         case .idle, .closed: break
         case .claiming, .confirming, .active: preconditionFailure("claim while \(phase)")
         }
-        resetWriterState()
-        phase = .claiming
+        session = WriterSession(putsWindow: configuration.putsInFlightMax)
+        outstanding.removeAll()
         let requestID = makeRequestID()
-        claimRequestID = requestID
+        state = .claiming(requestID: requestID)
         // A claim may wait out the previous lease; give it that long and more ([6.7]).
         send(
             .claimWriter(requestID, uri, writerAddress: configuration.address,
@@ -29,24 +25,25 @@ extension WriterClient {
 
     /// Appends `data` as the next entry and pipelines it. Returns the entry it will become.
     public mutating func put(_ data: [UInt8], now: Instant) throws(WalleError) -> Entry {
-        guard phase == .active else {
+        guard case .active = state else {
             throw WalleError(.failedPrecondition, "not the writer of \(uri) (\(phase))")
         }
         guard data.count <= Entry.dataSizeMax else {
             throw WalleError(.invalidArgument, "entry has \(data.count) bytes, limit is \(Entry.dataSizeMax)")
         }
-        guard pending.count < configuration.putsPendingMax else {
-            throw WalleError(.resourceExhausted, "\(pending.count) puts are already pending")
+        guard session.pending.count < configuration.putsPendingMax else {
+            throw WalleError(.resourceExhausted, "\(session.pending.count) puts are already pending")
         }
-        guard pending.isEmpty || pendingBytes + data.count <= configuration.putsPendingBytesMax else {
-            throw WalleError(.resourceExhausted, "\(pendingBytes) bytes of puts are already pending")
+        guard session.pending.isEmpty || session.pendingBytes + data.count <= configuration.putsPendingBytesMax else {
+            throw WalleError(.resourceExhausted, "\(session.pendingBytes) bytes of puts are already pending")
         }
+        let tail = session.tail
         let entry = Entry(
-            id: tail.id + 1, writerID: writerID,
+            id: tail.id + 1, writerID: session.writerID,
             checksum: chainChecksum(previous: tail.checksum, data: data), data: data)
-        tail = entry
-        pending.append(PendingPut(entry: entry, requestID: nil, retryAt: now))
-        pendingBytes += data.count
+        session.tail = entry
+        session.pending.append(WriterSession.PendingPut(entry: entry, requestID: nil, retryAt: now))
+        session.pendingBytes += data.count
         pump(now: now)
         return entry
     }
@@ -57,22 +54,19 @@ extension WriterClient {
             lateAnswer(requestID, reply, from: source)
             return
         }
-        if servers.contains(source) {
-            suspectUntil[source] = nil
-            heardAt[source] = now
-        }
+        routing.heard(from: source, now: now)
         switch what {
         case .claim:
             claimAnswered(reply, now: now)
         case .put(let entryID, let sentAt, let told):
-            putsInFlight -= 1
-            if let index = pendingIndex(entryID), pending[index].requestID == requestID {
-                bytesInFlight -= pending[index].entry.data.count
-                pending[index].requestID = nil
+            session.putsInFlight -= 1
+            if let index = session.pendingIndex(entryID), session.pending[index].requestID == requestID {
+                session.bytesInFlight -= session.pending[index].entry.data.count
+                session.pending[index].requestID = nil
             }
             putAnswered(entryID, reply, sentAt: sentAt, told: told, now: now)
         case .heartbeat(let sentAt, let told):
-            heartbeatRequest = nil
+            session.heartbeatRequest = nil
             heartbeatAnswered(reply, sentAt: sentAt, told: told, now: now)
         }
         pump(now: now)
@@ -84,13 +78,12 @@ extension WriterClient {
         for requestID in expired {
             // A timeout's retry can close the writer, which drops what is still outstanding.
             guard let request = outstanding[requestID] else { continue }
-            if (heardAt[request.target] ?? .distantPast) <= request.sentAt {
-                suspectUntil[request.target] = now + configuration.serverSuspectDuration
-            }
+            routing.timedOut(
+                request.target, sentAt: request.sentAt, now: now, suspectDuration: configuration.serverSuspectDuration)
             let timeout = WalleError(.deadlineExceeded, "no answer in time")
             receive(.response(requestID, .failed(timeout)), from: id, now: now)
         }
-        if let retry = retryWakeAt, retry <= now { retryWakeAt = nil }
+        if let retry = session.retryWakeAt, retry <= now { session.retryWakeAt = nil }
         pump(now: now)
     }
 
@@ -103,7 +96,7 @@ extension WriterClient {
     /// second claim, with another writer id, whose refusal says nothing about this one (seed
     /// 81).
     private mutating func lateAnswer(_ requestID: RequestID, _ reply: Reply, from source: NodeID) {
-        guard phase == .active || phase == .confirming, servers.contains(source),
+        guard let claimRequestID = claimRequestID, routing.servers.contains(source),
             requestID > claimRequestID, requestID <= nextRequestID,
             case .failed(let error) = reply, error.isFinal
         else { return }
@@ -111,25 +104,25 @@ extension WriterClient {
     }
 
     private mutating func claimAnswered(_ reply: Reply, now: Instant) {
-        guard phase == .claiming else { return }
+        guard case .claiming(let requestID) = state else { return }
         switch reply {
         case .claimed(let writer, let claimedTail):
-            writerID = writer
-            tail = claimedTail
-            committed = CommitMarker(id: claimedTail.id, checksum: claimedTail.checksum)
-            phase = .confirming
+            session.writerID = writer
+            session.tail = claimedTail
+            session.committed = CommitMarker(id: claimedTail.id, checksum: claimedTail.checksum)
+            state = .confirming(claimRequestID: requestID)
             sendHeartbeat(now: now)
         case .failed(let error):
-            phase = .idle
+            state = .idle
             events.append(.claimFailed(error))
         default:
-            phase = .idle
+            state = .idle
             events.append(.claimFailed(WalleError(.internal, "unexpected answer to ClaimWriter: \(reply)")))
         }
     }
 
     private mutating func putAnswered(_ entryID: EntryID, _ reply: Reply, sentAt: Instant, told: EntryID, now: Instant) {
-        guard phase == .active else { return }
+        guard case .active = state else { return }
         switch reply {
         case .putAcknowledged:
             succeeded(sentAt: sentAt, told: told, now: now)
@@ -138,11 +131,12 @@ extension WriterClient {
             close(error)
         default:
             if case .failed(let error) = reply, error.code == .resourceExhausted {
-                putsWindow = max(1, putsWindow / 2)
+                session.putsWindow = max(1, session.putsWindow / 2)
             }
-            guard let index = pendingIndex(entryID), pending[index].requestID == nil else { return }
-            pending[index].retryAt = now + configuration.retryDelay
-            retryWakeAt = min(retryWakeAt ?? pending[index].retryAt, pending[index].retryAt)
+            guard let index = session.pendingIndex(entryID), session.pending[index].requestID == nil else { return }
+            let retryAt = now + configuration.retryDelay
+            session.pending[index].retryAt = retryAt
+            session.retryWakeAt = min(session.retryWakeAt ?? retryAt, retryAt)
         }
     }
 
@@ -152,15 +146,15 @@ extension WriterClient {
         switch (phase, reply) {
         case (.confirming, .ok), (.active, .ok):
             succeeded(sentAt: sentAt, told: told, now: now)
-            if phase == .confirming {
-                phase = .active
-                events.append(.claimed(writerID, tail: tail))
+            if case .confirming(let claimRequestID) = state {
+                state = .active(claimRequestID: claimRequestID)
+                events.append(.claimed(session.writerID, tail: session.tail))
             }
         case (.confirming, .failed(let error)) where error.isFinal,
             (.active, .failed(let error)) where error.isFinal:
             close(error)
         case (.confirming, _), (.active, _):
-            heartbeatRetryAt = now + configuration.retryDelay
+            session.heartbeatRetryAt = now + configuration.retryDelay
         default:
             break
         }
@@ -168,38 +162,33 @@ extension WriterClient {
 
     /// [W-6]: the exclusivity window restarts from the send time of what succeeded.
     private mutating func succeeded(sentAt: Instant, told: EntryID, now: Instant) {
-        commitTime = max(commitTime ?? sentAt, sentAt)
-        toldCommitted = max(toldCommitted, told)
-        lastAcknowledgedAt = now
+        session.commitTime = max(session.commitTime ?? sentAt, sentAt)
+        session.toldCommitted = max(session.toldCommitted, told)
+        session.lastAcknowledgedAt = now
     }
 
     /// An acknowledged entry is on a majority, and so is every entry before it (each member
     /// checked the chain), so everything up to it is committed.
     private mutating func acknowledge(upTo entryID: EntryID) {
         var count = 0
-        while count < pending.count && pending[count].entry.id <= entryID { count += 1 }
-        for put in pending[..<count] {
-            if put.requestID != nil { bytesInFlight -= put.entry.data.count }
-            pendingBytes -= put.entry.data.count
-            putsWindow = min(configuration.putsInFlightMax, putsWindow + 1)
+        while count < session.pending.count && session.pending[count].entry.id <= entryID { count += 1 }
+        for put in session.pending[..<count] {
+            if put.requestID != nil { session.bytesInFlight -= put.entry.data.count }
+            session.pendingBytes -= put.entry.data.count
+            session.putsWindow = min(configuration.putsInFlightMax, session.putsWindow + 1)
             events.append(.putAcknowledged(put.entry))
-            committed = CommitMarker(id: put.entry.id, checksum: put.entry.checksum)
+            session.committed = CommitMarker(id: put.entry.id, checksum: put.entry.checksum)
         }
-        pending.removeFirst(count)
+        session.pending.removeFirst(count)
     }
 
     /// Nothing outlives the close: answers still in flight are ignored when they come, so
     /// their deadlines go too, and a closed writer wakes for nothing.
     private mutating func close(_ error: WalleError) {
-        phase = .closed(error)
+        state = .closed(error)
         events.append(.closed(error))
-        pending.removeAll()
-        pendingBytes = 0
-        bytesInFlight = 0
-        putsInFlight = 0
+        session.dropPipeline()
         outstanding.removeAll()
-        heartbeatRequest = nil
-        retryWakeAt = nil
     }
 }
 
@@ -209,20 +198,20 @@ extension WriterClient {
     /// Sends what may be sent now: due retries and new puts within the in-flight bounds, and a
     /// heartbeat when one is due.
     mutating func pump(now: Instant) {
-        guard phase == .active || phase == .confirming else { return }
-        if phase == .active {
+        guard isClaimed else { return }
+        if case .active = state {
             // The oldest unacknowledged entry goes out even when the pipeline is full: a
             // member that missed it holds every later put in its queue until they expire,
             // and those fill the pipeline, so waiting for a slot would let one lost message
             // slow the stream to one queue timeout per entry.
-            if let first = pending.first, first.requestID == nil, first.retryAt <= now {
+            if let first = session.pending.first, first.requestID == nil, first.retryAt <= now {
                 sendPut(0, now: now)
             }
-            for index in pending.indices {
-                guard putsInFlight < putsWindow,
-                    bytesInFlight < configuration.bytesInFlightMax
+            for index in session.pending.indices {
+                guard session.putsInFlight < session.putsWindow,
+                    session.bytesInFlight < configuration.bytesInFlightMax
                 else { break }
-                guard pending[index].requestID == nil, pending[index].retryAt <= now else { continue }
+                guard session.pending[index].requestID == nil, session.pending[index].retryAt <= now else { continue }
                 sendPut(index, now: now)
             }
         }
@@ -231,54 +220,45 @@ extension WriterClient {
 
     private mutating func sendPut(_ index: Int, now: Instant) {
         let requestID = makeRequestID()
-        let entry = pending[index].entry
-        pending[index].requestID = requestID
-        putsInFlight += 1
-        bytesInFlight += entry.data.count
+        let entry = session.pending[index].entry
+        let committed = session.committed
+        session.pending[index].requestID = requestID
+        session.putsInFlight += 1
+        session.bytesInFlight += entry.data.count
         send(
             .putEntry(requestID, uri, committedID: committed.id, committedChecksum: committed.checksum, entry),
-            requestID, .put(entry.id, sentAt: now, told: committed.id), deadline: now + configuration.requestTimeout, now: now)
+            requestID, .put(entry.id, sentAt: now, told: committed.id),
+            deadline: now + configuration.requestTimeout, now: now)
     }
 
     /// [W-7]: at least every lease/4, and soon after the last acknowledgement when members
     /// have not yet been told what committed.
     var heartbeatDue: Instant? {
-        guard phase == .active || phase == .confirming, heartbeatRequest == nil else { return nil }
-        guard let commitTime else { return heartbeatRetryAt }
+        guard isClaimed, session.heartbeatRequest == nil else { return nil }
+        guard let commitTime = session.commitTime else { return session.heartbeatRetryAt }
         var due = commitTime + configuration.lease / 4
-        if committed.id > toldCommitted && putsInFlight == 0 {
-            due = min(due, lastAcknowledgedAt + configuration.shortBeat)
+        if session.committed.id > session.toldCommitted && session.putsInFlight == 0 {
+            due = min(due, session.lastAcknowledgedAt + configuration.shortBeat)
         }
-        return max(due, heartbeatRetryAt)
+        return max(due, session.heartbeatRetryAt)
     }
 
     mutating func sendHeartbeat(now: Instant) {
         let requestID = makeRequestID()
-        heartbeatRequest = requestID
-        let beat = Entry(id: 0, writerID: writerID, checksum: 0, data: [])
+        session.heartbeatRequest = requestID
+        let committed = session.committed
+        let beat = Entry(id: 0, writerID: session.writerID, checksum: 0, data: [])
         send(
             .putEntry(requestID, uri, committedID: committed.id, committedChecksum: committed.checksum, beat),
             requestID, .heartbeat(sentAt: now, told: committed.id),
             deadline: now + min(configuration.requestTimeout, configuration.lease / 4), now: now)
     }
 
-    /// Sends through the next server in turn that is not suspect; if all are, through the one
-    /// whose suspicion ends first (the cursor's turn would include the dead ones).
+    /// Sends through the server `routing` picks, and remembers the request until its deadline.
     private mutating func send(
         _ message: Message, _ requestID: RequestID, _ request: Request, deadline: Instant, now: Instant
     ) {
-        var best = serverCursor
-        for step in 0..<servers.count {
-            let index = (serverCursor + step) % servers.count
-            let until = suspectUntil[servers[index]] ?? .distantPast
-            if until <= now {
-                best = index
-                break
-            }
-            if until < suspectUntil[servers[best]] ?? .distantPast { best = index }
-        }
-        let target = servers[best]
-        serverCursor = (best + 1) % servers.count
+        let target = routing.next(now: now)
         outstanding[requestID] = Outstanding(request: request, target: target, sentAt: now, deadline: deadline)
         outbox.append(.send(message, to: target))
     }
@@ -288,26 +268,19 @@ extension WriterClient {
         return nextRequestID
     }
 
-    private func pendingIndex(_ entryID: EntryID) -> Int? {
-        guard let first = pending.first, entryID >= first.entry.id else { return nil }
-        let index = Int(entryID - first.entry.id)
-        return index < pending.count ? index : nil
+    /// Confirming or active: a claim succeeded and this writer has not closed.
+    var isClaimed: Bool {
+        switch state {
+        case .confirming, .active: return true
+        case .idle, .claiming, .closed: return false
+        }
     }
 
-    private mutating func resetWriterState() {
-        writerID = .zero
-        tail = .zero
-        committed = .zero
-        toldCommitted = 0
-        commitTime = nil
-        pending.removeAll()
-        pendingBytes = 0
-        putsWindow = configuration.putsInFlightMax
-        outstanding.removeAll()
-        bytesInFlight = 0
-        putsInFlight = 0
-        heartbeatRequest = nil
-        heartbeatRetryAt = .distantPast
-        retryWakeAt = nil
+    /// The request id of this claim's ClaimWriter, while the claim holds ([W-9]).
+    private var claimRequestID: RequestID? {
+        switch state {
+        case .confirming(let requestID), .active(let requestID): return requestID
+        case .idle, .claiming, .closed: return nil
+        }
     }
 }

@@ -56,8 +56,8 @@ public struct WriterConfiguration: Sendable {
 /// server: events in, effects and `WriterEvent`s out.
 ///
 /// Invariants: `pending` is sorted by entry id and contiguous up to `tail`; at most
-/// `putsInFlightMax` + 1 puts are outstanding (the oldest may bypass the bound); the exclusivity window counts from the *send* time
-/// of the last request that succeeded ([DRIFT-1]).
+/// `putsInFlightMax` + 1 puts are outstanding (the oldest may bypass the bound); the
+/// exclusivity window counts from the *send* time of the last request that succeeded ([DRIFT-1]).
 public struct WriterClient {
     public enum Phase: Equatable, Sendable {
         case idle
@@ -67,10 +67,14 @@ public struct WriterClient {
         case closed(WalleError)
     }
 
-    struct PendingPut {
-        var entry: Entry
-        var requestID: RequestID?
-        var retryAt: Instant
+    /// Where the writer is, with what that phase needs: the claim's request id, so a late
+    /// final refusal of one of its later requests still closes the writer ([W-9]).
+    enum State: Equatable {
+        case idle
+        case claiming(requestID: RequestID)
+        case confirming(claimRequestID: RequestID)
+        case active(claimRequestID: RequestID)
+        case closed(WalleError)
     }
 
     enum Request {
@@ -91,59 +95,43 @@ public struct WriterClient {
     public let id: NodeID
     public let uri: StreamURI
     public let configuration: WriterConfiguration
-    public internal(set) var servers: [NodeID]
-    public internal(set) var phase: Phase = .idle
-    public internal(set) var writerID: WriterID = .zero
-    /// The last entry this writer created (or the claimed tail).
-    public internal(set) var tail: Entry = .zero
-    /// The highest acknowledged entry: committed ([W-3]).
-    public internal(set) var committed = CommitMarker.zero
-    var toldCommitted: EntryID = 0
-    /// Send time of the last request that succeeded.
-    public internal(set) var commitTime: Instant?
-    var lastAcknowledgedAt = Instant.distantPast
-    /// The request id of this claim's ClaimWriter: a late answer to a later request (a put
-    /// or heartbeat of this claim) that carries a final error still closes the writer.
-    var claimRequestID: RequestID = 0
-    var pending: [PendingPut] = []
-    var bytesInFlight = 0
-    /// Entry bytes of `pending` (at most `putsPendingBytesMax`, or one entry).
-    var pendingBytes = 0
-    var putsInFlight = 0
-    /// Puts this writer lets out at once now: halved by every ResourceExhausted answer, one
-    /// more per acknowledged entry (doubling per round trip, like TCP's slow start), at most
-    /// `putsInFlightMax`.
-    /// Resending a full pipeline every `retryDelay` into a full server only kept it full:
-    /// the later puts waited at the members for the refused earlier ones and expired, and a
-    /// seed of tight limits under high load ran for minutes of wall time per simulated one.
-    var putsWindow: Int
+    var state: State = .idle
+    /// What this claim's writer knows; each claim starts a fresh one.
+    var session: WriterSession
+    var routing: WriterRouting
     var outstanding: [RequestID: Outstanding] = [:]
-    var heartbeatRequest: RequestID?
-    var heartbeatRetryAt = Instant.distantPast
-    /// The earliest retry of a failed put.
-    var retryWakeAt: Instant?
+    /// Never reset: request ids go on the wire, and a late answer must never match a new request.
     var nextRequestID: RequestID = 0
-    var serverCursor: Int
-    /// Servers that let a request time out without answering anything since it was sent, and
-    /// until when they are skipped. At most one per member.
-    var suspectUntil: [NodeID: Instant] = [:]
-    /// When each member last answered anything. A coordinator that answers other requests is
-    /// alive, only slow (it may wait `callTimeout` for a dead member before it answers): marking
-    /// it suspect too left every member suspect under load, and the round robin then sent the
-    /// oldest put through the dead member again and again (seed 799). At most one per member.
-    var heardAt: [NodeID: Instant] = [:]
     var outbox: [Effect] = []
     var events: [WriterEvent] = []
 
     public init(id: NodeID, uri: StreamURI, servers: [NodeID], configuration: WriterConfiguration, firstServer: Int = 0) {
-        self.putsWindow = configuration.putsInFlightMax
         precondition(!servers.isEmpty)
         self.id = id
         self.uri = uri
-        self.servers = servers
         self.configuration = configuration
-        self.serverCursor = firstServer % servers.count
+        self.session = WriterSession(putsWindow: configuration.putsInFlightMax)
+        self.routing = WriterRouting(servers: servers, cursor: firstServer % servers.count)
     }
+
+    public var phase: Phase {
+        switch state {
+        case .idle: return .idle
+        case .claiming: return .claiming
+        case .confirming: return .confirming
+        case .active: return .active
+        case .closed(let error): return .closed(error)
+        }
+    }
+
+    public var servers: [NodeID] { routing.servers }
+    public var writerID: WriterID { session.writerID }
+    /// The last entry this writer created (or the claimed tail).
+    public var tail: Entry { session.tail }
+    /// The highest acknowledged entry: committed ([W-3]).
+    public var committed: CommitMarker { session.committed }
+    /// Send time of the last request that succeeded.
+    public var commitTime: Instant? { session.commitTime }
 
     public mutating func takeEffects() -> [Effect] {
         defer { outbox.removeAll(keepingCapacity: true) }
@@ -161,19 +149,19 @@ public struct WriterClient {
         return now < until
     }
 
-    public var exclusiveUntil: Instant? { commitTime.map { $0 + configuration.exclusivityWindow } }
+    public var exclusiveUntil: Instant? { session.commitTime.map { $0 + configuration.exclusivityWindow } }
 
-    public var pendingCount: Int { pending.count }
+    public var pendingCount: Int { session.pending.count }
 
     /// Whether a majority has heard, on a put or heartbeat that succeeded, which entry is
     /// committed. Until then readers cannot see the last acknowledged entries: a writer that
     /// stops should wait for this (members learn commits only from the writer; docs/protocol.md,
     /// "PutEntry").
-    public var membersKnowCommitted: Bool { toldCommitted >= committed.id }
+    public var membersKnowCommitted: Bool { session.toldCommitted >= session.committed.id }
 
     public var nextWakeup: Instant? {
         // A minimum does not depend on the order the dictionary yields its values.
-        let candidates = [heartbeatDue, retryWakeAt, outstanding.values.lazy.map(\.deadline).min()]
+        let candidates = [heartbeatDue, session.retryWakeAt, outstanding.values.lazy.map(\.deadline).min()]
         return candidates.compactMap { $0 }.min()
     }
 }
