@@ -137,13 +137,14 @@ extension ServerCore {
     /// [WI-1], [WI-3]; the remaining lease is taken only from answers about the newest writer
     /// (upstream mixes writers, WS-14), and the longest of those, to be polite.
     func merge(_ infos: [WriterInfo]) -> WriterInfo {
-        precondition(!infos.isEmpty)
-        let newest = infos.max { $0.writerID < $1.writerID }!
-        let remaining = infos.filter { $0.writerID == newest.writerID }
-            .map(\.remainingLeaseMilliseconds).max()!
+        guard let newest = infos.max(by: { $0.writerID < $1.writerID }) else {
+            preconditionFailure("a merge of no answers: a quorum succeeds with a majority")
+        }
         var merged = newest
-        merged.remainingLeaseMilliseconds = remaining
-        merged.streamVersion = infos.map(\.streamVersion).max()!
+        // The newest answer is among its own writer's, and every answer has a version.
+        merged.remainingLeaseMilliseconds = infos.filter { $0.writerID == newest.writerID }
+            .reduce(newest.remainingLeaseMilliseconds) { max($0, $1.remainingLeaseMilliseconds) }
+        merged.streamVersion = infos.reduce(newest.streamVersion) { max($0, $1.streamVersion) }
         return merged
     }
 }

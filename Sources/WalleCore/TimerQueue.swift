@@ -47,7 +47,7 @@ public struct TimerQueue<Key: Hashable> {
     /// Removes and returns the earliest key due at or before `now`.
     public mutating func popDue(now: Instant) -> Key? {
         guard let slot = heap.popDue(now: now) else { return nil }
-        let key = keys[slot].take()!
+        guard let key = keys[slot].take() else { preconditionFailure("the heap holds slot \(slot) without a key") }
         slotOfKey.removeValue(forKey: key)
         return key
     }
