@@ -121,7 +121,8 @@ let package = Package(
             dependencies: ["WalleClient", "WalleCore", "WalleWire", "WalleEnvironment", "WalleFuzz", "WalleContracts"],
             swiftSettings: swiftSettings),
         .testTarget(
-            name: "WalleFuzzTests", dependencies: ["WalleFuzz", "WalleCore", "WalleEnvironment", "WalleWire", "WalleContracts"],
+            name: "WalleFuzzTests",
+            dependencies: ["WalleFuzz", "WalleCore", "WalleEnvironment", "WalleWire", "WalleContracts"],
             swiftSettings: swiftSettings),
         .testTarget(
             name: "WalleSimulatorTests",

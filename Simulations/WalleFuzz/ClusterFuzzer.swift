@@ -21,7 +21,9 @@ public struct ClusterFuzzer {
     public private(set) var sent = 0
     public private(set) var reconnects = 0
 
-    public init(nodes: [(id: NodeID, host: String, port: Int)], streams: [StreamURI], identity: Identity, seed: UInt64) {
+    public init(
+        nodes: [(id: NodeID, host: String, port: Int)], streams: [StreamURI], identity: Identity, seed: UInt64
+    ) {
         self.nodes = nodes
         self.streams = streams
         self.identity = identity
@@ -78,9 +80,12 @@ public struct ClusterFuzzer {
             let socket = try Self.connect(node.host, node.port)
             defer { close(socket) }
             let requestID: RequestID = 77
-            _ = sendAll(socket, Wire.encode(.hello(NodeID(NodeID.clientBit | 0xF0F0))) + Wire.encode(.message(.writerStatus(requestID, streams[0]))))
+            _ = sendAll(
+                socket, Wire.encode(.hello(NodeID(NodeID.clientBit | 0xF0F0)))
+                    + Wire.encode(.message(.writerStatus(requestID, streams[0]))))
             guard Self.awaitResponse(socket, requestID) else {
-                throw WalleError(.unavailable, "node \(node.id) at \(node.host):\(node.port) did not answer after \(sent) frames")
+                throw WalleError(
+                    .unavailable, "node \(node.id) at \(node.host):\(node.port) did not answer after \(sent) frames")
             }
         }
     }
@@ -113,7 +118,9 @@ public struct ClusterFuzzer {
     func sendAll(_ socket: Int32, _ bytes: [UInt8]) -> Bool {
         var offset = 0
         while offset < bytes.count {
-            let written = bytes.withUnsafeBytes { send(socket, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL)) }
+            let written = bytes.withUnsafeBytes {
+                send(socket, $0.baseAddress! + offset, $0.count - offset, Int32(MSG_NOSIGNAL))
+            }
             guard written > 0 else { return false }
             offset += written
         }

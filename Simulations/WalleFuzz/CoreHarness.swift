@@ -46,11 +46,13 @@ public final class CoreHarness {
         self.configuration = configuration
         self.random = SimRandom.fork(seed: seed, "harness")
         self.fuzzer = MessageFuzzer(seed: seed)
-        self.context = FuzzContext(target: Self.self_, servers: [NodeID(1), NodeID(2), NodeID(3)], streams: Self.streams)
+        self.context = FuzzContext(
+            target: Self.self_, servers: [NodeID(1), NodeID(2), NodeID(3)], streams: Self.streams)
         self.core = ServerCore(
             id: Self.self_, configuration: configuration, recovered: RecoveredState(streams: []),
             random: SimRandom.fork(seed: seed, "core"),
-            time: NodeTime(monotonic: Instant(nanoseconds: 1_000_000_000), wall: WallTime(nanosecondsSinceEpoch: Self.epoch)))
+            time: NodeTime(
+                monotonic: Instant(nanoseconds: 1_000_000_000), wall: WallTime(nanosecondsSinceEpoch: Self.epoch)))
         createStreams()
     }
 

@@ -49,30 +49,49 @@ public struct MessageFuzzer {
         let requestID = id(near: nextRequestID)
         nextRequestID &+= 1
         switch kind {
-        case 0: return (.claimWriter(requestID, uri, writerAddress: address(), leaseMilliseconds: lease()), identity(context, server: false))
+        case 0:
+            return (
+                .claimWriter(requestID, uri, writerAddress: address(), leaseMilliseconds: lease()),
+                identity(context, server: false))
         case 1: return (.writerStatus(requestID, uri), identity(context, server: false))
         case 2:
             let (entry, marker) = entryAndMarker(context, uri)
-            return (.putEntry(requestID, uri, committedID: marker.id, committedChecksum: marker.checksum, entry), identity(context, server: false))
-        case 3: return (.pollStream(requestID, uri, pollEntryID: id(near: context.committed[uri]?.id ?? 0)), identity(context, server: false))
+            return (
+                .putEntry(requestID, uri, committedID: marker.id, committedChecksum: marker.checksum, entry),
+                identity(context, server: false))
+        case 3:
+            return (
+                .pollStream(requestID, uri, pollEntryID: id(near: context.committed[uri]?.id ?? 0)),
+                identity(context, server: false))
         case 4:
             let start = id(near: context.committed[uri]?.id ?? 0)
-            return (.streamEntries(requestID, uri, start: start, end: id(near: start)), identity(context, server: false))
+            return (
+                .streamEntries(requestID, uri, start: start, end: id(near: start)),
+                identity(context, server: false))
         case 5: return (.streamStatus(requestID, uri), identity(context, server: false))
-        default: return (internalMessage(kind, context, uri, header(context, uri, requestID)), identity(context, server: true))
+        default:
+            return (
+                internalMessage(kind, context, uri, header(context, uri, requestID)),
+                identity(context, server: true))
         }
     }
 
-    private mutating func internalMessage(_ kind: Int, _ context: FuzzContext, _ uri: StreamURI, _ header: InternalHeader) -> Message {
+    private mutating func internalMessage(
+        _ kind: Int, _ context: FuzzContext, _ uri: StreamURI, _ header: InternalHeader
+    ) -> Message {
         switch kind {
-        case 6: return .newWriter(header, writer(context, uri, newer: true), writerAddress: address(), leaseMilliseconds: lease())
+        case 6:
+            return .newWriter(
+                header, writer(context, uri, newer: true), writerAddress: address(), leaseMilliseconds: lease())
         case 7: return .writerInfo(header)
         case 8:
             let (entry, marker) = entryAndMarker(context, uri)
             let kinds: [PutKind] = [.write, .write, .claimAlign, .claimCommit]
             let putKind = random.pick(kinds)
-            let committed = putKind == .write || random.chance(0.3) ? marker : Marker(id: entry.id, checksum: entry.checksum)
-            return .putEntryInternal(header, putKind, entry, committedID: committed.id, committedChecksum: committed.checksum)
+            let committed = putKind == .write || random.chance(0.3)
+                ? marker : Marker(id: entry.id, checksum: entry.checksum)
+            return .putEntryInternal(
+                header, putKind, entry, committedID: committed.id, committedChecksum: committed.checksum)
         case 9: return .tailEntries(header)
         case 10: return .restampEntries(header, entries(context, uri, count: random.int(in: 0...6)))
         case 11:
@@ -131,7 +150,8 @@ public struct MessageFuzzer {
         case 1: return WriterID(ts: current.ts &+ 1, id: random.next())
         case 2: return .zero
         case 3: return WriterID(ts: random.pick(Self.edges), id: random.pick(Self.edges))
-        default: return newer ? WriterID(ts: current.ts &+ UInt64(random.int(in: 1...1000)), id: random.next()) : current
+        default:
+            return newer ? WriterID(ts: current.ts &+ UInt64(random.int(in: 1...1000)), id: random.next()) : current
         }
     }
 
@@ -175,7 +195,8 @@ public struct MessageFuzzer {
         for _ in 0..<count {
             let payload = data().prefix(64)
             var entry = Entry(
-                id: previous.id &+ 1, writerID: writer, checksum: chainChecksum(previous: previous.checksum, data: Array(payload)),
+                id: previous.id &+ 1, writerID: writer,
+                checksum: chainChecksum(previous: previous.checksum, data: Array(payload)),
                 data: Array(payload))
             if random.chance(0.1) { entry.id = id(near: entry.id) }
             if random.chance(0.1) { entry.checksum = random.next() }

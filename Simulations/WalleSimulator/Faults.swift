@@ -197,7 +197,8 @@ final class Nemesis {
         let length = random.int(in: Int64(1_000_000)...max(1_000_000, profile.stallMax.nanoseconds))
         host.disk.stall(until: world.trueNow + length)
         world.count(.fsyncStall)
-        world.trace.line(world.trueNow, "\(host.id.short) fsync stalls for \(Duration.nanoseconds(length).formattedMilliseconds)")
+        world.trace.line(
+            world.trueNow, "\(host.id.short) fsync stalls for \(Duration.nanoseconds(length).formattedMilliseconds)")
     }
 
     private func startPartition() {
@@ -206,7 +207,8 @@ final class Nemesis {
         let clients = world.clientIDs
         var blocked: [(NodeID, NodeID)] = []
         let everyone = servers + clients
-        let kind = random.pick([FaultKind.partitionIsolate, .partitionSplit, .partitionAsymmetric, .partitionOneWay, .partitionClient])
+        let kind = random.pick(
+            [FaultKind.partitionIsolate, .partitionSplit, .partitionAsymmetric, .partitionOneWay, .partitionClient])
         switch kind {
         case .partitionIsolate:
             let victim = random.pick(servers)
@@ -231,7 +233,10 @@ final class Nemesis {
         world.network.partition(blocked)
         world.count(kind)
         let length = random.int(in: Int64(50_000_000)...max(50_000_000, profile.partitionDurationMax.nanoseconds))
-        world.trace.line(world.trueNow, "partition (\(kind.rawValue)): \(blocked.count) links cut for \(Duration.nanoseconds(length).formattedMilliseconds)")
+        world.trace.line(
+            world.trueNow,
+            "partition (\(kind.rawValue)): \(blocked.count) links cut for "
+                + "\(Duration.nanoseconds(length).formattedMilliseconds)")
         world.schedule(at: world.trueNow + length, .fault(.healPartition(generation: partitionGeneration)))
     }
 
@@ -266,7 +271,8 @@ final class Nemesis {
         let new = world.replaceServer(index)
         // Every add first, so the new server takes live writes on all its streams at once;
         // then the removals, each once a majority of the remaining members is caught up (WS-3).
-        let streams = world.manager.topology.streams.keys.sorted().filter { world.manager.topology.streams[$0]!.contains(old) }
+        let streams = world.manager.topology.streams.keys.sorted()
+            .filter { world.manager.topology.streams[$0]!.contains(old) }
         world.manager.enqueue(streams.map { .add($0, new) } + streams.map { .remove($0, old) })
     }
 
@@ -299,7 +305,8 @@ final class Nemesis {
         world.count(.topologyLag)
         world.trace.line(
             world.trueNow,
-            "topology watch of \(victims.map(\.short).joined(separator: ", ")) stalls for \(Duration.nanoseconds(length).formattedMilliseconds)")
+            "topology watch of \(victims.map(\.short).joined(separator: ", ")) stalls for "
+                + "\(Duration.nanoseconds(length).formattedMilliseconds)")
     }
 
     private func wallStep() {
@@ -308,7 +315,8 @@ final class Nemesis {
         let step = random.chance(0.5) ? magnitude : -magnitude
         host.clock.wallOffsetNanoseconds += step
         world.count(.wallClockStep)
-        world.trace.line(world.trueNow, "\(host.id.short) wall clock steps \(Duration.nanoseconds(step).formattedMilliseconds)")
+        world.trace.line(
+            world.trueNow, "\(host.id.short) wall clock steps \(Duration.nanoseconds(step).formattedMilliseconds)")
     }
 
     /// The fault phase ends: partitions heal, messages stop being lost, disks stop stalling,

@@ -65,7 +65,9 @@ final class HostileClient {
             // Requests to a server that was down or cut off are never answered: forget them.
             pending = pending.filter { world.trueNow - $0.value.sentAt < Self.answerWaitMax }
         }
-        guard pending.count < Self.pendingMax, let uri = world.workload.streams.isEmpty ? nil : random.pick(world.workload.streams) else {
+        guard pending.count < Self.pendingMax,
+            let uri = world.workload.streams.isEmpty ? nil : random.pick(world.workload.streams)
+        else {
             return
         }
         let servers = world.servers.filter { !$0.isRetired }.map(\.id)
@@ -93,7 +95,8 @@ final class HostileClient {
     ) {
         guard let uri = message.stream else { preconditionFailure("hostile clients send requests") }
         guard pending[message.requestID] == nil else { return }
-        pending[message.requestID] = Request(expectation: expectation, what: what, uri: uri, read: read, sentAt: world.trueNow)
+        pending[message.requestID] = Request(
+            expectation: expectation, what: what, uri: uri, read: read, sentAt: world.trueNow)
         world.count(.hostileRequest)
         world.trace.line(world.trueNow, "\(id.short) hostile \(what): \(message)")
         world.network.send(message, from: id, to: target)
@@ -109,7 +112,8 @@ final class HostileClient {
             send(.claimWriter(requestID(), uri, writerAddress: "hostile", leaseMilliseconds: lease), to: target,
                  .refused([.invalidArgument]), "claim with lease \(lease)ms")
         } else {
-            let address = random.chance(0.5) ? "" : String(repeating: "a", count: ProtocolBounds.writerAddressBytesMax + 1)
+            let address = random.chance(0.5)
+                ? "" : String(repeating: "a", count: ProtocolBounds.writerAddressBytesMax + 1)
             send(.claimWriter(requestID(), uri, writerAddress: address, leaseMilliseconds: 1000), to: target,
                  .refused([.invalidArgument]), "claim with a \(address.utf8.count)-byte address")
         }
@@ -125,7 +129,9 @@ final class HostileClient {
         switch random.int(in: 0...5) {
         case 0: message = .newWriter(header, writer, writerAddress: "impostor:1", leaseMilliseconds: 0)
         case 1: message = .writerInfo(header)
-        case 2: message = .putEntryInternal(header, .claimCommit, entry, committedID: entry.id, committedChecksum: entry.checksum)
+        case 2:
+            message = .putEntryInternal(
+                header, .claimCommit, entry, committedID: entry.id, committedChecksum: entry.checksum)
         case 3: message = .tailEntries(header)
         case 4: message = .restampEntries(header, [entry])
         default: message = .readEntries(header, start: 0, end: UInt64.max)
@@ -138,9 +144,12 @@ final class HostileClient {
     /// (WS-10), oversized or zero-length data.
     private func forgedPut(_ uri: StreamURI, to target: NodeID) {
         let known = learned[uri]
-        var id: EntryID = random.chance(0.5) ? random.pick(Self.edgeIDs) : (known?.tail ?? 0) + EntryID(random.int(in: 0...4))
+        var id: EntryID = random.chance(0.5)
+            ? random.pick(Self.edgeIDs) : (known?.tail ?? 0) + EntryID(random.int(in: 0...4))
         if id == 0 { id = 1 }
-        let data: [UInt8] = random.chance(0.02) ? [UInt8](repeating: 7, count: Entry.dataSizeMax + 1) : [UInt8](repeating: 9, count: random.int(in: 0...16))
+        let data: [UInt8] = random.chance(0.02)
+            ? [UInt8](repeating: 7, count: Entry.dataSizeMax + 1)
+            : [UInt8](repeating: 9, count: random.int(in: 0...16))
         let writer = pickWriter(uri, allowZero: true)
         let marker: EntryID = random.chance(0.3) ? id &+ UInt64(random.int(in: 0...1)) : (known?.committed ?? 0)
         let entry = Entry(id: id, writerID: writer, checksum: random.next(), data: data)
@@ -170,13 +179,16 @@ final class HostileClient {
         let b = random.pick(Self.edgeIDs)
         switch random.int(in: 0...2) {
         case 0 where a >= b || a > ProtocolBounds.entryIDMax:
-            send(.streamEntries(requestID(), uri, start: a, end: b), to: target, .refused([.invalidArgument]), "read [\(a),\(b))")
+            send(.streamEntries(requestID(), uri, start: a, end: b), to: target,
+                 .refused([.invalidArgument]), "read [\(a),\(b))")
         case 1 where a > ProtocolBounds.entryIDMax:
             send(.pollStream(requestID(), uri, pollEntryID: a), to: target, .refused([.invalidArgument]), "poll \(a)")
         default:
             let start = EntryID(random.int(in: 0...Int64(learned[uri]?.committed ?? 0) + 2))
-            let request = ReaderHost.ReadRequest(uri: uri, server: target, kind: .entries(start: start, end: UInt64.max))
-            send(.streamEntries(requestID(), uri, start: start, end: UInt64.max), to: target, .anything, "read to the end", read: request)
+            let request = ReaderHost.ReadRequest(
+                uri: uri, server: target, kind: .entries(start: start, end: UInt64.max))
+            send(.streamEntries(requestID(), uri, start: start, end: UInt64.max), to: target,
+                 .anything, "read to the end", read: request)
         }
     }
 
@@ -203,7 +215,9 @@ final class HostileClient {
     // MARK: Answers
 
     func receive(_ message: Message, from source: NodeID) {
-        guard case .response(let requestID, let reply) = message, let request = pending.removeValue(forKey: requestID) else {
+        guard case .response(let requestID, let reply) = message,
+            let request = pending.removeValue(forKey: requestID)
+        else {
             return
         }
         world.oracle.hostileAnswered(request.expectation, request.what, reply, client: id, server: source)

@@ -16,7 +16,8 @@ public struct LimitsProfile: Sendable, CustomStringConvertible {
     static let base = LimitsProfile()
 
     /// Integer limits: name, smallest, largest (the base value), and where it goes.
-    nonisolated(unsafe) private static let counts: [(String, Int64, Int64, WritableKeyPath<ServerConfiguration, Int>)] = [
+    nonisolated(unsafe) private static let counts:
+        [(String, Int64, Int64, WritableKeyPath<ServerConfiguration, Int>)] = [
         // At once, one coordinator may need per stream (4 at most) a put (3 calls), a
         // fast-forward (2 to 4) and a backfill (1), plus a claim (up to 5) and a status (up
         // to 5): about 45. Below 64 the workload's own puts keep the table full and a
@@ -45,7 +46,8 @@ public struct LimitsProfile: Sendable, CustomStringConvertible {
     ]
 
     /// Durations in milliseconds: name, smallest, largest, where it goes.
-    nonisolated(unsafe) private static let durations: [(String, Int64, Int64, WritableKeyPath<ServerConfiguration, Duration>)] = [
+    nonisolated(unsafe) private static let durations:
+        [(String, Int64, Int64, WritableKeyPath<ServerConfiguration, Duration>)] = [
         // Above a round trip with jitter and a sync (at most about 11 ms after the heal).
         ("callTimeout", 50, 5000, \.callTimeout),
         ("catchUpCallTimeout", 50, 1000, \.catchUpCallTimeout),

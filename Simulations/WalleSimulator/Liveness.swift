@@ -39,7 +39,10 @@ final class Liveness {
         let missing = whatIsMissing(since: healedAt)
         if missing == nil {
             convergedAt = world.trueNow
-            world.trace.line(world.trueNow, "liveness: converged \(Duration.nanoseconds(world.trueNow - healedAt).formattedMilliseconds) after heal")
+            world.trace.line(
+                world.trueNow,
+                "liveness: converged \(Duration.nanoseconds(world.trueNow - healedAt).formattedMilliseconds)"
+                    + " after heal")
             return
         }
         if world.trueNow >= deadline {
@@ -77,7 +80,9 @@ final class Liveness {
     private func membersDisagree(_ uri: StreamURI) -> String? {
         let topologyMembers = world.manager.topology.streams[uri]?.members ?? []
         let members = world.servers.filter { $0.isUp && topologyMembers.contains($0.id) }
-        for host in members where host.node.metadata(of: uri)?.topology.version != world.manager.topology.streams[uri]?.version {
+        for host in members
+            where host.node.metadata(of: uri)?.topology.version != world.manager.topology.streams[uri]?.version
+        {
             return "\(uri): \(host.id.short) is not at the stream's current version yet"
         }
         guard let first = members.first, let reference = first.node.metadata(of: uri) else {
@@ -87,7 +92,8 @@ final class Liveness {
         for host in members {
             let metadata = host.node.metadata(of: uri)!
             if metadata.committedID != reference.committedID || metadata.committedID < acknowledgedMax {
-                return "\(uri): \(host.id.short) committed \(metadata.committedID), \(first.id.short) \(reference.committedID), acknowledged \(acknowledgedMax)"
+                return "\(uri): \(host.id.short) committed \(metadata.committedID), "
+                    + "\(first.id.short) \(reference.committedID), acknowledged \(acknowledgedMax)"
             }
             if metadata.hasGap {
                 return "\(uri): \(host.id.short) still has the gap [\(metadata.gapStart), \(metadata.gapEnd))"

@@ -110,16 +110,22 @@ final class Oracle {
         observations += 1
         if let known = log[uri]?[entry.id] {
             if known != entry.checksum {
-                fail("committed-immutability", [node], "\(what): \(uri) entry \(entry.id) has xx=\(hex16(entry.checksum)), committed xx=\(hex16(known))")
+                fail(
+                    "committed-immutability", [node],
+                    "\(what): \(uri) entry \(entry.id) has xx=\(hex16(entry.checksum)), committed xx=\(hex16(known))")
             }
             return
         }
         if entry.id > 0, let previous = log[uri]?[entry.id - 1], !entry.chains(onto: previous) {
-            fail("chain-validity", [node], "\(what): \(uri) entry \(entry.id) does not chain onto committed \(entry.id - 1)")
+            fail(
+                "chain-validity", [node],
+                "\(what): \(uri) entry \(entry.id) does not chain onto committed \(entry.id - 1)")
         }
         let author = authors[EntryContent(uri: uri, id: entry.id, checksum: entry.checksum)] ?? entry.writerID
         for claim in claims[uri] ?? [] where claim.writer > author && claim.tail.id < entry.id && entry.id > 0 {
-            fail("writer-fencing", [node], "\(what): \(entry.brief) committed above \(claim.writer)'s claimed tail \(claim.tail.id)")
+            fail(
+                "writer-fencing", [node],
+                "\(what): \(entry.brief) committed above \(claim.writer)'s claimed tail \(claim.tail.id)")
         }
         log[uri, default: [:]][entry.id] = entry.checksum
         world.trace.line(world.trueNow, "oracle: \(uri) \(entry.id) committed (\(what) on \(node))")
@@ -224,7 +230,10 @@ final class Oracle {
         for (id, checksum) in (log[uri] ?? [:]).sorted(by: { $0.key < $1.key }) where id > 0 {
             let holders = images.filter { $0?.entry(id)?.checksum == checksum }
             if holders.count < majority {
-                fail("acknowledged-durability", members, "after a removal only \(holders.count) of \(members.count) members of \(uri) hold committed entry \(id) (WS-3)")
+                fail(
+                    "acknowledged-durability", members,
+                    "after a removal only \(holders.count) of \(members.count) members of \(uri) "
+                        + "hold committed entry \(id) (WS-3)")
                 return
             }
         }
@@ -241,7 +250,10 @@ final class Oracle {
             return tail.id >= newest.tail.id && tail.writerID >= newest.writer
         }
         if holders.count < members.count / 2 + 1 {
-            fail("claim-stamp-quorum", members, "after a removal only \(holders.count) of \(members.count) members of \(uri) carry \(newest.writer)'s claim of tail \(newest.tail.id)")
+            fail(
+                "claim-stamp-quorum", members,
+                "after a removal only \(holders.count) of \(members.count) members of \(uri) "
+                    + "carry \(newest.writer)'s claim of tail \(newest.tail.id)")
         }
     }
 
@@ -265,16 +277,22 @@ final class Oracle {
             }
             let last = host.oracleCommitted[index]
             if metadata.committedID < last {
-                fail("committed-id-monotonic", [host.id], "\(uri) committed id went from \(last) to \(metadata.committedID)")
+                fail(
+                    "committed-id-monotonic", [host.id],
+                    "\(uri) committed id went from \(last) to \(metadata.committedID)")
             } else if metadata.committedID > last {
                 let image = host.disk.current.streams[uri]!
                 for id in (last + 1)...metadata.committedID {
-                    if let entry = image.servedEntry(id) { committed(uri, entry, by: host.id, what: "server committed") }
+                    if let entry = image.servedEntry(id) {
+                        committed(uri, entry, by: host.id, what: "server committed")
+                    }
                 }
                 host.oracleCommitted[index] = metadata.committedID
             }
             if metadata.writerID < host.oracleWriter[index] {
-                fail("writer-ids-never-decrease", [host.id], "\(uri) writer went from \(host.oracleWriter[index]) to \(metadata.writerID)")
+                fail(
+                    "writer-ids-never-decrease", [host.id],
+                    "\(uri) writer went from \(host.oracleWriter[index]) to \(metadata.writerID)")
             }
             host.oracleWriter[index] = metadata.writerID
         }
@@ -300,7 +318,9 @@ final class Oracle {
                 let member = world.servers.first(where: { $0.id == source })
             else { return }
             if !member.disk.everDurable.contains(put) {
-                fail("acknowledged-durability", [source, target], "\(source) acknowledged \(put.uri) entry \(put.id) before it was durable")
+                fail(
+                    "acknowledged-durability", [source, target],
+                    "\(source) acknowledged \(put.uri) entry \(put.id) before it was durable")
             }
             let join = DurableEntryKey(uri: put.uri, id: source.rawValue, checksum: 0)
             if let joinedAt = joins[join] {
@@ -318,7 +338,9 @@ final class Oracle {
 
     /// A hostile request's answer (invariant "hostile-acknowledged"): what is invalid by
     /// construction is refused, with the code the boundary documents.
-    func hostileAnswered(_ expectation: HostileExpectation, _ what: String, _ reply: Reply, client: NodeID, server: NodeID) {
+    func hostileAnswered(
+        _ expectation: HostileExpectation, _ what: String, _ reply: Reply, client: NodeID, server: NodeID
+    ) {
         observations += 1
         guard case .refused(let codes) = expectation else { return }
         guard case .failed(let error) = reply else {
@@ -326,7 +348,9 @@ final class Oracle {
             return
         }
         if let codes, !codes.contains(error.code) {
-            fail("hostile-acknowledged", [server, client], "\(what) was refused with \(error), expected \(codes.map(\.rawValue).sorted())")
+            fail(
+                "hostile-acknowledged", [server, client],
+                "\(what) was refused with \(error), expected \(codes.map(\.rawValue).sorted())")
         }
     }
 
@@ -365,7 +389,10 @@ final class Oracle {
             lastAcknowledged[host.uri] = (world.trueNow, highest)
             committed(host.uri, entry, by: host.id, what: "acknowledged put")
             for claim in claims[host.uri] ?? [] where claim.writer > entry.writerID && claim.tail.id < entry.id {
-                fail("writer-fencing", [host.id], "\(entry.brief) acknowledged to \(entry.writerID) lies above \(claim.writer)'s claimed tail \(claim.tail.id)")
+                fail(
+                    "writer-fencing", [host.id],
+                    "\(entry.brief) acknowledged to \(entry.writerID) lies above "
+                        + "\(claim.writer)'s claimed tail \(claim.tail.id)")
             }
         case .closed(let error):
             writerClosed(host, error)
@@ -380,7 +407,9 @@ final class Oracle {
     private func writerClosed(_ host: WriterHost, _ error: WalleError) {
         let writer = host.node.client.writerID
         guard writer != .zero, (newestWriterProposed[host.uri] ?? .zero) <= writer else { return }
-        fail("writer-closed-unfenced", [host.id], "\(host.id.short) closed on \(host.uri) by \(error); no newer writer than \(writer) was proposed")
+        fail(
+            "writer-closed-unfenced", [host.id],
+            "\(host.id.short) closed on \(host.uri) by \(error); no newer writer than \(writer) was proposed")
     }
 
     /// Invariant 5 (claim monotonicity) and 6(a): a claimed tail covers every put already
@@ -390,11 +419,17 @@ final class Oracle {
         for other in claims[uri] ?? [] {
             let ordered = other.writer < writer ? other.tail.id <= tail.id : other.tail.id >= tail.id
             if !ordered {
-                fail("claim-monotonicity", [node], "\(writer) claimed tail \(tail.id) but \(other.writer) claimed \(other.tail.id)")
+                fail(
+                    "claim-monotonicity", [node],
+                    "\(writer) claimed tail \(tail.id) but \(other.writer) claimed \(other.tail.id)")
             }
         }
-        for (id, entry) in (acknowledged[uri] ?? [:]).sorted(by: { $0.key < $1.key }) where entry.writerID < writer && id > tail.id {
-            fail("writer-fencing", [node], "\(writer) claimed tail \(tail.id) below \(entry.brief), acknowledged to an older writer")
+        for (id, entry) in (acknowledged[uri] ?? [:]).sorted(by: { $0.key < $1.key })
+            where entry.writerID < writer && id > tail.id
+        {
+            fail(
+                "writer-fencing", [node],
+                "\(writer) claimed tail \(tail.id) below \(entry.brief), acknowledged to an older writer")
         }
         claims[uri, default: []].append((writer, tail))
     }
@@ -404,7 +439,9 @@ final class Oracle {
     func observeWriter(_ host: WriterHost) {
         guard host.node.isExclusive() else { return }
         for other in world.writers where other !== host && other.uri == host.uri && other.node.isExclusive() {
-            fail("lease-exclusivity", [host.id, other.id], "\(host.node.client.writerID) and \(other.node.client.writerID) are both exclusive on \(host.uri)")
+            fail(
+                "lease-exclusivity", [host.id, other.id],
+                "\(host.node.client.writerID) and \(other.node.client.writerID) are both exclusive on \(host.uri)")
         }
         let marker = host.node.client.committed
         if let known = log[host.uri]?[marker.id], known != marker.checksum {
@@ -424,7 +461,9 @@ final class Oracle {
             committed(request.uri, entry, by: request.server, what: "PollStream")
         case (.entries(let start, let end), .entries(let entries)):
             for (offset, entry) in entries.enumerated() where entry.id != start + EntryID(offset) || entry.id >= end {
-                fail("server-reads", [request.server, reader], "StreamEntries [\(start),\(end)) returned \(entry.id) at position \(offset)")
+                fail(
+                    "server-reads", [request.server, reader],
+                    "StreamEntries [\(start),\(end)) returned \(entry.id) at position \(offset)")
                 return
             }
             for entry in entries { committed(request.uri, entry, by: request.server, what: "StreamEntries") }
@@ -440,7 +479,9 @@ final class Oracle {
     func finish() {
         for host in world.servers where !host.isRetired {
             for uri in world.checkedStreams {
-                guard host.isUp, let metadata = host.node.metadata(of: uri), let image = host.disk.current.streams[uri] else { continue }
+                guard host.isUp, let metadata = host.node.metadata(of: uri),
+                    let image = host.disk.current.streams[uri]
+                else { continue }
                 for id in 0...metadata.committedID {
                     if let entry = image.servedEntry(id) { committed(uri, entry, by: host.id, what: "final scan") }
                 }
@@ -449,9 +490,13 @@ final class Oracle {
         for uri in world.checkedStreams {
             for id in (acknowledged[uri] ?? [:]).keys.sorted() where id > 0 {
                 let entry = acknowledged[uri]![id]!
-                let holders = world.servers.filter { !$0.isRetired && $0.disk.durable.streams[uri]?.entry(id)?.checksum == entry.checksum }
+                let holders = world.servers.filter {
+                    !$0.isRetired && $0.disk.durable.streams[uri]?.entry(id)?.checksum == entry.checksum
+                }
                 if holders.isEmpty {
-                    fail("acknowledged-durability", [], "\(uri) entry \(id) was acknowledged but no server holds it durably")
+                    fail(
+                        "acknowledged-durability", [],
+                        "\(uri) entry \(id) was acknowledged but no server holds it durably")
                 }
             }
         }

@@ -86,7 +86,8 @@ public struct Profile: Sendable, CustomStringConvertible {
             duration: longRunDuration(seed: seed, options: options, load: load) ?? options.duration,
             faults: options.faults ? FaultProfile.draw(&faultRandom, replicaMoves: options.replicaMoves) : .none,
             hostile: options.faults && options.hostileClients ? HostileProfile.draw(seed: seed) : .none,
-            limits: options.drawnLimits ? LimitsProfile.draw(seed: seed, load: load).keepingBase(options.baseLimitNames) : .base,
+            limits: options.drawnLimits
+                ? LimitsProfile.draw(seed: seed, load: load).keepingBase(options.baseLimitNames) : .base,
             load: load,
             beyondModel: options.beyondModel)
     }
@@ -111,7 +112,8 @@ public struct Profile: Sendable, CustomStringConvertible {
         return "servers=\(serverCount) streams=\(streamCount) writers/stream=\(writersPerStream) "
             + "readers=\(readerCount) lease=\(leaseMin.milliseconds)-\(leaseMax.milliseconds)ms "
             + "server-clock-rates=[\(rates.joined(separator: ","))] "
-            + "net=\(network.latencyMin.nanoseconds / 1000)-\(network.latencyMax.nanoseconds / 1000)us+jitter\(network.jitterMax.nanoseconds / 1000)us "
+            + "net=\(network.latencyMin.nanoseconds / 1000)-\(network.latencyMax.nanoseconds / 1000)us"
+            + "+jitter\(network.jitterMax.nanoseconds / 1000)us "
             + "sync=\(disk.syncLatencyMin.nanoseconds / 1000)-\(disk.syncLatencyMax.nanoseconds / 1000)us "
             + "duration=\(duration.milliseconds / 1000)s\(beyondModel ? " BEYOND-MODEL" : "")\n"
             + "faults: \(faults)\n"

@@ -83,7 +83,8 @@ public final class SimDisk: Disk {
         case .read(let token, let uri, let range, let countMax):
             let entries = read(uri, range: range, countMax: countMax)
             let latency = random.int(in: profile.readLatencyMin.nanoseconds...profile.readLatencyMax.nanoseconds)
-            world.schedule(at: world.trueNow + latency, .diskRead(node, token: token, entries, incarnation: incarnation))
+            world.schedule(
+                at: world.trueNow + latency, .diskRead(node, token: token, entries, incarnation: incarnation))
         }
     }
 

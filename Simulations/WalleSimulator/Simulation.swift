@@ -75,7 +75,9 @@ public enum Simulation {
         } else if !options.longRuns {
             command += " --no-long-runs"
         }
-        if options.livenessTimeout != .seconds(60) { command += " --liveness-timeout \(options.livenessTimeout.milliseconds / 1000)" }
+        if options.livenessTimeout != .seconds(60) {
+            command += " --liveness-timeout \(options.livenessTimeout.milliseconds / 1000)"
+        }
         if !options.faults { command += " --no-faults" }
         if options.beyondModel { command += " --beyond-model" }
         if !options.replicaMoves { command += " --no-replica-moves" }

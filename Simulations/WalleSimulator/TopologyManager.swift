@@ -117,7 +117,8 @@ final class TopologyManager {
         precondition(next.version == topology.version + 1, "topology versions grow by one ([TOPO-3])")
         let encoded = next.encoded()
         guard encoded.count <= Topology.encodedSizeMax else {
-            world.oracle.fail("topology", [host.id], "topology v\(next.version) is \(encoded.count) bytes, over one entry")
+            world.oracle.fail(
+                "topology", [host.id], "topology v\(next.version) is \(encoded.count) bytes, over one entry")
             return
         }
         do {
@@ -136,7 +137,8 @@ final class TopologyManager {
         guard let writing, entry.id == writing.entryID else { return }
         self.writing = nil
         topology = writing.topology
-        world.trace.line(world.trueNow, "manager: topology v\(topology.version) committed\(writing.change.map { " (\($0))" } ?? "")")
+        world.trace.line(
+            world.trueNow, "manager: topology v\(topology.version) committed\(writing.change.map { " (\($0))" } ?? "")")
         world.topologyChanged(topology)
         if let change = writing.change {
             world.count(.membershipChange)
@@ -240,7 +242,8 @@ final class TopologyManager {
         stream.version += 1
         switch change {
         case .add(_, let node): stream = StreamTopology(version: stream.version, members: stream.members + [node])
-        case .remove(_, let node): stream = StreamTopology(version: stream.version, members: stream.members.filter { $0 != node })
+        case .remove(_, let node):
+            stream = StreamTopology(version: stream.version, members: stream.members.filter { $0 != node })
         }
         next.streams[change.uri] = stream
         return next

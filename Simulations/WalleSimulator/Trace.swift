@@ -69,7 +69,8 @@ final class Trace {
         case .claimed(let w, let tail): mix(21); mix(w.ts); mix(w.id); mix(tail)
         case .writerInfo(let info): mix(22); mix(info.writerID.id); mixSigned(info.remainingLeaseMilliseconds)
         case .putAcknowledged(let servers): mix(23); for s in servers { mix(s.rawValue) }
-        case .streamStatus(let infos): mix(27); for i in infos { mix(i.server.rawValue); mix(i.streamVersion); mix(i.committedID) }
+        case .streamStatus(let infos):
+            mix(27); for i in infos { mix(i.server.rawValue); mix(i.streamVersion); mix(i.committedID) }
         case .entry(let e): mix(24); mix(e)
         case .entries(let es): mix(25); mix(UInt64(es.count)); if let last = es.last { mix(last) }
         case .failed(let error): mix(26); mix(UInt64(WalleError.Code.allCases.firstIndex(of: error.code)!))

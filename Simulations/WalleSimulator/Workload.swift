@@ -86,11 +86,15 @@ final class Workload {
     func makeManager(initial: Topology) -> TopologyManager {
         let id = NodeID.client(900)
         let configuration = WriterConfiguration(address: "manager", lease: .seconds(1))
-        let client = WriterClient(id: id, uri: World.rootStream, servers: world.rootMembers, configuration: configuration)
+        let client = WriterClient(
+            id: id, uri: World.rootStream, servers: world.rootMembers, configuration: configuration)
         let clock = world.makeClock(id, rateIndex: 0)
-        let host = WriterHost(id: id, uri: World.rootStream, clock: clock, node: SimWriterNode(client: client, clock: clock, network: world.network))
+        let host = WriterHost(
+            id: id, uri: World.rootStream, clock: clock,
+            node: SimWriterNode(client: client, clock: clock, network: world.network))
         world.register(id, .manager)
-        return TopologyManager(world: world, host: host, random: SimRandom.fork(seed: world.seed, "manager"), initial: initial)
+        return TopologyManager(
+            world: world, host: host, random: SimRandom.fork(seed: world.seed, "manager"), initial: initial)
     }
 
     private func addWriter(_ uri: StreamURI, members: [NodeID], rateIndex: Int) {
@@ -106,7 +110,8 @@ final class Workload {
             id: id, uri: uri, servers: members, configuration: configuration,
             firstServer: random.int(in: 0...members.count - 1))
         let clock = world.makeClock(id, rateIndex: rateIndex)
-        world.writers.append(WriterHost(id: id, uri: uri, clock: clock, node: SimWriterNode(client: client, clock: clock, network: world.network)))
+        world.writers.append(WriterHost(
+            id: id, uri: uri, clock: clock, node: SimWriterNode(client: client, clock: clock, network: world.network)))
         world.register(id, .writer(index))
     }
 
@@ -138,7 +143,9 @@ final class Workload {
             guard !host.paused else { return }
             // After the heal clients are polite (as WaitAndClaim would be): no claim while
             // another writer of the stream is claiming or active.
-            if isHealed && world.writers.contains(where: { $0 !== host && $0.uri == host.uri && $0.node.client.phase != .idle && !$0.node.client.phase.isClosed }) {
+            if isHealed && world.writers.contains(where: {
+                $0 !== host && $0.uri == host.uri && $0.node.client.phase != .idle && !$0.node.client.phase.isClosed
+            }) {
                 after(.milliseconds(random.int(in: 200...1000)), .claim(writer: index))
                 return
             }
@@ -200,7 +207,8 @@ final class Workload {
     }
 
     private func burst(_ host: WriterHost, generation: UInt64) {
-        guard !host.paused, !isQuiescent, generation == host.burstGeneration, host.node.client.phase == .active else { return }
+        guard !host.paused, !isQuiescent, generation == host.burstGeneration, host.node.client.phase == .active
+        else { return }
         let load = world.profile.load
         let count = random.int(in: 1...load.burstMax)
         for _ in 0..<count where host.node.client.pendingCount < load.pendingMax {
@@ -217,7 +225,9 @@ final class Workload {
             }
         }
         let index = world.writers.firstIndex { $0 === host }!
-        after(.milliseconds(random.int(in: 2...max(2, load.burstGapMax.milliseconds))), .burst(writer: index, generation: generation))
+        after(
+            .milliseconds(random.int(in: 2...max(2, load.burstGapMax.milliseconds))),
+            .burst(writer: index, generation: generation))
     }
 
     private func pause(_ host: WriterHost) {

@@ -195,7 +195,8 @@ public final class World {
     private func makeServerHost(_ index: Int) -> ServerHost {
         let id = NodeID(UInt64(index + 1))
         let clock = makeClock(id, rateIndex: index % profile.clockRates.count)
-        let disk = SimDisk(world: self, node: id, random: SimRandom.fork(seed: seed, "disk-\(index)"), profile: profile.disk)
+        let disk = SimDisk(
+            world: self, node: id, random: SimRandom.fork(seed: seed, "disk-\(index)"), profile: profile.disk)
         hostIndex[id] = .server(index)
         return ServerHost(id: id, clock: clock, disk: disk)
     }

@@ -71,6 +71,8 @@ struct Cluster: ParsableCommand {
         try fuzzer.run(frames: frames) { sent in
             FileHandle.standardError.write(Data("\(sent)/\(frames) frames, every node answers\n".utf8))
         }
-        print("sent \(fuzzer.sent) frames as a \(identity) to \(nodes.count) nodes (\(fuzzer.reconnects) reconnects); every node still answers")
+        print(
+            "sent \(fuzzer.sent) frames as a \(identity) to \(nodes.count) nodes (\(fuzzer.reconnects) reconnects); "
+                + "every node still answers")
     }
 }

@@ -13,7 +13,8 @@ struct Sweep: ParsableCommand {
 
     @Option(help: "How many seeds to run.") var seeds: Int = 100
     @Option(help: "The first seed.") var from: UInt64 = 1
-    @Option(help: "Seeds run at once (default: every core).") var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "Seeds run at once (default: every core).")
+    var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
     @Option(help: "Run only shard i of n (1-based), e.g. 2/4, for CI matrices.") var shard: String?
     @Option(help: "Write a JUnit XML report to this file.") var junit: String?
     @Flag(help: "Stop starting new seeds after the first failure (prints the lowest failing seed).")
@@ -58,7 +59,9 @@ struct Sweep: ParsableCommand {
     }
 
     func printSummary(_ tally: SweepTally, wallSeconds: Double, options: RunOptions, checkpointMegabytes: Int?) {
-        print("seeds:                  \(tally.seedsRun) (from \(from)\(shard.map { ", shard \($0)" } ?? "")), jobs \(jobs)")
+        print(
+            "seeds:                  \(tally.seedsRun) (from \(from)\(shard.map { ", shard \($0)" } ?? "")), "
+                + "jobs \(jobs)")
         print("passed / failed:        \(tally.seedsRun - tally.failed) / \(tally.failed)")
         print("claims, acked puts:     \(tally.claims), \(tally.putsAcknowledged)")
         print("events:                 \(tally.events)")
@@ -67,11 +70,15 @@ struct Sweep: ParsableCommand {
             print("peak memory:            \(peak) MB resident (\(now) MB at the end)")
             if let checkpoint = checkpointMegabytes, checkpoint > 0 {
                 let change = Double(now - checkpoint) / Double(checkpoint) * 100
-                print("memory after \(SweepRunner.memoryCheckpointSeeds) seeds:  \(checkpoint) MB resident; the end is \(change >= 0 ? "+" : "")\(format(change))% from it")
+                print(
+                    "memory after \(SweepRunner.memoryCheckpointSeeds) seeds:  \(checkpoint) MB resident; "
+                        + "the end is \(change >= 0 ? "+" : "")\(format(change))% from it")
             }
         }
         print("seeds per minute:       \(format(Double(tally.seedsRun) / wallSeconds * 60))")
-        print("simulated s per wall s: \(format(tally.simulatedSeconds / wallSeconds)) (all jobs), \(format(tally.simulatedSeconds / wallSeconds / Double(jobs))) per job")
+        print(
+            "simulated s per wall s: \(format(tally.simulatedSeconds / wallSeconds)) (all jobs), "
+                + "\(format(tally.simulatedSeconds / wallSeconds / Double(jobs))) per job")
         if let median = tally.convergenceMedianSeconds {
             print("convergence after heal: median \(format(median)) s, max \(format(tally.convergenceMaxSeconds)) s")
         }
@@ -80,12 +87,16 @@ struct Sweep: ParsableCommand {
         print("fault kinds exercised (seeds with it / times):")
         for kind in FaultKind.allCases {
             let counts = tally.faults[kind] ?? SweepTally.Count()
-            print("  \(kind.rawValue.padding(toLength: 48, withPad: " ", startingAt: 0)) \(counts.seeds) / \(counts.times)")
+            print(
+                "  \(kind.rawValue.padding(toLength: 48, withPad: " ", startingAt: 0)) "
+                    + "\(counts.seeds) / \(counts.times)")
         }
         print("refusals for load or time, by bound (seeds with it / times):")
         for limit in Refusal.allCases {
             let counts = tally.refusals[limit] ?? SweepTally.Count()
-            print("  \(limit.rawValue.padding(toLength: 48, withPad: " ", startingAt: 0)) \(counts.seeds) / \(counts.times)")
+            print(
+                "  \(limit.rawValue.padding(toLength: 48, withPad: " ", startingAt: 0)) "
+                    + "\(counts.seeds) / \(counts.times)")
         }
         for (kind, count) in tally.failureKinds.sorted(by: { $0.key < $1.key }) { print("failures: \(kind): \(count)") }
         for failure in tally.failures {
@@ -100,11 +111,14 @@ struct Sweep: ParsableCommand {
             text.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
                 .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
         }
-        guard FileManager.default.createFile(atPath: path, contents: nil), let file = FileHandle(forWritingAtPath: path) else {
+        guard FileManager.default.createFile(atPath: path, contents: nil),
+            let file = FileHandle(forWritingAtPath: path)
+        else {
             throw ValidationError("cannot write the JUnit report to \(path)")
         }
         defer { try? file.close() }
-        let failuresBySeed = Dictionary(tally.allFailures.map { ($0.seed, $0) }, uniquingKeysWith: { first, _ in first })
+        let failuresBySeed = Dictionary(
+            tally.allFailures.map { ($0.seed, $0) }, uniquingKeysWith: { first, _ in first })
         var chunk = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
         chunk += "<testsuite name=\"walle-sim sweep\" tests=\"\(ran)\" failures=\(quote(tally.failed))>\n"
         for index in 0..<ran {
@@ -208,7 +222,8 @@ final class SweepTally: @unchecked Sendable {
             seed = result.seed
             kind = result.violation?.invariant ?? "liveness"
             let full = result.violation.map(\.description) ?? "liveness: \(result.stuck ?? "did not converge")"
-            message = full.count <= Self.messageCharactersMax ? full : String(full.prefix(Self.messageCharactersMax)) + "…"
+            message = full.count <= Self.messageCharactersMax
+                ? full : String(full.prefix(Self.messageCharactersMax)) + "…"
         }
     }
 

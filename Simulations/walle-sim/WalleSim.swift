@@ -14,7 +14,10 @@ enum ExitStatus {
 }
 
 struct SimulationOptions: ParsableArguments {
-    @Option(help: "Simulated seconds of the fault phase per seed (default: 30, and 120 to 600 for one seed in a hundred; giving it turns the long runs off).")
+    @Option(
+        help: ArgumentHelp(
+            "Simulated seconds of the fault phase per seed (default: 30, and 120 to 600 for one seed in a hundred; "
+                + "giving it turns the long runs off)."))
     var duration: Int?
 
     @Flag(help: "No seed draws a long fault phase (120 to 600 s instead of --duration).")
@@ -41,13 +44,19 @@ struct SimulationOptions: ParsableArguments {
     @Flag(help: "No seed runs the high load (many writers, deep pipelines).")
     var noHighLoad = false
 
-    @Option(name: .customLong("base-limit"), help: "Keep this limit at its base value whatever the seed draws (repeatable): \(LimitsProfile.names.joined(separator: ", ")).")
+    @Option(
+        name: .customLong("base-limit"),
+        help: ArgumentHelp(
+            "Keep this limit at its base value whatever the seed draws (repeatable): "
+                + "\(LimitsProfile.names.joined(separator: ", "))."))
     var baseLimitNames: [String] = []
 
     @Option(help: "Replace one server (wipe it, start a new one) at this simulated second.")
     var replaceAt: Int?
 
-    @Option(name: .customLong("plant"), help: "Plant a deliberate bug (debug builds): \(RunOptions.plantedBugNames.joined(separator: ", ")).")
+    @Option(
+        name: .customLong("plant"),
+        help: "Plant a deliberate bug (debug builds): \(RunOptions.plantedBugNames.joined(separator: ", ")).")
     var plantedBugs: [String] = []
 
     func runOptions() throws -> RunOptions {
@@ -73,7 +82,8 @@ struct SimulationOptions: ParsableArguments {
         }
         options.baseLimitNames = Set(baseLimitNames)
         if let replaceAt, replaceAt < 0 || replaceAt >= duration {
-            throw ValidationError("--replace-at must be within the fault phase [0, \(duration)) seconds, got \(replaceAt)")
+            throw ValidationError(
+                "--replace-at must be within the fault phase [0, \(duration)) seconds, got \(replaceAt)")
         }
         options.replaceServerAt = replaceAt.map { .seconds($0) }
         do {

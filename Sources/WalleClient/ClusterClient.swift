@@ -58,7 +58,9 @@ public final class ClusterClient: @unchecked Sendable {
     // MARK: Calls
 
     /// Sends one request to `server` and waits for its answer, or `.failed(deadlineExceeded)`.
-    public func call(_ server: NodeID, timeout: Duration = .seconds(10), _ make: @escaping @Sendable (RequestID) -> Message) async -> Reply {
+    public func call(
+        _ server: NodeID, timeout: Duration = .seconds(10), _ make: @escaping @Sendable (RequestID) -> Message
+    ) async -> Reply {
         let promise = eventLoop.makePromise(of: Reply.self)
         eventLoop.execute { [self] in
             guard pending.count < Self.callsInFlightMax else {
@@ -82,7 +84,8 @@ public final class ClusterClient: @unchecked Sendable {
     /// Tries `candidates` in turn until one answers with something other than a retryable
     /// error; returns the last failure when none does.
     public func callAny(
-        _ candidates: [NodeID]? = nil, timeout: Duration = .seconds(10), _ make: @escaping @Sendable (RequestID) -> Message
+        _ candidates: [NodeID]? = nil, timeout: Duration = .seconds(10),
+        _ make: @escaping @Sendable (RequestID) -> Message
     ) async throws(WalleError) -> Reply {
         var lastError = WalleError(.unavailable, "no server to ask")
         for server in candidates ?? serverIDs {
@@ -106,7 +109,9 @@ public final class ClusterClient: @unchecked Sendable {
 
     /// The newest committed entry once its id reaches `entryID` (long poll; OutOfRange when
     /// nothing reached it within the server's poll timeout).
-    public func poll(_ uri: StreamURI, from entryID: EntryID, members: [NodeID]? = nil) async throws(WalleError) -> Entry {
+    public func poll(
+        _ uri: StreamURI, from entryID: EntryID, members: [NodeID]? = nil
+    ) async throws(WalleError) -> Entry {
         let candidates: [NodeID]
         if let members { candidates = members } else { candidates = try await self.members(of: uri) }
         let reply = try await callAny(candidates) { .pollStream($0, uri, pollEntryID: entryID) }

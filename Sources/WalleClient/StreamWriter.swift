@@ -224,7 +224,9 @@ extension ClusterClient {
         for uri: StreamURI, lease: Duration = .seconds(2), address: String = "walle-client"
     ) async throws(WalleError) -> StreamWriter {
         let members = try await members(of: uri)
-        return StreamWriter(client: self, uri: uri, members: members, configuration: WriterConfiguration(address: address, lease: lease))
+        return StreamWriter(
+            client: self, uri: uri, members: members,
+            configuration: WriterConfiguration(address: address, lease: lease))
     }
 
     /// Adds `uri` to the topology with `members` as version 1 of its member list: claims the
@@ -260,7 +262,9 @@ extension ClusterClient {
         for _ in 0..<100 {
             var ready = 0
             for member in members {
-                if case .writerInfo = await call(member, timeout: .seconds(1), { .writerStatus($0, uri) }) { ready += 1 }
+                if case .writerInfo = await call(member, timeout: .seconds(1), { .writerStatus($0, uri) }) {
+                    ready += 1
+                }
             }
             if ready == members.count { return }
             try? await Task.sleep(for: .milliseconds(50))

@@ -104,7 +104,8 @@ public struct WriterInfo: Hashable, Sendable {
     public init(
         writerID: WriterID, writerAddress: String, leaseMilliseconds: Int64,
         remainingLeaseMilliseconds: Int64, streamVersion: UInt64,
-        server: NodeID = NodeID(0), committedID: EntryID = 0, tailID: EntryID = 0, tailWriterID: WriterID = .zero, hasGap: Bool = false
+        server: NodeID = NodeID(0), committedID: EntryID = 0, tailID: EntryID = 0, tailWriterID: WriterID = .zero,
+        hasGap: Bool = false
     ) {
         self.writerID = writerID
         self.writerAddress = writerAddress
@@ -144,7 +145,8 @@ extension Message: CustomStringConvertible {
         case .tailEntries(let h):
             return "TailEntries#\(h.requestID) \(h.stream)"
         case .restampEntries(let h, let entries):
-            return "RestampEntries#\(h.requestID) \(h.stream) [\(entries.first?.brief ?? "")...\(entries.last?.id ?? 0)]"
+            return "RestampEntries#\(h.requestID) \(h.stream) "
+                + "[\(entries.first?.brief ?? "")...\(entries.last?.id ?? 0)]"
         case .readEntries(let h, let start, let end):
             return "ReadEntries#\(h.requestID) \(h.stream) [\(start),\(end))"
         case .response(let r, let reply):
@@ -162,7 +164,9 @@ extension Reply: CustomStringConvertible {
             return "writer \(i.writerID) remaining=\(i.remainingLeaseMilliseconds)ms v\(i.streamVersion)"
         case .putAcknowledged(let servers): return "acked by \(servers.count)"
         case .streamStatus(let infos):
-            return "status " + infos.map { "\($0.server.rawValue):v\($0.streamVersion)/c\($0.committedID)/t\($0.tailID)\($0.hasGap ? "/gap" : "")" }.joined(separator: " ")
+            return "status " + infos.map {
+                "\($0.server.rawValue):v\($0.streamVersion)/c\($0.committedID)/t\($0.tailID)\($0.hasGap ? "/gap" : "")"
+            }.joined(separator: " ")
         case .entry(let e): return "entry \(e.brief)"
         case .entries(let es):
             guard let first = es.first, let last = es.last else { return "entries []" }
@@ -199,7 +203,8 @@ extension Message {
     public var isPublicRequest: Bool {
         switch self {
         case .claimWriter, .writerStatus, .putEntry, .pollStream, .streamEntries, .streamStatus: return true
-        case .newWriter, .writerInfo, .putEntryInternal, .tailEntries, .restampEntries, .readEntries, .response: return false
+        case .newWriter, .writerInfo, .putEntryInternal, .tailEntries, .restampEntries, .readEntries, .response:
+            return false
         }
     }
 
@@ -218,8 +223,8 @@ extension Message {
     /// The stream a request is about (nil for a response).
     public var stream: StreamURI? {
         switch self {
-        case .claimWriter(_, let s, _, _), .writerStatus(_, let s), .putEntry(_, let s, _, _, _), .pollStream(_, let s, _),
-            .streamEntries(_, let s, _, _), .streamStatus(_, let s):
+        case .claimWriter(_, let s, _, _), .writerStatus(_, let s), .putEntry(_, let s, _, _, _),
+            .pollStream(_, let s, _), .streamEntries(_, let s, _, _), .streamStatus(_, let s):
             return s
         case .newWriter(let h, _, _, _), .writerInfo(let h), .putEntryInternal(let h, _, _, _, _), .tailEntries(let h),
             .restampEntries(let h, _), .readEntries(let h, _, _):

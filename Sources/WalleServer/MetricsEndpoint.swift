@@ -20,7 +20,8 @@ public final class MetricsEndpoint: Sendable {
         let registry = PrometheusCollectorRegistry()
         var factory = PrometheusMetricsFactory(registry: registry)
         // Sub-millisecond fsyncs and puts on a fast disk; seconds when it stalls.
-        let durations: [Duration] = [50, 100, 250, 500, 1000, 2500, 5000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000]
+        let durations: [Duration] =
+            [50, 100, 250, 500, 1000, 2500, 5000, 10_000, 25_000, 50_000, 100_000, 250_000, 1_000_000]
             .map { .microseconds($0) }
         factory.defaultDurationHistogramBuckets = durations
         factory.valueHistogramBuckets["walle_sync_entries"] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096]
@@ -39,7 +40,10 @@ public final class MetricsEndpoint: Sendable {
         return MetricsEndpoint(registry: registry, group: group, channel: channel, health: health)
     }
 
-    private init(registry: PrometheusCollectorRegistry, group: MultiThreadedEventLoopGroup, channel: any Channel, health: HealthBox) {
+    private init(
+        registry: PrometheusCollectorRegistry, group: MultiThreadedEventLoopGroup, channel: any Channel,
+        health: HealthBox
+    ) {
         self.registry = registry
         self.group = group
         self.channel = channel

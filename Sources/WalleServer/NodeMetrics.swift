@@ -12,7 +12,8 @@ final class NodeMetrics: @unchecked Sendable {
     private let refusals = Dictionary(uniqueKeysWithValues: Refusal.allCases.map {
         ($0, Counter(label: "walle_requests_refused_total", dimensions: [("limit", $0.rawValue)]))
     })
-    private let putsAcknowledged = Metrics.Timer(label: "walle_put_duration_seconds", dimensions: [("outcome", "acknowledged")])
+    private let putsAcknowledged = Metrics.Timer(
+        label: "walle_put_duration_seconds", dimensions: [("outcome", "acknowledged")])
     private let putsFailed = Metrics.Timer(label: "walle_put_duration_seconds", dimensions: [("outcome", "failed")])
     private let gauges: [(KeyPath<CoreGauges, Int>, Gauge)] = [
         (\.calls, Gauge(label: "walle_calls_in_flight")),

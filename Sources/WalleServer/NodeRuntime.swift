@@ -19,7 +19,9 @@ public struct NodeOptions: Sendable {
     public var bootstrap: Bool
     public var cacheMegabytes = 256
 
-    public init(id: NodeID, listen: SocketAddress, dataDirectory: String, peers: [NodeID: SocketAddress], bootstrap: Bool) {
+    public init(
+        id: NodeID, listen: SocketAddress, dataDirectory: String, peers: [NodeID: SocketAddress], bootstrap: Bool
+    ) {
         self.id = id
         self.listen = listen
         self.dataDirectory = dataDirectory
@@ -72,7 +74,8 @@ public final class NodeRuntime: @unchecked Sendable {
             throw error
         }
         logger.info(
-            "serving", metadata: ["id": "\(options.id)", "address": "\(runtime.boundAddress!)", "data": "\(options.dataDirectory)"])
+            "serving", metadata: [
+                "id": "\(options.id)", "address": "\(runtime.boundAddress!)", "data": "\(options.dataDirectory)"])
         return runtime
     }
 
@@ -107,7 +110,8 @@ public final class NodeRuntime: @unchecked Sendable {
         let path = directory + "/" + Self.idFileName
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
             if contents.contains("WiredTiger.turtle") {
-                throw WalleError(.dataLoss, "data directory \(directory) has no \(Self.idFileName): it is not a Walle node's")
+                throw WalleError(
+                    .dataLoss, "data directory \(directory) has no \(Self.idFileName): it is not a Walle node's")
             }
             return false  // WiredTigerDisk names what is wrong with it
         }
@@ -116,7 +120,8 @@ public final class NodeRuntime: @unchecked Sendable {
         }
         guard stored == options.id.rawValue else {
             throw WalleError(
-                .failedPrecondition, "data directory \(directory) belongs to server \(stored), not \(options.id.rawValue)")
+                .failedPrecondition,
+                "data directory \(directory) belongs to server \(stored), not \(options.id.rawValue)")
         }
         return false
     }

@@ -56,14 +56,17 @@ public final class WiredTigerDisk: Disk, @unchecked Sendable {
         if !contents.isEmpty {
             let missing = Self.databaseFiles.filter { !contents.contains($0) }
             if missing.count == Self.databaseFiles.count {
-                throw WalleError(.invalidArgument, "data directory \(directory) is not empty and holds no WiredTiger database")
+                throw WalleError(
+                    .invalidArgument, "data directory \(directory) is not empty and holds no WiredTiger database")
             }
             if !missing.isEmpty {
-                throw WalleError(.dataLoss, "data directory \(directory) is damaged: \(missing.joined(separator: ", ")) missing")
+                throw WalleError(
+                    .dataLoss, "data directory \(directory) is damaged: \(missing.joined(separator: ", ")) missing")
             }
         }
         // Checkpoints every 60 s bound recovery time and let WiredTiger archive old log files.
-        let config = (contents.isEmpty ? "create," : "") + "log=(enabled=true,file_max=64MB),transaction_sync=(enabled=false),"
+        let config = (contents.isEmpty ? "create," : "")
+            + "log=(enabled=true,file_max=64MB),transaction_sync=(enabled=false),"
             + "cache_size=\(cacheMegabytes)MB,session_max=64,checkpoint=(wait=60)"
         var opened: OpaquePointer?
         let status = walle_wt_open(directory, config, &opened)
@@ -79,7 +82,10 @@ public final class WiredTigerDisk: Disk, @unchecked Sendable {
         }
         session = loopSession
         syncer = SyncThread(session: syncSession, deliver: deliver, fatal: fatal)
-        if let error = Self.check(walle_wt_create(loopSession, Self.metadataTable, "key_format=S,value_format=u"), "create the metadata table") {
+        if let error = Self.check(
+            walle_wt_create(loopSession, Self.metadataTable, "key_format=S,value_format=u"),
+            "create the metadata table")
+        {
             close()
             throw WalleError(error.code, "data directory \(directory): \(error.message)")
         }
@@ -104,7 +110,8 @@ public final class WiredTigerDisk: Disk, @unchecked Sendable {
         if status == EBUSY {
             return WalleError(.unavailable, "data directory \(directory) is in use by another process (\(reason))")
         }
-        return WalleError(.dataLoss, "data directory \(directory) cannot be opened by WiredTiger: \(reason) (error \(status))")
+        return WalleError(
+            .dataLoss, "data directory \(directory) cannot be opened by WiredTiger: \(reason) (error \(status))")
     }
 
     static func check(_ status: Int32, _ what: @autoclosure () -> String) -> WalleError? {
@@ -142,7 +149,8 @@ public final class WiredTigerDisk: Disk, @unchecked Sendable {
             }
             let uri = try StreamURI(String(cString: name))
             let stream = try StorageCodec.decodeMetadata(uri, try bytesAtCursor(metadata))
-            streams.append(RecoveredStream(uri: uri, metadata: stream, window: try window(uri, from: stream.committedID)))
+            streams.append(RecoveredStream(
+                uri: uri, metadata: stream, window: try window(uri, from: stream.committedID)))
             status = walle_cursor_next(metadata)
         }
         guard status == walle_wt_notfound else {
@@ -214,7 +222,9 @@ public final class WiredTigerDisk: Disk, @unchecked Sendable {
         try visit(name, from: from, below: .max) { _, id in ids.append(id) }
         let table = try cursor(name)
         for id in ids {
-            if let error = Self.check(walle_cursor_remove_id(table, id), "delete entry \(id) from \(name)") { throw error }
+            if let error = Self.check(walle_cursor_remove_id(table, id), "delete entry \(id) from \(name)") {
+                throw error
+            }
         }
     }
 
@@ -255,7 +265,8 @@ public final class WiredTigerDisk: Disk, @unchecked Sendable {
             window.append(entry)
         }
         guard window.first?.id == committed else {
-            throw WalleError(.dataLoss, "data directory \(directory): committed entry \(committed) of \(uri) is missing")
+            throw WalleError(
+                .dataLoss, "data directory \(directory): committed entry \(committed) of \(uri) is missing")
         }
         return window
     }
@@ -332,7 +343,10 @@ final class SyncThread: @unchecked Sendable {
     private var thread: Thread?
     private let finished = DispatchSemaphore(value: 0)
 
-    init(session: OpaquePointer, deliver: @escaping WiredTigerDisk.Deliver, fatal: @escaping @Sendable (WalleError) -> Void) {
+    init(
+        session: OpaquePointer, deliver: @escaping WiredTigerDisk.Deliver,
+        fatal: @escaping @Sendable (WalleError) -> Void
+    ) {
         self.session = session
         self.deliver = deliver
         self.fatal = fatal

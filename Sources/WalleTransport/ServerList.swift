@@ -10,7 +10,9 @@ public enum ServerList {
             guard parts.count == 2, let id = UInt64(parts[0]), id != 0 else {
                 throw WalleError(.invalidArgument, "server \"\(item)\" is not ID=HOST:PORT with a non-zero numeric id")
             }
-            guard servers[NodeID(id)] == nil else { throw WalleError(.invalidArgument, "server id \(id) is listed twice") }
+            guard servers[NodeID(id)] == nil else {
+                throw WalleError(.invalidArgument, "server id \(id) is listed twice")
+            }
             servers[NodeID(id)] = try parseAddress(String(parts[1]))
         }
         guard !servers.isEmpty else { throw WalleError(.invalidArgument, "no servers given") }

@@ -84,7 +84,7 @@ public final class Transport: Network, @unchecked Sendable {
         guard openAccepted < configuration.acceptedConnectionsMax else {
             counters.connectionsRefused.increment()
             logger.warning(
-                "refusing connection: \(openAccepted) connections are open, the limit is \(configuration.acceptedConnectionsMax)",
+                "refusing connection: \(openAccepted) connections open, limit \(configuration.acceptedConnectionsMax)",
                 metadata: ["remote": "\(channel.remoteAddress.map { "\($0)" } ?? "?")"])
             throw WireError(.badHello, "too many connections")
         }
@@ -154,7 +154,9 @@ public final class Transport: Network, @unchecked Sendable {
     }
 
     private func connectFailed(_ link: PeerLink, reason: String) {
-        link.backoff = min(link.backoff == .zero ? configuration.reconnectDelayMin : link.backoff * 2, configuration.reconnectDelayMax)
+        link.backoff = min(
+            link.backoff == .zero ? configuration.reconnectDelayMin : link.backoff * 2,
+            configuration.reconnectDelayMax)
         link.nextAttemptAt = NIODeadline.now() + .nanoseconds(link.backoff.nanoseconds)
         logger.debug("peer \(link.id) at \(link.address) unreachable: \(reason); next try in \(link.backoff)")
         dropQueue(link)

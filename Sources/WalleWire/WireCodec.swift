@@ -257,7 +257,8 @@ extension Wire {
                 throw WalleError(.invalidArgument, "hello has magic \(magic), not a Walle peer")
             }
             guard version == Wire.version else {
-                throw WalleError(.invalidArgument, "hello speaks wire version \(version), this node speaks \(Wire.version)")
+                throw WalleError(
+                    .invalidArgument, "hello speaks wire version \(version), this node speaks \(Wire.version)")
             }
             return .hello(NodeID(try r.u64()))
         case .claimWriter:
@@ -291,7 +292,8 @@ extension Wire {
         case .putEntryInternal:
             let header = try r.header()
             let kind = try r.putKind()
-            return .putEntryInternal(header, kind, try r.entry(), committedID: try r.u64(), committedChecksum: try r.u64())
+            return .putEntryInternal(
+                header, kind, try r.entry(), committedID: try r.u64(), committedChecksum: try r.u64())
         case .tailEntries:
             return .tailEntries(try r.header())
         case .restampEntries:

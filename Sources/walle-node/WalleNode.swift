@@ -25,11 +25,13 @@ struct WalleNodeCommand: AsyncParsableCommand {
     @Option(help: "A config file of `key = value` lines.") var config: String?
     @Option(help: "This server's id (a non-zero integer, fixed for the life of its data).") var id: UInt64?
     @Option(help: "Address to listen on, HOST:PORT.") var listen: String?
-    @Option(name: .customLong("data-dir"), help: "The data directory (must exist; empty for a new server).") var dataDir: String?
+    @Option(name: .customLong("data-dir"), help: "The data directory (must exist; empty for a new server).")
+    var dataDir: String?
     @Option(help: "Every server of the cluster: ID=HOST:PORT,ID=HOST:PORT,...") var peers: String?
     @Flag(help: "On a new data directory, create the root stream with every peer as member.") var bootstrap = false
     @Option(help: "Serve Prometheus metrics on HOST:PORT at /metrics.") var metrics: String?
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel: String?
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    var logLevel: String?
     @Option(name: .customLong("cache-mb"), help: "WiredTiger cache size in MiB (default 256).") var cacheMegabytes: Int?
 
     func run() async throws {
@@ -123,7 +125,8 @@ struct NodeService: Service {
             do {
                 endpoint = try await MetricsEndpoint.start(at: metricsAddress)
             } catch {
-                throw StartFailure(error: WalleError(.unavailable, "cannot serve metrics on \(metricsAddress): \(error)"))
+                throw StartFailure(
+                    error: WalleError(.unavailable, "cannot serve metrics on \(metricsAddress): \(error)"))
             }
             logger.info("metrics at http://\(metricsAddress)/metrics, health at /health")
         }
@@ -145,7 +148,8 @@ struct NodeService: Service {
 
 /// `key = value` lines; `#` starts a comment; values may be in double quotes.
 enum ConfigFile {
-    static let keys: Set<String> = ["id", "listen", "data-dir", "peers", "bootstrap", "metrics", "log-level", "cache-mb"]
+    static let keys: Set<String> = [
+        "id", "listen", "data-dir", "peers", "bootstrap", "metrics", "log-level", "cache-mb"]
 
     static func read(_ path: String) throws(WalleError) -> [String: String] {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
@@ -158,10 +162,13 @@ enum ConfigFile {
             if line.isEmpty { continue }
             let parts = line.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
             guard parts.count == 2, keys.contains(parts[0]) else {
-                throw WalleError(.invalidArgument, "\(path) line \(index + 1): expected one of \(keys.sorted()) = value")
+                throw WalleError(
+                    .invalidArgument, "\(path) line \(index + 1): expected one of \(keys.sorted()) = value")
             }
             var value = parts[1]
-            if value.count >= 2 && value.hasPrefix("\"") && value.hasSuffix("\"") { value = String(value.dropFirst().dropLast()) }
+            if value.count >= 2 && value.hasPrefix("\"") && value.hasSuffix("\"") {
+                value = String(value.dropFirst().dropLast())
+            }
             settings[parts[0]] = value
         }
         return settings

@@ -12,7 +12,8 @@ import WalleEnvironment
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure put throughput and latency (p50/p99/p99.9) against the cluster.",
-        discussion: "Creates the stream when it is missing, claims it, and loads it; a progress line goes to stderr every second.")
+        discussion: "Creates the stream when it is missing, claims it, and loads it; a progress line goes to stderr "
+            + "every second.")
     @OptionGroup var cluster: ClusterOptions
     @Option(help: "Stream to load (created on every server when missing).") var stream = "/bench/load"
     @Option(name: .customLong("in-flight"), help: "Puts in flight at once (closed loop).") var inFlight = 16
@@ -20,14 +21,21 @@ struct Bench: AsyncParsableCommand {
     @Option(help: "Measured seconds.") var duration = 10.0
     @Option(help: "Warm-up seconds (not measured).") var warmup = 2.0
     @Option(help: "Open loop: puts per second (0: closed loop).") var rate = 0.0
-    @Option(help: "Also print a line per window of this many seconds: its puts/s, p99 and p99.9 (0: none).") var window = 0.0
+    @Option(help: "Also print a line per window of this many seconds: its puts/s, p99 and p99.9 (0: none).")
+    var window = 0.0
     @Flag(help: "Print one JSON line instead of the table.") var json = false
 
     func validate() throws {
         guard (1...4096).contains(inFlight) else { throw ValidationError("--in-flight must be 1...4096") }
-        guard (0...Entry.dataSizeMax).contains(size) else { throw ValidationError("--size must be 0...\(Entry.dataSizeMax)") }
-        guard duration > 0, warmup >= 0, rate >= 0 else { throw ValidationError("--duration must be > 0, --warmup and --rate >= 0") }
-        guard window == 0 || (1...3600).contains(window) else { throw ValidationError("--window must be 0 or 1...3600 seconds") }
+        guard (0...Entry.dataSizeMax).contains(size) else {
+            throw ValidationError("--size must be 0...\(Entry.dataSizeMax)")
+        }
+        guard duration > 0, warmup >= 0, rate >= 0 else {
+            throw ValidationError("--duration must be > 0, --warmup and --rate >= 0")
+        }
+        guard window == 0 || (1...3600).contains(window) else {
+            throw ValidationError("--window must be 0 or 1...3600 seconds")
+        }
     }
 
     func run() async throws {
@@ -38,7 +46,9 @@ struct Bench: AsyncParsableCommand {
             }
             let writer = try await client.writer(for: uri, lease: .seconds(2), address: "walle bench")
             _ = try await writer.claim()
-            let load = Load(writer: writer, payload: [UInt8](repeating: 0x61, count: size), inFlight: inFlight, rate: rate, window: window)
+            let load = Load(
+                writer: writer, payload: [UInt8](repeating: 0x61, count: size), inFlight: inFlight, rate: rate,
+                window: window)
             let result = try await load.run(warmup: warmup, duration: duration)
             await writer.close()
             report(result)
@@ -52,11 +62,16 @@ struct Bench: AsyncParsableCommand {
         if json {
             printLine(
                 "{\"size\":\(size),\"in_flight\":\(inFlight),\"rate\":\(rate),\"puts_per_s\":\(Int(throughput)),"
-                    + "\"p50_ms\":\(ms(50)),\"p99_ms\":\(ms(99)),\"p999_ms\":\(ms(99.9)),\"max_ms\":\(Double(h.max) / 1000),"
+                    + "\"p50_ms\":\(ms(50)),\"p99_ms\":\(ms(99)),\"p999_ms\":\(ms(99.9)),"
+                    + "\"max_ms\":\(Double(h.max) / 1000),"
                     + "\"acknowledged\":\(result.acknowledged),\"failed\":\(result.failed)}")
         } else {
-            printLine("size \(size) B, \(rate > 0 ? "open loop \(Int(rate))/s" : "\(inFlight) in flight"), \(String(format: "%.1f", result.seconds)) s")
-            printLine(String(format: "puts/s %.0f  p50 %.2f ms  p99 %.2f ms  p99.9 %.2f ms  max %.2f ms", throughput, ms(50), ms(99), ms(99.9), Double(h.max) / 1000))
+            printLine(
+                "size \(size) B, \(rate > 0 ? "open loop \(Int(rate))/s" : "\(inFlight) in flight"), "
+                    + "\(String(format: "%.1f", result.seconds)) s")
+            printLine(String(
+                format: "puts/s %.0f  p50 %.2f ms  p99 %.2f ms  p99.9 %.2f ms  max %.2f ms",
+                throughput, ms(50), ms(99), ms(99.9), Double(h.max) / 1000))
             printLine("acknowledged \(result.acknowledged), failed \(result.failed)")
         }
     }
@@ -80,8 +95,10 @@ final class Load: @unchecked Sendable {
     /// grows over a soak shows up in the window where it happens.
     let window: Double
     private let lock = NSLock()
-    private var histogram = Histogram<UInt64>(highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: .three)
-    private var windowHistogram = Histogram<UInt64>(highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: .three)
+    private var histogram = Histogram<UInt64>(
+        highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: .three)
+    private var windowHistogram = Histogram<UInt64>(
+        highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: .three)
     private var windowAcknowledged = 0
     private var acknowledged = 0
     private var failed = 0
@@ -127,7 +144,8 @@ final class Load: @unchecked Sendable {
             let (count, p99) = lock.withLock { (acknowledged, histogram.valueAtPercentile(99)) }
             let elapsed = Double(Self.nowMicros() - measuredStart) / 1e6
             FileHandle.standardError.write(Data(String(
-                format: "\r%5.1fs %8.0f puts/s  p99 %.2f ms   ", elapsed, Double(count) / elapsed, Double(p99) / 1000).utf8))
+                format: "\r%5.1fs %8.0f puts/s  p99 %.2f ms   ", elapsed, Double(count) / elapsed,
+                Double(p99) / 1000).utf8))
             if let error = lock.withLock({ firstError }), error.isFinal { throw error }
         }
         let seconds = Double(Self.nowMicros() - measuredStart) / 1e6

@@ -105,7 +105,9 @@ struct Claim: AsyncParsableCommand {
 }
 
 /// A writer for `uri` that has claimed it: its id and the committed tail it starts from.
-func claimWriter(_ client: ClusterClient, _ uri: StreamURI, leaseMilliseconds: Int) async throws -> (StreamWriter, WriterID, Entry) {
+func claimWriter(
+    _ client: ClusterClient, _ uri: StreamURI, leaseMilliseconds: Int
+) async throws -> (StreamWriter, WriterID, Entry) {
     let writer = try await client.writer(for: uri, lease: .milliseconds(leaseMilliseconds))
     let (id, tail) = try await writer.claim()
     return (writer, id, tail)
@@ -213,7 +215,8 @@ struct Poll: AsyncParsableCommand {
 }
 
 struct WriterCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "writer", abstract: "Show the stream's writer and lease.")
+    static let configuration = CommandConfiguration(
+        commandName: "writer", abstract: "Show the stream's writer and lease.")
     @OptionGroup var cluster: ClusterOptions
     @Argument var uri: String
 
@@ -229,7 +232,8 @@ struct WriterCommand: AsyncParsableCommand {
 }
 
 struct Status: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Show the topology and every member's view of every stream.")
+    static let configuration = CommandConfiguration(
+        abstract: "Show the topology and every member's view of every stream.")
     @OptionGroup var cluster: ClusterOptions
 
     func run() async throws {

@@ -39,11 +39,15 @@ public enum DiskContract {
     }
 
     static func entry(_ id: EntryID, tag: UInt8 = 0) -> Entry {
-        Entry(id: id, writerID: WriterID(ts: 40, id: 5), checksum: id &* 31 &+ UInt64(tag), data: [tag, UInt8(truncatingIfNeeded: id)])
+        Entry(
+            id: id, writerID: WriterID(ts: 40, id: 5), checksum: id &* 31 &+ UInt64(tag),
+            data: [tag, UInt8(truncatingIfNeeded: id)])
     }
 
     /// Reads `range` and returns the entries of the read's completion.
-    static func read(_ disk: any DiskUnderTest, _ uri: StreamURI, _ range: Range<EntryID>, countMax: Int = 100) -> [Entry]? {
+    static func read(
+        _ disk: any DiskUnderTest, _ uri: StreamURI, _ range: Range<EntryID>, countMax: Int = 100
+    ) -> [Entry]? {
         let token = UInt64.random(in: 1_000...UInt64.max)
         disk.submit(.read(token: token, uri, range: range, countMax: countMax))
         for case .read(token, let entries) in disk.settle() { return entries }
@@ -59,7 +63,9 @@ public enum DiskContract {
         disk.submit(.write([.createStream(a, metadata())]))
         disk.submit(.write((1...3).map { .putEntry(a, .live, entry($0)) }))
         let entries = read(disk, a, 0..<10)
-        expect(&failures, entries == [Entry.zero] + (1...3).map { entry($0) }, "read gave \(entries.map { $0.map(\.id) } ?? [])")
+        expect(
+            &failures, entries == [Entry.zero] + (1...3).map { entry($0) },
+            "read gave \(entries.map { $0.map(\.id) } ?? [])")
         return failures
     }
 
@@ -80,10 +86,14 @@ public enum DiskContract {
     static func deleteAboveHoles(_ disk: any DiskUnderTest) -> [String] {
         var failures: [String] = []
         disk.submit(.write([.createStream(a, metadata())]))
-        disk.submit(.write([.putEntry(a, .live, entry(1)), .putEntry(a, .live, entry(2)), .putEntry(a, .live, entry(5)), .putEntry(a, .backfill, entry(3))]))
+        disk.submit(.write([
+            .putEntry(a, .live, entry(1)), .putEntry(a, .live, entry(2)), .putEntry(a, .live, entry(5)),
+            .putEntry(a, .backfill, entry(3))]))
         disk.submit(.write([.deleteLiveEntries(a, from: 2)]))
         let entries = read(disk, a, 0..<10)
-        expect(&failures, entries == [Entry.zero, entry(1), entry(3)], "after delete from 2: \(entries.map { $0.map(\.id) } ?? [])")
+        expect(
+            &failures, entries == [Entry.zero, entry(1), entry(3)],
+            "after delete from 2: \(entries.map { $0.map(\.id) } ?? [])")
         return failures
     }
 
@@ -116,8 +126,12 @@ public enum DiskContract {
         disk.submit(.sync(token: 1))
         _ = disk.settle()
         let recovered = try disk.restart()
-        expect(&failures, recovered.streams.map(\.metadata) == [metadata(writer: 6)], "recovered \(recovered.streams.map(\.uri))")
-        expect(&failures, recovered.streams.first?.window == [Entry.zero], "window \(recovered.streams.first?.window.map(\.id) ?? [])")
+        expect(
+            &failures, recovered.streams.map(\.metadata) == [metadata(writer: 6)],
+            "recovered \(recovered.streams.map(\.uri))")
+        expect(
+            &failures, recovered.streams.first?.window == [Entry.zero],
+            "window \(recovered.streams.first?.window.map(\.id) ?? [])")
         return failures
     }
 
@@ -125,13 +139,16 @@ public enum DiskContract {
         var failures: [String] = []
         disk.submit(.write([.createStream(b, metadata())]))
         disk.submit(.write([.createStream(a, metadata(committed: 0))]))
-        disk.submit(.write([.putEntry(a, .live, entry(1)), .putEntry(a, .live, entry(2)), .putEntry(a, .live, entry(4))]))
+        disk.submit(.write([
+            .putEntry(a, .live, entry(1)), .putEntry(a, .live, entry(2)), .putEntry(a, .live, entry(4))]))
         disk.submit(.write([.setMetadata(a, metadata(committed: 1))]))
         disk.submit(.sync(token: 2))
         _ = disk.settle()
         let recovered = try disk.restart()
         expect(&failures, recovered.streams.map(\.uri) == [a, b], "recovered order \(recovered.streams.map(\.uri))")
-        expect(&failures, recovered.streams.first?.window == [entry(1), entry(2)], "window stops at the hole: \(recovered.streams.first?.window.map(\.id) ?? [])")
+        expect(
+            &failures, recovered.streams.first?.window == [entry(1), entry(2)],
+            "window stops at the hole: \(recovered.streams.first?.window.map(\.id) ?? [])")
         return failures
     }
 }

@@ -32,7 +32,9 @@ struct BoundTests {
         let writer = WriterID(ts: 10, id: 1)
         let entries = chain(from: .zero, count: 12, writer: writer)
         func put(_ requestID: RequestID, _ entry: Entry, committed: EntryID) -> [Effect] {
-            core.receive(.putEntry(requestID, streamURI, committedID: committed, committedChecksum: 0, entry), from: client, at: at(5))
+            core.receive(
+                .putEntry(requestID, streamURI, committedID: committed, committedChecksum: 0, entry),
+                from: client, at: at(5))
             return core.takeEffects()
         }
         // Six later puts (three calls each) fill the puts' three quarters; the seventh is refused.
@@ -70,7 +72,9 @@ struct BoundTests {
                 core.receive(.response(call.message.requestID, .writerInfo(info)), from: call.target, at: at(6))
                 effects += core.takeEffects()
             }
-            refusedPerPeer += effects.filter { if case .refused(.callsPerPeer) = $0 { return true } else { return false } }.count
+            refusedPerPeer += effects.filter {
+                if case .refused(.callsPerPeer) = $0 { return true } else { return false }
+            }.count
             if case .writerInfo? = effects.replies.first(where: { $0.target == client })?.reply { answered += 1 }
         }
         #expect(answered == 40, "every request keeps its quorum")

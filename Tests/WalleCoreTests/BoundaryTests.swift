@@ -19,29 +19,66 @@ struct BoundaryTests {
         let e1 = chain(from: .zero, count: 1, writer: w)[0]
         let h = header(9)
         return [
-            ("lease 0", .claimWriter(9, streamURI, writerAddress: "a", leaseMilliseconds: 0), client, .invalidArgument, "lease 0ms"),
-            ("negative lease", .claimWriter(9, streamURI, writerAddress: "a", leaseMilliseconds: Int64.min), client, .invalidArgument, "lease"),
-            ("huge lease", .claimWriter(9, streamURI, writerAddress: "a", leaseMilliseconds: Int64.max), client, .invalidArgument, "lease"),
-            ("empty address", .claimWriter(9, streamURI, writerAddress: "", leaseMilliseconds: 1000), client, .invalidArgument, "address"),
-            ("long address", .claimWriter(9, streamURI, writerAddress: String(repeating: "a", count: 257), leaseMilliseconds: 1000), client, .invalidArgument, "257 bytes"),
-            ("entry id 2^64-1", .putEntry(9, streamURI, committedID: 0, committedChecksum: 0, Entry(id: .max, writerID: w, checksum: 1, data: [])), client, .invalidArgument, "entry id 18446744073709551615"),
-            ("marker 2^64-2", .putEntry(9, streamURI, committedID: .max - 1, committedChecksum: 0, Entry(id: 0, writerID: w, checksum: 0, data: [])), client, .invalidArgument, "committed id 18446744073709551614"),
-            ("marker at its own entry (WS-10)", .putEntry(9, streamURI, committedID: 1, committedChecksum: e1.checksum, e1), client, .invalidArgument, "must be below the entry id"),
-            ("zero writer (WS-9)", .putEntry(9, streamURI, committedID: 0, committedChecksum: 0, Entry(id: 1, writerID: .zero, checksum: 1, data: [])), client, .invalidArgument, "zero writer id"),
-            ("writer ts past 2262", .putEntry(9, streamURI, committedID: 0, committedChecksum: 0, Entry(id: 1, writerID: WriterID(ts: .max, id: 1), checksum: 1, data: [])), client, .invalidArgument, "ts 18446744073709551615"),
-            ("entry 0 with data", .putEntry(9, streamURI, committedID: 0, committedChecksum: 0, Entry(id: 0, writerID: w, checksum: 0, data: [1])), client, .invalidArgument, "entry 0"),
-            ("oversized entry", .putEntry(9, streamURI, committedID: 0, committedChecksum: 0, Entry(id: 1, writerID: w, checksum: 1, data: [UInt8](repeating: 0, count: Entry.dataSizeMax + 1))), client, .invalidArgument, "1048577 bytes"),
+            ("lease 0", .claimWriter(9, streamURI, writerAddress: "a", leaseMilliseconds: 0),
+                client, .invalidArgument, "lease 0ms"),
+            ("negative lease", .claimWriter(9, streamURI, writerAddress: "a", leaseMilliseconds: Int64.min),
+                client, .invalidArgument, "lease"),
+            ("huge lease", .claimWriter(9, streamURI, writerAddress: "a", leaseMilliseconds: Int64.max),
+                client, .invalidArgument, "lease"),
+            ("empty address", .claimWriter(9, streamURI, writerAddress: "", leaseMilliseconds: 1000),
+                client, .invalidArgument, "address"),
+            ("long address",
+                .claimWriter(9, streamURI, writerAddress: String(repeating: "a", count: 257), leaseMilliseconds: 1000),
+                client, .invalidArgument, "257 bytes"),
+            ("entry id 2^64-1",
+                .putEntry(9, streamURI, committedID: 0, committedChecksum: 0,
+                    Entry(id: .max, writerID: w, checksum: 1, data: [])),
+                client, .invalidArgument, "entry id 18446744073709551615"),
+            ("marker 2^64-2",
+                .putEntry(9, streamURI, committedID: .max - 1, committedChecksum: 0,
+                    Entry(id: 0, writerID: w, checksum: 0, data: [])),
+                client, .invalidArgument, "committed id 18446744073709551614"),
+            ("marker at its own entry (WS-10)",
+                .putEntry(9, streamURI, committedID: 1, committedChecksum: e1.checksum, e1),
+                client, .invalidArgument, "must be below the entry id"),
+            ("zero writer (WS-9)",
+                .putEntry(9, streamURI, committedID: 0, committedChecksum: 0,
+                    Entry(id: 1, writerID: .zero, checksum: 1, data: [])),
+                client, .invalidArgument, "zero writer id"),
+            ("writer ts past 2262",
+                .putEntry(9, streamURI, committedID: 0, committedChecksum: 0,
+                    Entry(id: 1, writerID: WriterID(ts: .max, id: 1), checksum: 1, data: [])),
+                client, .invalidArgument, "ts 18446744073709551615"),
+            ("entry 0 with data",
+                .putEntry(9, streamURI, committedID: 0, committedChecksum: 0,
+                    Entry(id: 0, writerID: w, checksum: 0, data: [1])),
+                client, .invalidArgument, "entry 0"),
+            ("oversized entry",
+                .putEntry(9, streamURI, committedID: 0, committedChecksum: 0,
+                    Entry(id: 1, writerID: w, checksum: 1, data: [UInt8](repeating: 0, count: Entry.dataSizeMax + 1))),
+                client, .invalidArgument, "1048577 bytes"),
             ("poll 2^63", .pollStream(9, streamURI, pollEntryID: 1 << 63), client, .invalidArgument, "poll entry id"),
-            ("reversed range", .streamEntries(9, streamURI, start: 5, end: 2), client, .invalidArgument, "start 5 must be below end 2"),
-            ("range from 2^64-1", .streamEntries(9, streamURI, start: .max, end: .max), client, .invalidArgument, "start"),
-            ("NewWriter from a client", .newWriter(h, w, writerAddress: "impostor:1", leaseMilliseconds: 0), client, .permissionDenied, "NewWriter is a server-to-server message"),
-            ("PutEntryInternal from a client", .putEntryInternal(h, .claimCommit, e1, committedID: 1, committedChecksum: e1.checksum), client, .permissionDenied, "PutEntryInternal"),
+            ("reversed range", .streamEntries(9, streamURI, start: 5, end: 2),
+                client, .invalidArgument, "start 5 must be below end 2"),
+            ("range from 2^64-1", .streamEntries(9, streamURI, start: .max, end: .max),
+                client, .invalidArgument, "start"),
+            ("NewWriter from a client", .newWriter(h, w, writerAddress: "impostor:1", leaseMilliseconds: 0),
+                client, .permissionDenied, "NewWriter is a server-to-server message"),
+            ("PutEntryInternal from a client",
+                .putEntryInternal(h, .claimCommit, e1, committedID: 1, committedChecksum: e1.checksum),
+                client, .permissionDenied, "PutEntryInternal"),
             ("ReadEntries from node 0", .readEntries(h, start: 0, end: 1), NodeID(0), .permissionDenied, "ReadEntries"),
-            ("NewWriter with the zero writer", .newWriter(h, .zero, writerAddress: "a", leaseMilliseconds: 1000), node(2), .invalidArgument, "zero writer id"),
-            ("stream version 2^64-1", .writerInfo(InternalHeader(requestID: 9, stream: streamURI, target: node(1), streamVersion: .max)), node(2), .invalidArgument, "stream version"),
-            ("claim put with another marker", .putEntryInternal(h, .claimCommit, e1, committedID: 0, committedChecksum: 0), node(2), .invalidArgument, "commits its own entry"),
+            ("NewWriter with the zero writer", .newWriter(h, .zero, writerAddress: "a", leaseMilliseconds: 1000),
+                node(2), .invalidArgument, "zero writer id"),
+            ("stream version 2^64-1",
+                .writerInfo(InternalHeader(requestID: 9, stream: streamURI, target: node(1), streamVersion: .max)),
+                node(2), .invalidArgument, "stream version"),
+            ("claim put with another marker",
+                .putEntryInternal(h, .claimCommit, e1, committedID: 0, committedChecksum: 0),
+                node(2), .invalidArgument, "commits its own entry"),
             ("empty re-stamp", .restampEntries(h, []), node(2), .invalidArgument, "at least one entry"),
-            ("re-stamp with a hole", .restampEntries(h, [e1, Entry(id: 3, writerID: w, checksum: 1, data: [])]), node(2), .invalidArgument, "consecutive"),
+            ("re-stamp with a hole", .restampEntries(h, [e1, Entry(id: 3, writerID: w, checksum: 1, data: [])]),
+                node(2), .invalidArgument, "consecutive"),
         ]
     }()
 
@@ -58,7 +95,8 @@ struct BoundaryTests {
         #expect(core.window(of: streamURI) == [.zero], "\(name) changed the window")
     }
 
-    @Test("Regression (fuzzed frame, all three nodes died): a commit marker near 2^64 is refused, and later wake-ups do not trap")
+    @Test(
+        "Regression (fuzzed frame, all 3 nodes died): a commit marker near 2^64 is refused; later wake-ups do not trap")
     func markerNearTwoToTheSixtyFour() throws {
         var core = makeServer()
         let writer = WriterID(ts: 10, id: 1)
@@ -85,14 +123,16 @@ struct BoundaryTests {
         var core = makeServer()
         let real = WriterID(ts: 10, id: 1)
         install(&core, real)
-        let impostor = Message.newWriter(header(5), WriterID(ts: 99, id: 9), writerAddress: "impostor:1", leaseMilliseconds: 0)
+        let impostor = Message.newWriter(
+            header(5), WriterID(ts: 99, id: 9), writerAddress: "impostor:1", leaseMilliseconds: 0)
         let reply = answer(&core, impostor, from: client)
         #expect(reply?.errorCode == .permissionDenied)
         #expect(core.metadata(of: streamURI)?.writerID == real, "the real writer stays installed")
         #expect(core.metadata(of: streamURI)?.writerAddress == "w")
     }
 
-    @Test("Regression (core fuzzer, seed 1): a full call table during a claim's fan-out fails the claim instead of trapping")
+    @Test(
+        "Regression (core fuzzer, seed 1): a full call table in a claim's fan-out fails the claim instead of trapping")
     func fullCallTableDuringClaim() {
         var configuration = ServerConfiguration()
         configuration.callsInFlightMax = 1
@@ -128,7 +168,8 @@ struct ForgedMarkerTests {
         #expect(core.window(of: streamURI)?.map(\.id) == [0, 1, 2, 3], "nothing dropped")
     }
 
-    @Test("A marker from a newer writer over an older writer's entry drops nothing until a peer's committed copy matches")
+    @Test(
+        "A marker from a newer writer over an older writer's entry drops nothing until a peer's committed copy matches")
     func newerWriterMismatchFetchesFirst() {
         var core = makeServer()
         let old = WriterID(ts: 10, id: 1)
@@ -137,13 +178,17 @@ struct ForgedMarkerTests {
         install(&core, new, requestID: 30)
         let beat = Entry(id: 0, writerID: new, checksum: 0, data: [])
         // Forged (or true, the member cannot tell yet): the member keeps its entries and asks peers.
-        core.receive(.putEntryInternal(header(31), .write, beat, committedID: 2, committedChecksum: 0xF00), from: node(2), at: at(5))
+        core.receive(
+            .putEntryInternal(header(31), .write, beat, committedID: 2, committedChecksum: 0xF00),
+            from: node(2), at: at(5))
         let first = core.takeEffects()
         let reply = (first + settle(&core, first, at: 5)).replies.first { $0.requestID == 31 }?.reply
         #expect(reply?.isOK == true)
         #expect(core.window(of: streamURI)?.map(\.id) == [0, 1, 2], "the marker alone drops nothing")
         core.wake(at: at(1_000))
-        let fetches = core.takeEffects().sends.filter { if case .readEntries = $0.message { return true } else { return false } }
+        let fetches = core.takeEffects().sends.filter {
+            if case .readEntries = $0.message { return true } else { return false }
+        }
         #expect(fetches.count == 2, "fetches entry 2 from both peers")
         // A peer's committed entry 2 is the old one: the marker was forged, and it is dropped.
         for fetch in fetches {
@@ -151,7 +196,9 @@ struct ForgedMarkerTests {
         }
         _ = core.takeEffects()
         core.wake(at: at(5_000))
-        #expect(core.takeEffects().sends.filter { if case .readEntries = $0.message { return true } else { return false } }.isEmpty)
+        #expect(core.takeEffects().sends.filter {
+            if case .readEntries = $0.message { return true } else { return false }
+        }.isEmpty)
         #expect(core.window(of: streamURI)?.map(\.id) == [0, 1, 2])
     }
 }

@@ -25,7 +25,8 @@ struct ChecksumTests {
 
     @Test("An entry chains only onto its own predecessor")
     func chains() {
-        let entry = Entry(id: 1, writerID: WriterID(ts: 1, id: 1), checksum: 0x67D1_E03B_3624_9690, data: Array("d1".utf8))
+        let entry = Entry(
+            id: 1, writerID: WriterID(ts: 1, id: 1), checksum: 0x67D1_E03B_3624_9690, data: Array("d1".utf8))
         #expect(entry.chains(onto: 0))
         #expect(!entry.chains(onto: 1))
     }

@@ -22,10 +22,13 @@ struct ClaimTests {
     @Test("NewWriter to all, tails from the claim set, the newest chain re-stamped and committed")
     func fullClaim() throws {
         var core = makeServer(1)
-        core.receive(.claimWriter(1, streamURI, writerAddress: "client", leaseMilliseconds: 1000), from: node(100), at: at(0))
+        core.receive(
+            .claimWriter(1, streamURI, writerAddress: "client", leaseMilliseconds: 1000), from: node(100), at: at(0))
         let newWriters = requests(core.takeEffects())
         #expect(newWriters.map(\.target) == [node(1), node(2), node(3)])
-        guard case .newWriter(_, let writer, _, _) = newWriters[0].message else { throw WalleError(.internal, "not NewWriter") }
+        guard case .newWriter(_, let writer, _, _) = newWriters[0].message else {
+            throw WalleError(.internal, "not NewWriter")
+        }
 
         // A majority (2 and 3) answers; node 1 is slow. The claim goes on with {2, 3}.
         core.receive(.response(newWriters[1].requestID, .ok), from: node(2), at: at(1))
@@ -71,11 +74,13 @@ struct ClaimTests {
     @Test("A claim fails once a majority refuses NewWriter")
     func majorityRefuses() {
         var core = makeServer(1)
-        core.receive(.claimWriter(1, streamURI, writerAddress: "client", leaseMilliseconds: 1000), from: node(100), at: at(0))
+        core.receive(
+            .claimWriter(1, streamURI, writerAddress: "client", leaseMilliseconds: 1000), from: node(100), at: at(0))
         let newWriters = requests(core.takeEffects())
         let refusal = Reply.failed(WalleError(.failedPrecondition, "newer writer"))
         core.receive(.response(newWriters[1].requestID, refusal), from: node(2), at: at(1))
-        core.receive(.response(newWriters[2].requestID, .failed(WalleError(.unavailable, "busy"))), from: node(3), at: at(1))
+        core.receive(
+            .response(newWriters[2].requestID, .failed(WalleError(.unavailable, "busy"))), from: node(3), at: at(1))
         let answer = core.takeEffects().replies.first { $0.target == node(100) }
         #expect(answer?.reply.errorCode == .failedPrecondition, "a final error outranks a retryable one ([BC-3])")
     }
@@ -83,7 +88,8 @@ struct ClaimTests {
     @Test("Committed ids are aligned before tails are compared ([CLAIM-2])")
     func alignment() {
         var core = makeServer(1)
-        core.receive(.claimWriter(1, streamURI, writerAddress: "client", leaseMilliseconds: 1000), from: node(100), at: at(0))
+        core.receive(
+            .claimWriter(1, streamURI, writerAddress: "client", leaseMilliseconds: 1000), from: node(100), at: at(0))
         let newWriters = requests(core.takeEffects())
         core.receive(.response(newWriters[1].requestID, .ok), from: node(2), at: at(1))
         core.receive(.response(newWriters[2].requestID, .ok), from: node(3), at: at(1))

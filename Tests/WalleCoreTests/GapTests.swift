@@ -10,7 +10,9 @@ private func replica(_ window: [Entry]) -> StreamReplica {
 }
 
 private func puts(_ writes: [DiskOperation]) -> [(table: DiskTable, id: EntryID)] {
-    writes.compactMap { if case .putEntry(_, let table, let entry) = $0 { return (table, entry.id) } else { return nil } }
+    writes.compactMap {
+        if case .putEntry(_, let table, let entry) = $0 { return (table, entry.id) } else { return nil }
+    }
 }
 
 @Suite("Gap commit and backfill")
@@ -30,7 +32,9 @@ struct GapTests {
         var member = replica([.zero, chainA[0], chainA[1]])
         var writes: [DiskOperation] = []
         #expect(member.applyCommitted(chainA[4], writes: &writes) == .gapCommitted)
-        let deletes = writes.compactMap { if case .deleteLiveEntries(_, let from) = $0 { return from } else { return nil } }
+        let deletes = writes.compactMap {
+            if case .deleteLiveEntries(_, let from) = $0 { return from } else { return nil }
+        }
         #expect(deletes.allSatisfy { $0 > 2 }, "entries 1 and 2 may be the last copies: \(deletes)")
         #expect(member.metadata.gapStart == 1 && member.metadata.gapEnd == 5)
         #expect(member.metadata.gapKeptEnd == 2)
@@ -114,7 +118,8 @@ struct GapServerTests {
         let entries = chain(from: .zero, count: 3, writer: writerA)
         let queued = put(&core, entries[2], requestID: 9)
         #expect(queued.replies.isEmpty, "entry 3 waits for entries 1 and 2")
-        core.apply(Topology(version: 2, streams: [streamURI: StreamTopology(version: 2, members: [node(1), node(2), node(4)])]))
+        core.apply(Topology(
+            version: 2, streams: [streamURI: StreamTopology(version: 2, members: [node(1), node(2), node(4)])]))
         let answer = core.takeEffects().replies.first { $0.requestID == 9 }
         #expect(answer?.reply.errorCode == .unavailable)
         #expect(core.streams[streamURI]!.queueCount == 0)
@@ -145,7 +150,9 @@ struct GapServerTests {
         #expect(first.target != node(1), "entry 4 is not kept here: a peer is asked first")
         // The peer proves entry 4; now the kept entries 1 to 3 can chain onto it, so this
         // member's own copy is asked next.
-        core.receive(.response(first.message.requestID, .entries([entries[2], entries[3], entries[4]])), from: first.target, at: at(3))
+        core.receive(
+            .response(first.message.requestID, .entries([entries[2], entries[3], entries[4]])),
+            from: first.target, at: at(3))
         effects = core.takeEffects()
         settle()
         #expect(core.streams[streamURI]!.metadata.gapEnd == 4)

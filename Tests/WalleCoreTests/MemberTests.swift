@@ -6,8 +6,12 @@ let writerA = WriterID(ts: 10, id: 1)
 let writerB = WriterID(ts: 20, id: 2)
 
 /// Installs `writer` on `core` as member 1 via NewWriter from coordinator 2, completing syncs.
-func install(_ core: inout ServerCore, _ writer: WriterID, lease: Int64 = 1000, at time: Int64 = 0, requestID: RequestID = 1) {
-    core.receive(.newWriter(header(requestID), writer, writerAddress: "w", leaseMilliseconds: lease), from: node(2), at: at(time))
+func install(
+    _ core: inout ServerCore, _ writer: WriterID, lease: Int64 = 1000, at time: Int64 = 0, requestID: RequestID = 1
+) {
+    core.receive(
+        .newWriter(header(requestID), writer, writerAddress: "w", leaseMilliseconds: lease),
+        from: node(2), at: at(time))
     for token in core.takeEffects().syncTokens { core.diskCompleted(.synced(token: token), at: at(time)) }
     _ = core.takeEffects()
 }
@@ -16,13 +20,19 @@ func install(_ core: inout ServerCore, _ writer: WriterID, lease: Int64 = 1000, 
 func installWithEntries(_ core: inout ServerCore, _ writer: WriterID, count: Int) -> [Entry] {
     install(&core, writer)
     let entries = chain(from: .zero, count: count, writer: writer)
-    for (index, entry) in entries.enumerated() { _ = settle(&core, put(&core, entry, requestID: RequestID(10 + index))) }
+    for (index, entry) in entries.enumerated() {
+        _ = settle(&core, put(&core, entry, requestID: RequestID(10 + index)))
+    }
     return entries
 }
 
-func put(_ core: inout ServerCore, _ entry: Entry, committed: Entry = .zero, requestID: RequestID, at time: Int64 = 1, kind: PutKind = .write) -> [Effect] {
+func put(
+    _ core: inout ServerCore, _ entry: Entry, committed: Entry = .zero, requestID: RequestID, at time: Int64 = 1,
+    kind: PutKind = .write
+) -> [Effect] {
     core.receive(
-        .putEntryInternal(header(requestID), kind, entry, committedID: committed.id, committedChecksum: committed.checksum),
+        .putEntryInternal(
+            header(requestID), kind, entry, committedID: committed.id, committedChecksum: committed.checksum),
         from: node(2), at: at(time))
     return core.takeEffects()
 }
@@ -85,7 +95,9 @@ struct MemberTests {
     func selfCommit() {
         var core = makeServer()
         let entry = chain(from: .zero, count: 1, writer: writerA)[0]
-        core.receive(.putEntry(9, streamURI, committedID: 1, committedChecksum: entry.checksum, entry), from: node(100), at: at(1))
+        core.receive(
+            .putEntry(9, streamURI, committedID: 1, committedChecksum: entry.checksum, entry),
+            from: node(100), at: at(1))
         let replies = core.takeEffects().replies
         #expect(replies.first?.reply.errorCode == .invalidArgument)
         #expect(core.takeEffects().sends.isEmpty, "nothing was forwarded to members")
@@ -167,7 +179,9 @@ struct CommitMarkerTests {
         #expect(core.window(of: streamURI) == [.zero, stale], "and the marker alone drops nothing (it may be forged)")
         // After the fast-forward delay the member fetches the committed entry from its peers.
         core.wake(at: at(2001 + 250))
-        let fetches = core.takeEffects().sends.filter { if case .readEntries = $0.message { return true } else { return false } }
+        let fetches = core.takeEffects().sends.filter {
+            if case .readEntries = $0.message { return true } else { return false }
+        }
         #expect(Set(fetches.map(\.target)) == [node(2), node(3)])
         // A peer's committed copy that matches the marker replaces the stale entry.
         core.receive(.response(fetches[0].message.requestID, .entries([chosen])), from: fetches[0].target, at: at(2260))
@@ -213,7 +227,8 @@ struct CommitMarkerTests {
         var core = makeServer()
         install(&core, writerA)
         let beat = Entry(id: 0, writerID: writerA, checksum: 0, data: [])
-        let replies = put(&core, beat, committed: Entry(id: 0, writerID: .zero, checksum: 99, data: []), requestID: 3).replies
+        let replies = put(
+            &core, beat, committed: Entry(id: 0, writerID: .zero, checksum: 99, data: []), requestID: 3).replies
         #expect(replies.first?.reply.errorCode == .dataLoss)
     }
 }
@@ -224,10 +239,14 @@ func installABThenC(_ core: inout ServerCore) {
     install(&core, writerA, lease: 1000, at: 0)
     let beat = Entry(id: 0, writerID: writerA, checksum: 0, data: [])
     _ = put(&core, beat, requestID: 5, at: 0)
-    core.receive(.newWriter(header(6), writerB, writerAddress: "b", leaseMilliseconds: 1000), from: node(3), at: at(100))
+    core.receive(
+        .newWriter(header(6), writerB, writerAddress: "b", leaseMilliseconds: 1000),
+        from: node(3), at: at(100))
     for token in core.takeEffects().syncTokens { core.diskCompleted(.synced(token: token), at: at(101)) }
     let writerC = WriterID(ts: 30, id: 3)
-    core.receive(.newWriter(header(7), writerC, writerAddress: "c", leaseMilliseconds: 1000), from: node(2), at: at(200))
+    core.receive(
+        .newWriter(header(7), writerC, writerAddress: "c", leaseMilliseconds: 1000),
+        from: node(2), at: at(200))
     for token in core.takeEffects().syncTokens { core.diskCompleted(.synced(token: token), at: at(201)) }
 }
 
@@ -265,7 +284,9 @@ struct StampPullTests {
         var (core, effects, entries) = statusRound(peerStamp: writerB)
         #expect(effects.replies.contains { if case .streamStatus = $0.reply { true } else { false } })
         let pulls = effects.sends.compactMap { send -> (RequestID, NodeID)? in
-            if case .readEntries(let h, let start, let end) = send.message, start == 2, end == 3 { return (h.requestID, send.target) }
+            if case .readEntries(let h, let start, let end) = send.message, start == 2, end == 3 {
+                return (h.requestID, send.target)
+            }
             return nil
         }
         let pull = try #require(pulls.first, "one ReadEntries [2, 3) to a peer with B's stamp")
@@ -334,12 +355,14 @@ struct NewWriterTests {
         let entries = installWithEntries(&core, writerA, count: 2)
         install(&core, writerB, at: 3000, requestID: 20)
         let stale = entries[1].stamped(writerA)
-        let reply = put(&core, stale, committed: stale, requestID: 21, at: 3001, kind: .claimCommit).replies.first?.reply
+        let reply = put(
+            &core, stale, committed: stale, requestID: 21, at: 3001, kind: .claimCommit).replies.first?.reply
         #expect(reply?.errorCode == .failedPrecondition)
         #expect(core.metadata(of: streamURI)?.committedID == 0)
     }
 
-    @Test("An abandoned claim's writer leaves no lease behind: the next NewWriter waits only for leases renewed here (WS-15)")
+    @Test(
+        "An abandoned claim's writer leaves no lease: the next NewWriter waits only for leases renewed here (WS-15)")
     func abandonedClaimAddsNoWait() {
         var core = makeServer()
         // B's claim installs B (waiting out A's lease), then is abandoned: B never renews. C's
@@ -356,7 +379,9 @@ struct NewWriterTests {
         install(&core, writerA, lease: 1000, at: 0)
         let beat = Entry(id: 0, writerID: writerA, checksum: 0, data: [])
         _ = put(&core, beat, requestID: 5, at: 100)  // renews: lease now ends at 1100
-        core.receive(.newWriter(header(6), writerB, writerAddress: "b", leaseMilliseconds: 500), from: node(3), at: at(200))
+        core.receive(
+            .newWriter(header(6), writerB, writerAddress: "b", leaseMilliseconds: 500),
+            from: node(3), at: at(200))
         let effects = core.takeEffects()
         #expect(effects.replies.isEmpty)
         core.diskCompleted(.synced(token: effects.syncTokens[0]), at: at(201))
@@ -374,7 +399,9 @@ struct NewWriterTests {
         install(&core, writerA, lease: 1000, at: 0)
         let beat = Entry(id: 0, writerID: writerA, checksum: 0, data: [])
         _ = put(&core, beat, requestID: 5, at: 100)  // renews: A's lease runs to 1100 here
-        core.receive(.newWriter(header(6), writerB, writerAddress: "b", leaseMilliseconds: 500), from: node(3), at: at(200))
+        core.receive(
+            .newWriter(header(6), writerB, writerAddress: "b", leaseMilliseconds: 500),
+            from: node(3), at: at(200))
         _ = core.takeEffects()
         let stored = try #require(core.metadata(of: streamURI))
         #expect(stored.pendingWaitMilliseconds == 900, "B's answer owes A's lease 900 ms more")
@@ -383,20 +410,26 @@ struct NewWriterTests {
         func restarted(_ metadata: StreamMetadata) -> ServerCore {
             var configuration = ServerConfiguration()
             configuration.deepChecksEnabled = true
-            let recovered = RecoveredState(streams: [RecoveredStream(uri: streamURI, metadata: metadata, window: [.zero])])
-            return ServerCore(id: node(1), configuration: configuration, recovered: recovered, random: CountingRandom(), time: at(50_000))
+            let recovered = RecoveredState(
+                streams: [RecoveredStream(uri: streamURI, metadata: metadata, window: [.zero])])
+            return ServerCore(
+                id: node(1), configuration: configuration, recovered: recovered, random: CountingRandom(),
+                time: at(50_000))
         }
         #expect(restarted(stored).writerInfo(streamURI).remainingLeaseMilliseconds == 900)
         var legacy = stored
         legacy.pendingWaitMilliseconds = -1
-        #expect(restarted(legacy).writerInfo(streamURI).remainingLeaseMilliseconds == ServerConfiguration().leaseMax.milliseconds)
+        #expect(restarted(legacy).writerInfo(streamURI).remainingLeaseMilliseconds
+            == ServerConfiguration().leaseMax.milliseconds)
     }
 
     @Test("A heartbeat's OK waits until the writer's install is durable (a crash could lose it and the lease with it)")
     func heartbeatWaitsForInstall() {
         var core = makeServer()
         // B's NewWriter is installed; its sync is still out (a stalled fsync).
-        core.receive(.newWriter(header(6), writerB, writerAddress: "b", leaseMilliseconds: 2000), from: node(3), at: at(0))
+        core.receive(
+            .newWriter(header(6), writerB, writerAddress: "b", leaseMilliseconds: 2000),
+            from: node(3), at: at(0))
         let install = core.takeEffects()
         #expect(install.syncTokens.count == 1)
         let beat = Entry(id: 0, writerID: writerB, checksum: 0, data: [])
@@ -412,10 +445,14 @@ struct NewWriterTests {
         install(&core, writerA, lease: 1000, at: 0)
         let beat = Entry(id: 0, writerID: writerA, checksum: 0, data: [])
         _ = put(&core, beat, requestID: 5, at: 0)  // renews: A's lease runs to 1000 here
-        core.receive(.newWriter(header(6), writerB, writerAddress: "b", leaseMilliseconds: 500), from: node(3), at: at(200))
+        core.receive(
+            .newWriter(header(6), writerB, writerAddress: "b", leaseMilliseconds: 500),
+            from: node(3), at: at(200))
         for token in core.takeEffects().syncTokens { core.diskCompleted(.synced(token: token), at: at(201)) }
         _ = core.takeEffects()
-        core.receive(.newWriter(header(7), writerB, writerAddress: "b", leaseMilliseconds: 500), from: node(3), at: at(300))
+        core.receive(
+            .newWriter(header(7), writerB, writerAddress: "b", leaseMilliseconds: 500),
+            from: node(3), at: at(300))
         #expect(core.takeEffects().replies.isEmpty, "the retry must not skip the wait")
         core.wake(at: at(1000))
         #expect(Set(core.takeEffects().replies.map(\.requestID)) == [6, 7])
@@ -425,7 +462,9 @@ struct NewWriterTests {
     func olderRefused() {
         var core = makeServer()
         install(&core, writerB)
-        core.receive(.newWriter(header(2), writerA, writerAddress: "a", leaseMilliseconds: 500), from: node(3), at: at(10))
+        core.receive(
+            .newWriter(header(2), writerA, writerAddress: "a", leaseMilliseconds: 500),
+            from: node(3), at: at(10))
         #expect(core.takeEffects().replies.first?.reply.errorCode == .failedPrecondition)
         #expect(core.metadata(of: streamURI)?.writerID == writerB)
     }
@@ -433,7 +472,9 @@ struct NewWriterTests {
     @Test("Leases outside [100ms, 60s] are refused (WS-8 upper bound)", arguments: [Int64(50), -5, 61_000])
     func leaseBounds(_ lease: Int64) {
         var core = makeServer()
-        core.receive(.claimWriter(1, streamURI, writerAddress: "x", leaseMilliseconds: lease), from: node(100), at: at(0))
+        core.receive(
+            .claimWriter(1, streamURI, writerAddress: "x", leaseMilliseconds: lease),
+            from: node(100), at: at(0))
         #expect(core.takeEffects().replies.first?.reply.errorCode == .invalidArgument)
     }
 }

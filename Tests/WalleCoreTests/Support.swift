@@ -57,7 +57,9 @@ extension Array where Element == Effect {
     }
 
     var replies: [(requestID: RequestID, reply: Reply, target: NodeID)] {
-        sends.compactMap { if case .response(let r, let reply) = $0.message { return (r, reply, $0.target) } else { return nil } }
+        sends.compactMap {
+            if case .response(let r, let reply) = $0.message { return (r, reply, $0.target) } else { return nil }
+        }
     }
 
     var syncTokens: [UInt64] {

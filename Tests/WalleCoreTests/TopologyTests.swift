@@ -22,7 +22,8 @@ struct TopologyTests {
     @Test("A member refuses requests from the previous stream version (WS-2)")
     func previousVersionRefused() {
         var core = makeServer()
-        var topology = Topology(version: 2, streams: [streamURI: StreamTopology(version: 2, members: [node(1), node(2), node(3)])])
+        var topology = Topology(
+            version: 2, streams: [streamURI: StreamTopology(version: 2, members: [node(1), node(2), node(3)])])
         core.apply(topology)
         _ = core.takeEffects()
         let stale = InternalHeader(requestID: 1, stream: streamURI, target: node(1), streamVersion: 1)
@@ -37,14 +38,22 @@ struct TopologyTests {
         core.apply(topology)
         let effects = core.takeEffects()
         #expect(core.metadata(of: streamURI) == nil)
-        #expect(effects.contains { if case .disk(.write(let ops)) = $0 { return ops.contains { if case .dropStream = $0 { return true } else { return false } } } else { return false } })
+        #expect(effects.contains {
+            if case .disk(.write(let ops)) = $0 {
+                return ops.contains { if case .dropStream = $0 { return true } else { return false } }
+            } else {
+                return false
+            }
+        })
     }
 
     @Test("An older stream version in a lagging answer never undoes a newer one")
     func olderVersionIgnored() {
         var core = makeServer()
-        core.apply(Topology(version: 5, streams: [streamURI: StreamTopology(version: 3, members: [node(1), node(2), node(3)])]))
-        core.apply(Topology(version: 6, streams: [streamURI: StreamTopology(version: 2, members: [node(2), node(3), node(4)])]))
+        core.apply(Topology(
+            version: 5, streams: [streamURI: StreamTopology(version: 3, members: [node(1), node(2), node(3)])]))
+        core.apply(Topology(
+            version: 6, streams: [streamURI: StreamTopology(version: 2, members: [node(2), node(3), node(4)])]))
         #expect(core.metadata(of: streamURI)?.topology.version == 3)
     }
 }

@@ -21,7 +21,9 @@ struct WriterClientTests {
 
     /// A writer that has claimed (tail = Entry0) and confirmed with a heartbeat sent at 10ms.
     func activeWriter(lease: Duration = .seconds(1)) -> WriterClient {
-        var client = WriterClient(id: node(100), uri: streamURI, servers: servers, configuration: WriterConfiguration(address: "c", lease: lease))
+        var client = WriterClient(
+            id: node(100), uri: streamURI, servers: servers,
+            configuration: WriterConfiguration(address: "c", lease: lease))
         _ = claimAndConfirm(&client, as: writerA, at: 0)
         return client
     }
@@ -33,7 +35,8 @@ struct WriterClientTests {
         let claim = requestIDs(client.takeEffects())[0]
         client.receive(.response(claim, .claimed(writer, tail: .zero)), from: node(1), now: instant(start + 10))
         let beat = requestIDs(client.takeEffects())[0]
-        client.receive(.response(beat, .putAcknowledged(servers: [node(1), node(2)])), from: node(2), now: instant(start + 12))
+        client.receive(
+            .response(beat, .putAcknowledged(servers: [node(1), node(2)])), from: node(2), now: instant(start + 12))
         #expect(client.takeEvents() == [.claimed(writer, tail: .zero)])
         #expect(client.phase == .active)
         return claim
@@ -51,7 +54,9 @@ struct WriterClientTests {
     func pipelining() throws {
         var client = activeWriter()
         for index in 0..<200 { _ = try client.put([UInt8(index % 256)], now: instant(20)) }
-        let puts = client.takeEffects().sends.filter { if case .putEntry = $0.message { return true } else { return false } }
+        let puts = client.takeEffects().sends.filter {
+            if case .putEntry = $0.message { return true } else { return false }
+        }
         #expect(puts.count == 128)
         #expect(Set(puts.map(\.target)).count == 3, "puts are spread over the servers")
     }
@@ -66,8 +71,11 @@ struct WriterClientTests {
             return
         }
         #expect(entry.id == 4)
-        client.receive(.response(fourth, .putAcknowledged(servers: [node(1), node(2)])), from: sends[3].target, now: instant(25))
-        let acknowledged = client.takeEvents().compactMap { if case .putAcknowledged(let e) = $0 { return e.id } else { return nil } }
+        client.receive(
+            .response(fourth, .putAcknowledged(servers: [node(1), node(2)])), from: sends[3].target, now: instant(25))
+        let acknowledged = client.takeEvents().compactMap {
+            if case .putAcknowledged(let e) = $0 { return e.id } else { return nil }
+        }
         #expect(acknowledged == [1, 2, 3, 4])
         #expect(client.committed.id == 4)
     }
@@ -86,12 +94,15 @@ struct WriterClientTests {
         var client = activeWriter()
         _ = try client.put([1], now: instant(20))
         let first = requestIDs(client.takeEffects())[0]
-        client.receive(.response(first, .failed(WalleError(.unavailable, "try again"))), from: node(1), now: instant(21))
+        client.receive(
+            .response(first, .failed(WalleError(.unavailable, "try again"))), from: node(1), now: instant(21))
         #expect(client.phase == .active)
         client.wake(now: instant(21 + 20))
         let retry = requestIDs(client.takeEffects())
         #expect(retry.count == 1, "the put is sent again after the retry delay")
-        client.receive(.response(retry[0], .failed(WalleError(.failedPrecondition, "newer writer"))), from: node(2), now: instant(45))
+        client.receive(
+            .response(retry[0], .failed(WalleError(.failedPrecondition, "newer writer"))),
+            from: node(2), now: instant(45))
         #expect(client.phase == .closed(WalleError(.failedPrecondition, "newer writer")))
         #expect(throws: WalleError.self) { try client.put([2], now: instant(46)) }
     }
@@ -107,7 +118,8 @@ struct WriterClientTests {
         for live in [node(2), node(3)] {
             let send = try #require(sends.first { $0.target == live })
             guard case .putEntry(let requestID, _, _, _, _) = send.message else { return }
-            client.receive(.response(requestID, .failed(WalleError(.unavailable, "busy"))), from: live, now: instant(1000))
+            client.receive(
+                .response(requestID, .failed(WalleError(.unavailable, "busy"))), from: live, now: instant(1000))
         }
         client.wake(now: instant(20 + 2000))
         var retries = client.takeEffects().sends
@@ -136,11 +148,15 @@ struct WriterClientTests {
 
     @Test("A late refusal of a duplicated ClaimWriter does not close the writer it made (seed 81)")
     func lateRefusalOfDuplicateClaimIgnored() {
-        var client = WriterClient(id: node(100), uri: streamURI, servers: servers, configuration: WriterConfiguration(address: "c", lease: .seconds(1)))
+        var client = WriterClient(
+            id: node(100), uri: streamURI, servers: servers,
+            configuration: WriterConfiguration(address: "c", lease: .seconds(1)))
         let claim = claimAndConfirm(&client, as: writerB, at: 0)
         // The network delivered the ClaimWriter twice; the second claim, with an older writer
         // id, was refused, and its answer carries the same request id.
-        client.receive(.response(claim, .failed(WalleError(.failedPrecondition, "writer A is older than B"))), from: node(1), now: instant(200))
+        client.receive(
+            .response(claim, .failed(WalleError(.failedPrecondition, "writer A is older than B"))),
+            from: node(1), now: instant(200))
         #expect(client.phase == .active)
     }
 

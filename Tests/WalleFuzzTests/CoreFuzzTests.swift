@@ -20,7 +20,8 @@ struct CoreFuzzTests {
     }
 
     #if DEBUG
-        @Test("The fuzzer finds the overflow the first fuzz script found, when it is planted back, and prints its frame")
+        @Test(
+            "The fuzzer finds the overflow the first fuzz script found, when it is planted back, and prints its frame")
         func findsPlantedOverflow() throws {
             let binary = try builtProduct("walle-fuzz")
             let process = Process()
@@ -32,7 +33,9 @@ struct CoreFuzzTests {
             try process.run()
             let output = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
             process.waitUntilExit()
-            #expect(process.terminationReason == .uncaughtSignal, "the planted overflow was not hit: \(output.suffix(500))")
+            #expect(
+                process.terminationReason == .uncaughtSignal,
+                "the planted overflow was not hit: \(output.suffix(500))")
             #expect(output.contains("the core trapped (signal "))
             let hex = try #require(output.split(separator: "\n").first { $0.hasPrefix("frame (hex): ") }?.dropFirst(13))
             #expect(hex.count > 20)

@@ -24,8 +24,10 @@ extension LoopbackTests {
         for id in cluster.ids {
             let socket = try connectTCP(port: cluster.ports[id]!)
             defer { close(socket) }
-            let header = InternalHeader(requestID: 5, stream: try StreamURI("/guarded"), target: NodeID(id), streamVersion: 1)
-            let impostor = Message.newWriter(header, WriterID(ts: .max >> 1, id: 9), writerAddress: "impostor:1", leaseMilliseconds: 0)
+            let header = InternalHeader(
+                requestID: 5, stream: try StreamURI("/guarded"), target: NodeID(id), streamVersion: 1)
+            let impostor = Message.newWriter(
+                header, WriterID(ts: .max >> 1, id: 9), writerAddress: "impostor:1", leaseMilliseconds: 0)
             let bytes = Wire.encode(.hello(NodeID(NodeID.clientBit | 99))) + Wire.encode(.message(impostor))
             _ = bytes.withUnsafeBytes { send(socket, $0.baseAddress, $0.count, 0) }
             let frames = readFramesUntilClosed(socket)
@@ -33,14 +35,17 @@ extension LoopbackTests {
                 if case .message(.response(5, .failed(let error))) = frame { return error } else { return nil }
             }.first
             #expect(refusal?.code == .permissionDenied, "node \(id) answered \(frames)")
-            try waitFor("node \(id) logs the refusal") { cluster.log(id).contains("NewWriter is a server-to-server message") }
+            try waitFor("node \(id) logs the refusal") {
+                cluster.log(id).contains("NewWriter is a server-to-server message")
+            }
         }
         let writer = try run("walle", ["writer", "/guarded"] + list)
         #expect(writer.status == 0)
         #expect(!writer.output.contains("impostor"), "writer: \(writer.output)")
     }
 
-    @Test("100,000 fuzzed frames, as a client and as a server: every node lives and the data written before is unchanged")
+    @Test(
+        "100,000 fuzzed frames, as a client and as a server: every node lives and the data written before is unchanged")
     func fuzzedFrames() async throws {
         let cluster = try LocalCluster()
         defer { cluster.stopAll() }
@@ -69,7 +74,9 @@ extension LoopbackTests {
             let deadline = ContinuousClock.now + .seconds(120)
             while texts.count < 50 && ContinuousClock.now < deadline {
                 let start = EntryID(texts.count + 1)
-                let reply = await client.call(NodeID(id), timeout: .seconds(2)) { .streamEntries($0, uri, start: start, end: 51) }
+                let reply = await client.call(NodeID(id), timeout: .seconds(2)) {
+                    .streamEntries($0, uri, start: start, end: 51)
+                }
                 guard case .entries(let entries) = reply else {
                     try await Task.sleep(for: .milliseconds(50))
                     continue

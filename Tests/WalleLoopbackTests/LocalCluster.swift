@@ -29,7 +29,9 @@ final class LocalCluster: @unchecked Sendable {
         }
         self.ports = ports
         self.metricsPorts = metricsPorts
-        for id in ids { try FileManager.default.createDirectory(at: dataDirectory(id), withIntermediateDirectories: true) }
+        for id in ids {
+            try FileManager.default.createDirectory(at: dataDirectory(id), withIntermediateDirectories: true)
+        }
     }
 
     deinit {
@@ -60,7 +62,9 @@ final class LocalCluster: @unchecked Sendable {
             "--peers", serverList, "--bootstrap", "--log-level", "info",
         ] + (metricsPorts[id].map { ["--metrics", "127.0.0.1:\($0)"] } ?? [])
         let log = logFile(id)
-        if !FileManager.default.fileExists(atPath: log.path) { _ = FileManager.default.createFile(atPath: log.path, contents: nil) }
+        if !FileManager.default.fileExists(atPath: log.path) {
+            _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        }
         let handle = try FileHandle(forWritingTo: log)
         handle.seekToEndOfFile()
         process.standardOutput = handle
@@ -114,7 +118,9 @@ final class LocalCluster: @unchecked Sendable {
             }
             usleep(25_000)
         }
-        throw WalleError(.deadlineExceeded, "walle-node \(id) did not listen within \(LocalCluster.startDeadlineSeconds) s: \(log(id))")
+        throw WalleError(
+            .deadlineExceeded,
+            "walle-node \(id) did not listen within \(LocalCluster.startDeadlineSeconds) s: \(log(id))")
     }
 
     static let startDeadlineSeconds: Double = 120

@@ -68,7 +68,8 @@ struct LoopbackTests {
         await client.close()
     }
 
-    @Test("Rolling restart: a node killed and restarted every 10 s for 2 minutes; a new writer claims each round within lease + a few seconds")
+    @Test(
+        "Rolling restart: a node restarted every 10 s for 2 min; each round a new writer claims within lease + a few s")
     func rollingRestartClaims() async throws {
         let cluster = try LocalCluster()
         defer { cluster.stopAll() }
@@ -92,7 +93,8 @@ struct LoopbackTests {
             let claimTime = ContinuousClock.now - claimStart
             claimTimes.append(claimTime)
             let entry = try await writer.append(Array("round \(round)".utf8))
-            print("rolling restart round \(round): node \(victim) restarted; claim took \(claimTime), entry \(entry.id)")
+            print(
+                "rolling restart round \(round): node \(victim) restarted; claim took \(claimTime), entry \(entry.id)")
             // With the restart waiting leaseMax (60 s), claims failed from the second round on.
             #expect(claimTime < lease + .seconds(8), "round \(round): claim took \(claimTime)")
             await previous?.close()
@@ -119,7 +121,9 @@ struct LoopbackTests {
         let deadline = ContinuousClock.now + .seconds(180)
         while next <= last && ContinuousClock.now < deadline {
             let start = next
-            let reply = await client.call(server, timeout: .seconds(2)) { .streamEntries($0, uri, start: start, end: last + 1) }
+            let reply = await client.call(server, timeout: .seconds(2)) {
+                .streamEntries($0, uri, start: start, end: last + 1)
+            }
             guard case .entries(let entries) = reply else {
                 try await Task.sleep(for: .milliseconds(50))  // still recovering or catching up
                 continue
@@ -152,7 +156,9 @@ struct LoopbackTests {
         try first.run()
         defer { if first.isRunning { kill(first.processIdentifier, SIGKILL) } }
         input.fileHandleForWriting.write(Data("a1\na2\na3\n".utf8))
-        try waitFor("the first writer's acks") { (try? String(contentsOf: output, encoding: .utf8))?.contains("acked 3") ?? false }
+        try waitFor("the first writer's acks") {
+            (try? String(contentsOf: output, encoding: .utf8))?.contains("acked 3") ?? false
+        }
         // The second process claims: it waits out the first's lease, then commits after it.
         let second = try run("walle", ["put", "/failover", "b1"] + list)
         #expect(second.status == 0)
@@ -179,7 +185,9 @@ struct LoopbackTests {
             ("oversized", [0xFF, 0xFF, 0xFF, 0xFF, 1], "oversized"),
             ("truncated", [10, 0, 0, 0, 1, 2, 3], "connection ended inside a frame"),
             ("no hello", Wire.encode(.message(.writerStatus(1, try StreamURI("/x")))), "a message before the hello"),
-            ("bad stream name", hello + Wire.encode(.message(.writerStatus(1, try StreamURI("/x")))).map { $0 == UInt8(ascii: "x") ? UInt8(ascii: "X") : $0 }, "only a-z 0-9"),
+            ("bad stream name", hello + Wire.encode(.message(.writerStatus(1, try StreamURI("/x")))).map {
+                $0 == UInt8(ascii: "x") ? UInt8(ascii: "X") : $0
+            }, "only a-z 0-9"),
         ]
         for (name, bytes, reason) in cases {
             let socket = try connectTCP(port: port)
@@ -255,7 +263,8 @@ struct LoopbackTests {
             "--peers", "1=127.0.0.1:\(cluster.ports[1]!)",
         ])
         #expect(notDatabase.status == 66)
-        let badPeers = try run("walle-node", ["--id", "1", "--listen", "127.0.0.1:1", "--data-dir", junk.path, "--peers", "one=x"])
+        let badPeers = try run(
+            "walle-node", ["--id", "1", "--listen", "127.0.0.1:1", "--data-dir", junk.path, "--peers", "one=x"])
         #expect(badPeers.status == 64)
     }
 }

@@ -24,7 +24,9 @@ final class SimDiskUnderTest: DiskUnderTest, SimDiskHost {
     func settle() -> [DiskCompletion] {
         var completions: [DiskCompletion] = []
         // Stable by time: equal times keep their scheduling order, as in the world's queue.
-        for (time, event) in events.enumerated().sorted(by: { ($0.element.time, $0.offset) < ($1.element.time, $1.offset) }).map(\.element) {
+        for (time, event) in events.enumerated()
+            .sorted(by: { ($0.element.time, $0.offset) < ($1.element.time, $1.offset) }).map(\.element)
+        {
             trueNow = max(trueNow, time)
             switch event {
             case .diskSynced(_, let token, let upTo, _):
@@ -60,10 +62,12 @@ struct SimDiskContractTests {
     func crashLosesUnsynced() throws {
         let subject = SimDiskUnderTest()
         let uri = try StreamURI("/contract/crash")
-        subject.submit(.write([.createStream(uri, StreamMetadata(topology: StreamTopology(version: 1, members: [NodeID(1)])))]))
+        subject.submit(.write([
+            .createStream(uri, StreamMetadata(topology: StreamTopology(version: 1, members: [NodeID(1)])))]))
         subject.submit(.sync(token: 1))
         _ = subject.settle()
-        subject.submit(.write([.putEntry(uri, .live, Entry(id: 1, writerID: WriterID(ts: 1, id: 1), checksum: 3, data: [1]))]))
+        subject.submit(.write([
+            .putEntry(uri, .live, Entry(id: 1, writerID: WriterID(ts: 1, id: 1), checksum: 3, data: [1]))]))
         let recovered = try subject.restart()
         #expect(recovered.streams.first?.window == [Entry.zero])
     }
@@ -75,7 +79,9 @@ final class DeleteIgnoringDisk: DiskUnderTest {
 
     func submit(_ request: DiskRequest) {
         if case .write(let operations) = request {
-            inner.submit(.write(operations.filter { if case .deleteLiveEntries = $0 { return false } else { return true } }))
+            inner.submit(.write(operations.filter {
+                if case .deleteLiveEntries = $0 { return false } else { return true }
+            }))
         } else {
             inner.submit(request)
         }

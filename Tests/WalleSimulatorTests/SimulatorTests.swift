@@ -43,10 +43,13 @@ struct SimulatorBlockTests {
                 long.append(drawn.duration.milliseconds / 1000)
                 #expect(!drawn.load.isHigh)
             }
-            #expect(drawn.description.split(separator: "\n").dropFirst() == plain.description.split(separator: "\n").dropFirst())
+            #expect(drawn.description.split(separator: "\n").dropFirst()
+                == plain.description.split(separator: "\n").dropFirst())
         }
         #expect((15...45).contains(long.count), "\(long.count) long runs in 3000 seeds")
-        #expect(long.allSatisfy { Int64(Profile.longRunSeconds.lowerBound)...Int64(Profile.longRunSeconds.upperBound) ~= $0 })
+        #expect(long.allSatisfy {
+            Int64(Profile.longRunSeconds.lowerBound)...Int64(Profile.longRunSeconds.upperBound) ~= $0
+        })
         #expect(long.contains { $0 > 400 } && long.contains { $0 < 300 }, "the whole range is drawn: \(long)")
     }
 
@@ -72,7 +75,8 @@ struct DeterminismTests {
             #expect(first.traceHash == second.traceHash, "seed \(seed)")
             #expect(first.events == second.events)
         }
-        #expect(Simulation.run(seed: 1, options: options).traceHash != Simulation.run(seed: 2, options: options).traceHash)
+        #expect(Simulation.run(seed: 1, options: options).traceHash
+            != Simulation.run(seed: 2, options: options).traceHash)
     }
 
     @Test("The same seed gives the same trace hash in another process, for 20 seeds")

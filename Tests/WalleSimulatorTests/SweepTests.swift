@@ -18,7 +18,8 @@ struct SweepTests {
         var acknowledged = 0
         for seed in UInt64(1 + slice * 25)...UInt64(25 + slice * 25) {
             let result = Simulation.run(seed: seed, options: options)
-            #expect(result.passed, "\(result.summary)\nreplay: \(Simulation.replayCommand(seed: seed, options: options))")
+            #expect(
+                result.passed, "\(result.summary)\nreplay: \(Simulation.replayCommand(seed: seed, options: options))")
             acknowledged += result.putsAcknowledged
         }
         #expect(acknowledged > 0, "the workload must actually write")
@@ -33,7 +34,8 @@ struct SweepTests {
         var exhausted: Set<Refusal> = []
         for seed in seeds {
             let result = Simulation.run(seed: seed, options: options)
-            #expect(result.passed, "\(result.summary)\nreplay: \(Simulation.replayCommand(seed: seed, options: options))")
+            #expect(
+                result.passed, "\(result.summary)\nreplay: \(Simulation.replayCommand(seed: seed, options: options))")
             exhausted.formUnion(result.refusals.keys.filter { !$0.isTimeout })
         }
         #expect(!exhausted.isEmpty, "a high load reaches some limit")
@@ -123,7 +125,8 @@ struct FaultTests {
             // A five-server cluster may wipe a server that holds only the root stream.
             guard result.joinedStreams > 0 else { continue }
             acknowledgedWhileBackfilling += result.liveAcksDuringBackfill
-            let firstAck = try #require(result.firstLiveAckAfterJoin, "seed \(seed): the new node never took a live write")
+            let firstAck = try #require(
+                result.firstLiveAckAfterJoin, "seed \(seed): the new node never took a live write")
             #expect(firstAck < .seconds(15), "seed \(seed): first live write \(firstAck) after joining")
             print("replacement seed \(seed): first live write \(firstAck.formattedMilliseconds) after the join")
         }

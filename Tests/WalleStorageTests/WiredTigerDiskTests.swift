@@ -74,7 +74,9 @@ func metadata(committed: EntryID = 0) -> StreamMetadata {
 }
 
 func entry(_ id: EntryID, tag: UInt8 = 0) -> Entry {
-    Entry(id: id, writerID: WriterID(ts: 99, id: 5), checksum: id &* 0x9E37 &+ UInt64(tag), data: [tag, UInt8(id & 0xFF), 1, 2, 3])
+    Entry(
+        id: id, writerID: WriterID(ts: 99, id: 5), checksum: id &* 0x9E37 &+ UInt64(tag),
+        data: [tag, UInt8(id & 0xFF), 1, 2, 3])
 }
 
 func open(_ directory: DataDirectory, _ completions: Completions) throws -> WiredTigerDisk {
@@ -92,7 +94,8 @@ struct WiredTigerDiskTests {
         do {
             let disk = try open(directory, completions)
             disk.submit(.write([.createStream(uri, metadata())]))
-            disk.submit(.write((1...5).map { .putEntry(uri, .live, entry($0)) } + [.setMetadata(uri, metadata(committed: 2))]))
+            disk.submit(.write(
+                (1...5).map { .putEntry(uri, .live, entry($0)) } + [.setMetadata(uri, metadata(committed: 2))]))
             disk.submit(.sync(token: 1))
             #expect(completions.waitSynced(1))
             disk.close()
@@ -191,7 +194,10 @@ struct WiredTigerDiskTests {
             #expect(error.code == .dataLoss)
             #expect(error.message.contains("WiredTiger.turtle"))
         }
-        #expect(try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted() == ["WiredTiger", "WiredTiger.wt"], "nothing set aside")
+        #expect(
+            try FileManager.default.contentsOfDirectory(atPath: directory.path).sorted()
+                == ["WiredTiger", "WiredTiger.wt"],
+            "nothing set aside")
         // A directory with something else in it is not taken over either.
         let other = try DataDirectory()
         try Data("notes".utf8).write(to: URL(fileURLWithPath: other.path + "/notes.txt"))

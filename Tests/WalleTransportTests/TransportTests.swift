@@ -31,7 +31,9 @@ struct Endpoint {
     let transport: Transport
     let inbox = Inbox()
 
-    init(_ id: UInt64, peers: [NodeID: SocketAddress], configuration: TransportConfiguration = TransportConfiguration()) {
+    init(
+        _ id: UInt64, peers: [NodeID: SocketAddress], configuration: TransportConfiguration = TransportConfiguration()
+    ) {
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         transport = Transport(
             eventLoop: group.next(), localID: NodeID(id), peers: peers, configuration: configuration,
