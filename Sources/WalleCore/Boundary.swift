@@ -101,11 +101,14 @@ struct Boundary {
     ///   (WS-10). A claim's put carries the entry it commits as its marker.
     func checkPut(_ entry: Entry, kind: PutKind, committedID: EntryID, committedChecksum: UInt64?) -> WalleError? {
         if let error = checkEntryID(entry.id, "entry id") { return error }
-        if !configuration.plantedBugIsActive(.uncheckedMarkerBound), let error = checkEntryID(committedID, "committed id") {
+        if !configuration.plantedBugIsActive(.uncheckedMarkerBound),
+            let error = checkEntryID(committedID, "committed id")
+        {
             return error
         }
         guard entry.data.count <= Entry.dataSizeMax else {
-            return WalleError(.invalidArgument, "entry \(entry.id) has \(entry.data.count) bytes, limit is \(Entry.dataSizeMax)")
+            return WalleError(
+                .invalidArgument, "entry \(entry.id) has \(entry.data.count) bytes, limit is \(Entry.dataSizeMax)")
         }
         if entry.id == 0, !entry.data.isEmpty || entry.checksum != 0 {
             return WalleError(.invalidArgument, "entry 0 carries no data and checksum 0 (a heartbeat or Entry0)")
@@ -116,10 +119,12 @@ struct Boundary {
         }
         if kind.isCommitted {
             guard committedID == entry.id, committedChecksum == entry.checksum else {
-                return WalleError(.invalidArgument, "a claim's put commits its own entry \(entry.id), not \(committedID)")
+                return WalleError(
+                    .invalidArgument, "a claim's put commits its own entry \(entry.id), not \(committedID)")
             }
         } else if entry.id > 0 && committedID >= entry.id {
-            return WalleError(.invalidArgument, "committed id \(committedID) must be below the entry id \(entry.id) (WS-10)")
+            return WalleError(
+                .invalidArgument, "committed id \(committedID) must be below the entry id \(entry.id) (WS-10)")
         }
         return nil
     }
@@ -131,13 +136,16 @@ struct Boundary {
         }
         guard UInt64(entries.count) <= configuration.uncommittedEntriesMax + 1 else {
             return WalleError(
-                .invalidArgument, "a re-stamp of \(entries.count) entries exceeds the window of \(configuration.uncommittedEntriesMax)")
+                .invalidArgument,
+                "a re-stamp of \(entries.count) entries exceeds the window of \(configuration.uncommittedEntriesMax)")
         }
         guard first.id > 0 else { return WalleError(.invalidArgument, "a re-stamp never carries Entry0") }
         for (offset, entry) in entries.enumerated() {
             if let error = checkPut(entry, kind: .write, committedID: 0, committedChecksum: nil) { return error }
             guard entry.writerID == first.writerID, entry.id == first.id + UInt64(offset) else {
-                return WalleError(.invalidArgument, "re-stamped entries are one writer's consecutive ids; entry \(entry.id) at \(offset) is not")
+                return WalleError(
+                    .invalidArgument,
+                    "re-stamped entries are one writer's consecutive ids; entry \(entry.id) at \(offset) is not")
             }
         }
         return nil
@@ -150,17 +158,22 @@ extension Boundary {
     /// A member's answer to WriterInfo, checked before it is merged or adopted.
     func checkInfo(_ info: WriterInfo) -> WalleError? {
         if !info.writerID.isZero, let error = checkWriter(info.writerID, "reported writer id") { return error }
-        if let error = checkEntryID(info.committedID, "reported committed id") ?? checkEntryID(info.tailID, "reported tail id") {
+        if let error = checkEntryID(info.committedID, "reported committed id")
+            ?? checkEntryID(info.tailID, "reported tail id")
+        {
             return error
         }
         guard info.tailID >= info.committedID else {
             return WalleError(.invalidArgument, "reported tail \(info.tailID) is below committed \(info.committedID)")
         }
         guard info.leaseMilliseconds >= 0, info.leaseMilliseconds <= configuration.leaseMax.milliseconds else {
-            return WalleError(.invalidArgument, "reported lease \(info.leaseMilliseconds)ms is outside [0, \(configuration.leaseMax.milliseconds)]ms")
+            return WalleError(
+                .invalidArgument,
+                "reported lease \(info.leaseMilliseconds)ms is outside [0, \(configuration.leaseMax.milliseconds)]ms")
         }
         guard info.streamVersion <= ProtocolBounds.versionMax else {
-            return WalleError(.invalidArgument, "reported stream version \(info.streamVersion) is above \(ProtocolBounds.versionMax)")
+            return WalleError(
+                .invalidArgument, "reported stream version \(info.streamVersion) is above \(ProtocolBounds.versionMax)")
         }
         return nil
     }

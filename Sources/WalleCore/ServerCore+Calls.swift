@@ -21,13 +21,16 @@ extension ServerCore {
         guard let replica = streams[purpose.stream] else { return }
         guard calls.count < configuration.callsInFlightMax else {
             outbox.append(.refused(.calls))
-            receiveCallResult(purpose, from: target, .failed(WalleError(.resourceExhausted, "too many calls in flight")))
+            receiveCallResult(
+                purpose, from: target, .failed(WalleError(.resourceExhausted, "too many calls in flight")))
             return
         }
         let toTarget = callsByTarget[target, default: 0]
         guard toTarget < configuration.callsPerPeerMax else {
             outbox.append(.refused(.callsPerPeer))
-            receiveCallResult(purpose, from: target, .failed(WalleError(.resourceExhausted, "\(toTarget) calls to \(target) are unanswered")))
+            receiveCallResult(
+                purpose, from: target,
+                .failed(WalleError(.resourceExhausted, "\(toTarget) calls to \(target) are unanswered")))
             return
         }
         callsByTarget[target] = toTarget + 1

@@ -40,7 +40,8 @@ extension ServerCore {
             streams[held: uri].pendingCommit = nil
             afterWindowChange(uri)
         case .refuted(let entry, let marker):
-            note("WS-4: \(source) has committed \(entry.brief), not the marker's xx=\(hex16(marker.checksum).prefix(8))")
+            note(
+                "WS-4: \(source) has committed \(entry.brief), not the marker's xx=\(hex16(marker.checksum).prefix(8))")
             return
         case .retry:
             timers.schedule(.fastForward(uri), noLaterThan: time.monotonic + configuration.catchUpRetryDelay)

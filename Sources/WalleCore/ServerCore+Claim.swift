@@ -97,7 +97,10 @@ extension ServerCore {
     private func topologyMoved(_ claim: ClaimProcess) -> WalleError? {
         let current = streams[claim.uri]?.metadata.topology.version
         guard current != claim.version else { return nil }
-        return WalleError(.unavailable, "stream \(claim.uri) moved from version \(claim.version) to \(current.map(String.init) ?? "none") during the claim")
+        return WalleError(
+            .unavailable,
+            "stream \(claim.uri) moved from version \(claim.version) "
+                + "to \(current.map(String.init) ?? "none") during the claim")
     }
 
     private mutating func finishClaim(_ claimID: UInt64, _ answer: Reply) {

@@ -36,7 +36,9 @@ extension ServerCore {
         // seed 24 from committing.
         let callsMax = entry.id == commit.id &+ 1 ? configuration.oldestPutCallsMax : configuration.putCallsMax
         guard calls.count + members.count <= callsMax else {
-            fail(route, .resourceExhausted, "\(calls.count) calls in flight on \(id); puts may use \(configuration.putCallsMax)", limit: .putCalls)
+            fail(
+                route, .resourceExhausted,
+                "\(calls.count) calls in flight on \(id); puts may use \(configuration.putCallsMax)", limit: .putCalls)
             return
         }
         let coordinationID = makeProcessID()

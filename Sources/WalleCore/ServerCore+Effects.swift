@@ -9,7 +9,8 @@ extension ServerCore {
 
     mutating func recordQuorum(_ uri: StreamURI, version: UInt64, members: [NodeID], startedAt: Instant) {
         if configuration.quorumRecordsEnabled {
-            outbox.append(.quorum(QuorumRecord(stream: uri, streamVersion: version, members: members, startedAt: startedAt)))
+            outbox.append(.quorum(QuorumRecord(
+                stream: uri, streamVersion: version, members: members, startedAt: startedAt)))
         }
     }
 
@@ -55,7 +56,10 @@ extension ServerCore {
         if case .reply(let route, _) = continuation,
             groupCommit.waiterCount + awaitingFlush.count >= configuration.syncWaitersMax
         {
-            fail(route, .resourceExhausted, "\(groupCommit.waiterCount + awaitingFlush.count) answers already wait for a sync on \(id)", limit: .syncWaiters)
+            fail(
+                route, .resourceExhausted,
+                "\(groupCommit.waiterCount + awaitingFlush.count) answers already wait for a sync on \(id)",
+                limit: .syncWaiters)
             return
         }
         awaitingFlush.append(continuation)
@@ -99,7 +103,8 @@ extension ServerCore {
     package var timerCount: Int { timers.count }
 
     private func checkDeadlinesAreLive() {
-        precondition(timers.count <= liveDeadlineCountMax, "\(timers.count) timers for \(liveDeadlineCountMax) live deadlines")
+        precondition(
+            timers.count <= liveDeadlineCountMax, "\(timers.count) timers for \(liveDeadlineCountMax) live deadlines")
         precondition(groupCommit.waiterCount <= configuration.syncWaitersMax + newWriterWaits.count + streams.count)
         precondition(groupCommit.storedCount <= groupCommit.storedCountMax, "released sync waiters pile up")
     }

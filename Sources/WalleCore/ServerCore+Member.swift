@@ -52,7 +52,9 @@ extension ServerCore {
         // server is about to learn v+1 from the topology stream anyway.
         let local = replica.metadata.topology.version
         guard header.streamVersion == local || header.streamVersion == local + 1 else {
-            return WalleError(.notFound, "stream \(header.stream) is at version \(local) here, the request at \(header.streamVersion)")
+            return WalleError(
+                .notFound,
+                "stream \(header.stream) is at version \(local) here, the request at \(header.streamVersion)")
         }
         return nil
     }
@@ -75,7 +77,9 @@ extension ServerCore {
         _ route: Route, _ uri: StreamURI, _ writer: WriterID, address: String, leaseMilliseconds: Int64
     ) {
         guard newWriterWaits.count < configuration.newWriterWaitsMax else {
-            fail(route, .resourceExhausted, "\(newWriterWaits.count) NewWriter answers are already waiting on \(id)", limit: .newWriterWaits)
+            fail(
+                route, .resourceExhausted, "\(newWriterWaits.count) NewWriter answers are already waiting on \(id)",
+                limit: .newWriterWaits)
             return
         }
         switch streams[held: uri].checkWriter(writer) {
@@ -104,7 +108,9 @@ extension ServerCore {
         case .claimCommit where entry.writerID < streams[held: uri].metadata.writerID:
             // A claim's commit comes from a claim that a newer one has fenced here: it must not
             // commit anything (it skips the writer check below, like alignment does).
-            fail(route, .failedPrecondition, "claim of \(entry.writerID) was superseded by \(streams[held: uri].metadata.writerID)")
+            fail(
+                route, .failedPrecondition,
+                "claim of \(entry.writerID) was superseded by \(streams[held: uri].metadata.writerID)")
         case .claimAlign, .claimCommit:
             let outcome = streams[held: uri].applyCommitted(entry, writes: &pendingWrites)
             resolve([route], outcome, uri, entry)
@@ -147,7 +153,9 @@ extension ServerCore {
     /// and counting it let a fenced claim go on and claim the newer writer's entries (seed 1295
     /// with a hostile client's replayed ClaimWriter).
     mutating func answerNewWriter(_ waitID: UInt64) {
-        guard let wait = newWriterWaits.removeValue(forKey: waitID) else { preconditionFailure("a NewWriter wait is answered once") }
+        guard let wait = newWriterWaits.removeValue(forKey: waitID) else {
+            preconditionFailure("a NewWriter wait is answered once")
+        }
         let (route, uri, writer) = (wait.route, wait.uri, wait.writer)
         guard let installed = streams[uri]?.metadata.writerID else {
             fail(route, .notFound, "stream \(uri) is not stored on \(id)")
@@ -241,7 +249,8 @@ extension ServerCore {
             if info.writerID > (catchUp.newest?.writerID ?? .zero) { catchUp.newest = info }
             decision = catchUp.quorum.recordSuccess(source)
         } else {
-            decision = catchUp.quorum.recordFailure(WalleError(.unavailable, "no WriterInfo from \(source)"), from: source)
+            decision = catchUp.quorum.recordFailure(
+                WalleError(.unavailable, "no WriterInfo from \(source)"), from: source)
         }
         streams[held: uri].writerCatchUp = decision == nil ? catchUp : nil
         guard case .succeeded? = decision, let newest = catchUp.newest else { return }
@@ -288,14 +297,19 @@ extension ServerCore {
             applied += 1
             precondition(applied <= configuration.queuedPutsMax, "queue drain is unbounded")
             let outcome = streams[held: uri].applyUncommitted(queued.entry, limits: limits, writes: &pendingWrites)
-            resolve(queued.routes, outcome == .queued ? .failed(WalleError(.internal, "requeued")) : outcome, uri, queued.entry)
+            resolve(
+                queued.routes, outcome == .queued ? .failed(WalleError(.internal, "requeued")) : outcome,
+                uri, queued.entry)
             streams[held: uri].retryPendingCommit(limits: limits, writes: &pendingWrites)
         }
         guard streams[uri] != nil else { return }
         streams[held: uri].retryPendingCommit(limits: limits, writes: &pendingWrites)
         for overtaken in streams[held: uri].removeOvertakenQueued() {
             timers.cancel(.queuedPutExpiry(uri, overtaken.entry.id))
-            resolve(overtaken.routes, .failed(WalleError(.outOfRange, "entry \(overtaken.entry.id) was overtaken by a commit")), uri, overtaken.entry)
+            resolve(
+                overtaken.routes,
+                .failed(WalleError(.outOfRange, "entry \(overtaken.entry.id) was overtaken by a commit")),
+                uri, overtaken.entry)
         }
         if streams[held: uri].pendingCommitNeedsFetch && streams[held: uri].fastForward.wanted() {
             timers.schedule(.fastForward(uri), noLaterThan: time.monotonic + configuration.fastForwardDelay)

@@ -72,7 +72,9 @@ extension ServerCore {
 
     private mutating func wait(_ waiter: ReadWaiter, _ uri: StreamURI) {
         guard readWaiterCount < configuration.pollWaitersMax else {
-            fail(waiter.route, .resourceExhausted, "\(readWaiterCount) reads are already waiting on \(id)", limit: .pollWaiters)
+            fail(
+                waiter.route, .resourceExhausted, "\(readWaiterCount) reads are already waiting on \(id)",
+                limit: .pollWaiters)
             return
         }
         var waiter = waiter
@@ -134,7 +136,9 @@ extension ServerCore {
             return
         }
         guard diskReads.count < configuration.diskReadsMax else {
-            fail(purpose.route, .resourceExhausted, "\(diskReads.count) disk reads are already in flight on \(id)", limit: .diskReads)
+            fail(
+                purpose.route, .resourceExhausted, "\(diskReads.count) disk reads are already in flight on \(id)",
+                limit: .diskReads)
             return
         }
         // The writes of this event so far go first: the disk applies requests in order, and
@@ -167,7 +171,9 @@ extension ServerCore {
             // Over the byte bound, the lowest entries go: the backfill proves downwards from
             // the top, so the top of the run is what it can use, and it needs three of them.
             var bytes = contiguous.reduce(0) { $0 + $1.data.count }
-            while bytes > configuration.readBatchBytesMax, contiguous.count > ServerConfiguration.backfillAnswerCountMin {
+            while bytes > configuration.readBatchBytesMax,
+                contiguous.count > ServerConfiguration.backfillAnswerCountMin
+            {
                 bytes -= contiguous.removeFirst().data.count
             }
             if contiguous.isEmpty {

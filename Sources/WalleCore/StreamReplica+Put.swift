@@ -37,7 +37,9 @@ extension StreamReplica {
             // The committed entry carries a newer claim's stamp (pulled from a peer, or taken
             // with a fast-forward) than the writer installed here: that claim fenced this
             // writer, and a late put of it must not grow a suffix over the stamp again.
-            return .failed(WalleError(.failedPrecondition, "writer \(entry.writerID) is older than the stamp on committed entry \(committedID)"))
+            return .failed(WalleError(
+                .failedPrecondition,
+                "writer \(entry.writerID) is older than the stamp on committed entry \(committedID)"))
         }
         if entry.id <= committedID {
             return applyAtOrBelowCommitted(entry, writes: &writes)
@@ -52,10 +54,12 @@ extension StreamReplica {
             return .failed(WalleError(.outOfRange, "entry \(entry.id) does not chain onto local entry \(tailID)"))
         }
         if tailID - committedID >= limits.uncommittedEntriesMax {
-            return .refused(.uncommittedEntries, WalleError(.outOfRange, "too many uncommitted entries (\(tailID - committedID))"))
+            return .refused(
+                .uncommittedEntries, WalleError(.outOfRange, "too many uncommitted entries (\(tailID - committedID))"))
         }
         if uncommittedBytes + entry.data.count > limits.uncommittedBytesMax {
-            return .refused(.uncommittedBytes, WalleError(.outOfRange, "too many uncommitted bytes (\(uncommittedBytes))"))
+            return .refused(
+                .uncommittedBytes, WalleError(.outOfRange, "too many uncommitted bytes (\(uncommittedBytes))"))
         }
         append(entry, writes: &writes)
         return .applied
@@ -237,7 +241,8 @@ extension StreamReplica {
         if entry.id <= committedID {
             guard let known = knownCommittedChecksum(entry.id) else { return .applied }
             guard known == entry.checksum else {
-                return .failed(WalleError(.dataLoss, "committed entry \(entry.id) differs from the local committed one"))
+                return .failed(WalleError(
+                    .dataLoss, "committed entry \(entry.id) differs from the local committed one"))
             }
             return applyAtOrBelowCommitted(entry, writes: &writes)
         }
@@ -258,7 +263,8 @@ extension StreamReplica {
             return .applied
         }
         if previous?.id == committedID {
-            return .failed(WalleError(.dataLoss, "committed entry \(entry.id) does not chain onto committed \(committedID)"))
+            return .failed(WalleError(
+                .dataLoss, "committed entry \(entry.id) does not chain onto committed \(committedID)"))
         }
         gapCommit(entry, writes: &writes)
         return .gapCommitted

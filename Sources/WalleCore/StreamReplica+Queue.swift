@@ -16,7 +16,8 @@ extension StreamReplica {
                 // client resending one put could grow this list for as long as it waits.
                 var displaced: [(Route, PutOutcome)] = []
                 if queued.routes.count >= limits.queuedPutRoutesMax {
-                    let error = WalleError(.unavailable, "entry \(entry.id) was sent again; the newer request waits instead")
+                    let error = WalleError(
+                        .unavailable, "entry \(entry.id) was sent again; the newer request waits instead")
                     displaced.append((queued.routes.removeFirst(), .refused(.queuedPutRoutes, error)))
                 }
                 queued.routes.append(route)
@@ -28,21 +29,25 @@ extension StreamReplica {
             }
             // Different content at the same id: the newer writer's entry stays.
             if entry.writerID < queued.entry.writerID {
-                return (.failed(WalleError(.failedPrecondition, "entry \(entry.id) of writer \(queued.entry.writerID) is queued instead")), [])
+                return (.failed(WalleError(
+                    .failedPrecondition, "entry \(entry.id) of writer \(queued.entry.writerID) is queued instead")), [])
             }
             if entry.writerID == queued.entry.writerID {
                 // A writer writes each id once, so one of the two is not its own (a forged or
                 // corrupt copy). Which one chains is known only when the predecessor arrives,
                 // and the one that does not is dropped then: answer "retry", never a final
                 // error, or anyone could close a writer by queuing a copy first.
-                return (.failed(WalleError(.unavailable, "another entry \(entry.id) of writer \(entry.writerID) waits here; try again")), [])
+                return (.failed(WalleError(
+                    .unavailable, "another entry \(entry.id) of writer \(entry.writerID) waits here; try again")), [])
             }
             queue[entry.id] = QueuedPut(entry: entry, routes: [route], expiresAt: now + limits.queuedPutTimeout)
-            let error = WalleError(.failedPrecondition, "entry \(entry.id) was replaced by newer writer \(entry.writerID)")
+            let error = WalleError(
+                .failedPrecondition, "entry \(entry.id) was replaced by newer writer \(entry.writerID)")
             return (nil, queued.routes.map { ($0, .failed(error)) })
         }
         guard queue.count < limits.queuedPutsMax else {
-            return (.refused(.queuedPuts, WalleError(.resourceExhausted, "\(queue.count) puts are already waiting on \(uri)")), [])
+            return (.refused(.queuedPuts, WalleError(
+                .resourceExhausted, "\(queue.count) puts are already waiting on \(uri)")), [])
         }
         queue[entry.id] = QueuedPut(entry: entry, routes: [route], expiresAt: now + limits.queuedPutTimeout)
         return (nil, [])
@@ -91,7 +96,9 @@ extension StreamReplica {
         var proven: [Entry] = []
         var above = top
         for entry in entries.dropLast().reversed() {
-            guard entry.id + 1 == above.id, entry.id >= metadata.gapStart, above.chains(onto: entry.checksum) else { break }
+            guard entry.id + 1 == above.id, entry.id >= metadata.gapStart,
+                above.chains(onto: entry.checksum)
+            else { break }
             proven.append(entry)
             above = entry
         }

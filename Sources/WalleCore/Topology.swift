@@ -65,12 +65,15 @@ public struct Topology: Hashable, Sendable {
             }
             let memberCount = Int(try reader.u16())
             guard memberCount >= 1, memberCount <= membersMax else {
-                throw WalleError(.invalidArgument, "topology \(entryID): \(uri) has \(memberCount) members, not 1 to \(membersMax)")
+                throw WalleError(
+                    .invalidArgument, "topology \(entryID): \(uri) has \(memberCount) members, not 1 to \(membersMax)")
             }
             var members: [NodeID] = []
             for _ in 0..<memberCount { members.append(NodeID(try reader.u64())) }
             guard members.allSatisfy(\.isServer), Set(members).count == memberCount else {
-                throw WalleError(.invalidArgument, "topology \(entryID): \(uri) lists members \(members) that are not distinct server ids")
+                throw WalleError(
+                    .invalidArgument,
+                    "topology \(entryID): \(uri) lists members \(members) that are not distinct server ids")
             }
             guard streams[uri] == nil else {
                 throw WalleError(.invalidArgument, "topology \(entryID) lists \(uri) twice")

@@ -121,7 +121,9 @@ extension WriterClient {
         }
     }
 
-    private mutating func putAnswered(_ entryID: EntryID, _ reply: Reply, sentAt: Instant, told: EntryID, now: Instant) {
+    private mutating func putAnswered(
+        _ entryID: EntryID, _ reply: Reply, sentAt: Instant, told: EntryID, now: Instant
+    ) {
         guard case .active = state else { return }
         switch reply {
         case .putAcknowledged:

@@ -105,7 +105,9 @@ public struct WriterClient {
     var outbox: [Effect] = []
     var events: [WriterEvent] = []
 
-    public init(id: NodeID, uri: StreamURI, servers: [NodeID], configuration: WriterConfiguration, firstServer: Int = 0) {
+    public init(
+        id: NodeID, uri: StreamURI, servers: [NodeID], configuration: WriterConfiguration, firstServer: Int = 0
+    ) {
         precondition(!servers.isEmpty)
         self.id = id
         self.uri = uri
