@@ -81,12 +81,7 @@ extension ServerCore {
             }
         }
         flushWrites()
-        precondition(timers.count <= timerCountMax, "\(timers.count) timers: over the derived bound \(timerCountMax)")
-        precondition(unresponsivePeers.count <= callsByTarget.count, "a presumed-down peer without calls")
-        if configuration.deepChecksEnabled {
-            checkDeadlinesAreLive()
-            precondition(unresponsivePeers.isSubset(of: callsByTarget.keys), "a presumed-down peer without calls")
-        }
+        checkInvariants()
     }
 
     /// The bound on timers this node's configuration and streams allow (`timerCountMax`).
@@ -101,13 +96,6 @@ extension ServerCore {
     }
 
     package var timerCount: Int { timers.count }
-
-    private func checkDeadlinesAreLive() {
-        precondition(
-            timers.count <= liveDeadlineCountMax, "\(timers.count) timers for \(liveDeadlineCountMax) live deadlines")
-        precondition(groupCommit.waiterCount <= configuration.syncWaitersMax + newWriterWaits.count + streams.count)
-        precondition(groupCommit.storedCount <= groupCommit.storedCountMax, "released sync waiters pile up")
-    }
 
     mutating func run(_ continuation: GroupCommit.Continuation) {
         switch continuation {

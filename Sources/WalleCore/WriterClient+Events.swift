@@ -21,6 +21,7 @@ extension WriterClient {
             .claimWriter(requestID, uri, writerAddress: configuration.address,
                          leaseMilliseconds: configuration.lease.milliseconds),
             requestID, .claim, deadline: now + configuration.requestTimeout + configuration.lease * 3, now: now)
+        checkInvariants()
     }
 
     /// Appends `data` as the next entry and pipelines it. Returns the entry it will become.
@@ -45,6 +46,7 @@ extension WriterClient {
         session.pending.append(WriterSession.PendingPut(entry: entry, requestID: nil, retryAt: now))
         session.pendingBytes += data.count
         pump(now: now)
+        checkInvariants()
         return entry
     }
 
@@ -70,6 +72,7 @@ extension WriterClient {
             heartbeatAnswered(reply, sentAt: sentAt, told: told, now: now)
         }
         pump(now: now)
+        checkInvariants()
     }
 
     public mutating func wake(now: Instant) {
@@ -85,6 +88,7 @@ extension WriterClient {
         }
         if let retry = session.retryWakeAt, retry <= now { session.retryWakeAt = nil }
         pump(now: now)
+        checkInvariants()
     }
 
     /// [W-9]: an answer to a request of this claim that already timed out. A final error in it is
@@ -283,6 +287,32 @@ extension WriterClient {
         switch state {
         case .confirming(let requestID), .active(let requestID): return requestID
         case .idle, .claiming, .closed: return nil
+        }
+    }
+
+    /// Checked at the end of every entry point: what the pipeline counts must satisfy, and
+    /// what each state may hold (negative space: nothing pending before a claim succeeded or
+    /// after a close, nothing outstanding after a close).
+    func checkInvariants() {
+        precondition(session.putsInFlight >= 0 && session.bytesInFlight >= 0, "in-flight counts went negative")
+        precondition(session.pendingBytes >= 0, "pending bytes went negative")
+        precondition(
+            session.putsWindow >= 1 && session.putsWindow <= configuration.putsInFlightMax, "put window out of range")
+        precondition(session.pending.count <= configuration.putsPendingMax, "more puts pending than putsPendingMax")
+        if let first = session.pending.first, let last = session.pending.last {
+            precondition(last.entry.id - first.entry.id + 1 == UInt64(session.pending.count), "pending puts not dense")
+            precondition(last.entry.id == session.tail.id, "the last pending put is not the tail")
+            precondition(first.entry.id > session.committed.id, "an acknowledged put is still pending")
+        }
+        switch state {
+        case .idle, .claiming:
+            precondition(session.pending.isEmpty, "puts pending without a writer")
+        case .confirming:
+            precondition(session.pending.isEmpty, "puts pending before the claim was confirmed")
+        case .active:
+            break
+        case .closed:
+            precondition(session.pending.isEmpty && outstanding.isEmpty, "a closed writer keeps requests")
         }
     }
 }
