@@ -2,8 +2,6 @@ import Testing
 
 /// The tidy rules (Tidy.swift). Each runs on the real tree, where it must find nothing, and on a
 /// planted violation, where it must find exactly that one: proof that the rule can fail at all.
-/// The tree tests of `line-length` and `force-unwrap-lookup` are disabled until the issue-13
-/// refactor clears today's violations (plan steps T3 and T4); their planted tests run already.
 @Suite("Tidy: repository-wide rules over the Swift sources")
 struct TidyTests {
     static let noFindings: [String] = []
@@ -173,9 +171,7 @@ struct TidyTests {
 
     // MARK: Rule 4, line length
 
-    @Test(
-        "Line length: no line in the tree is over 120 columns",
-        .disabled("until the issue-13 refactor lands: 298 violations today"))
+    @Test("Line length: no line in the tree is over 120 columns")
     func lineLengthTree() throws {
         let tree = try Tidy.repositoryFiles()
         #expect(Tidy.LineLength.violations(in: tree) == Self.noFindings)
@@ -193,9 +189,7 @@ struct TidyTests {
 
     // MARK: Rule 5, no force-unwrapped lookups in the core
 
-    @Test(
-        "Force unwrap: no `table[key]!` in the core",
-        .disabled("until the issue-13 refactor lands: 82 violations today"))
+    @Test("Force unwrap: no `table[key]!` in the core")
     func forceUnwrapTree() throws {
         let tree = try Tidy.repositoryFiles()
         #expect(Tidy.ForceUnwrappedLookup.violations(in: tree) == Self.noFindings)
