@@ -62,9 +62,9 @@ public enum Simulation {
             convergence: world.liveness.convergedAt.map { .nanoseconds($0 - world.liveness.healedAt!) },
             faults: world.faultCounts,
             refusals: world.refusalCounts,
-            liveAcksDuringBackfill: world.oracle.liveAcksDuringBackfill,
-            joinedStreams: world.oracle.joinedStreams,
-            firstLiveAckAfterJoin: world.oracle.firstLiveAckAfterJoin.map { .nanoseconds($0) })
+            liveAcksDuringBackfill: world.oracle.replacementStats.liveAcksDuringBackfill,
+            joinedStreams: world.oracle.replacementStats.joinedStreams,
+            firstLiveAckAfterJoin: world.oracle.replacementStats.firstLiveAckAfterJoin.map { .nanoseconds($0) })
     }
 
     /// The one command that replays a seed exactly.

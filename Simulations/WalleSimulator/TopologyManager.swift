@@ -93,7 +93,7 @@ final class TopologyManager {
         do {
             topology = try Topology.decode(tail.data, entryID: tail.id)
         } catch {
-            world.oracle.fail("topology", [host.id], "root entry \(tail.id) does not decode: \(error)")
+            world.oracle.fail(.topology, [host.id], "root entry \(tail.id) does not decode: \(error)")
             return
         }
         claimed = true
@@ -118,7 +118,7 @@ final class TopologyManager {
         let encoded = next.encoded()
         guard encoded.count <= Topology.encodedSizeMax else {
             world.oracle.fail(
-                "topology", [host.id], "topology v\(next.version) is \(encoded.count) bytes, over one entry")
+                .topology, [host.id], "topology v\(next.version) is \(encoded.count) bytes, over one entry")
             return
         }
         do {

@@ -25,9 +25,6 @@ final class ServerHost {
     var isUp = true
     /// Replaced: its disk is wiped and it never comes back.
     var isRetired = false
-    /// The oracle's last view of this server, per workload stream (see `Oracle.observeServer`).
-    var oracleCommitted: [EntryID] = []
-    var oracleWriter: [WriterID] = []
 
     init(id: NodeID, clock: SimClock, disk: SimDisk) {
         self.id = id
@@ -212,7 +209,7 @@ public final class World {
         servers.append(host)
         rootMembers = manager.topology.streams[World.rootStream]?.members ?? rootMembers
         startServer(host)
-        oracle.replacements[host.id] = trueNow
+        oracle.replaced(host.id)
         count(.nodeReplacement)
         trace.line(trueNow, "\(old.id.short) is wiped for good; \(host.id.short) replaces it")
         return host.id

@@ -220,7 +220,7 @@ final class SweepTally: @unchecked Sendable {
 
         init(_ result: RunResult) {
             seed = result.seed
-            kind = result.violation?.invariant ?? "liveness"
+            kind = result.violation?.invariant.rawValue ?? "liveness"
             let full = result.violation.map(\.description) ?? "liveness: \(result.stuck ?? "did not converge")"
             message = full.count <= Self.messageCharactersMax
                 ? full : String(full.prefix(Self.messageCharactersMax)) + "…"

@@ -92,7 +92,7 @@ struct PlantedBugTests {
             }
         }
         let caught = try #require(found, "\(bug) survived \(seedsMax) seeds")
-        #expect(invariant.split(separator: "|").contains { $0 == caught.violation.invariant })
+        #expect(invariant.split(separator: "|").contains { $0 == caught.violation.invariant.rawValue })
         print("planted \(bug): caught by \(caught.violation.invariant) at seed \(caught.seed)")
     }
 
