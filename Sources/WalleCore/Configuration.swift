@@ -221,6 +221,13 @@ public struct QuorumRecord: Sendable {
     public var members: [NodeID]
     /// When the round's requests went out, on the coordinator's monotonic clock.
     public var startedAt: Instant
+
+    package init(stream: StreamURI, streamVersion: UInt64, members: [NodeID], startedAt: Instant) {
+        self.stream = stream
+        self.streamVersion = streamVersion
+        self.members = members
+        self.startedAt = startedAt
+    }
 }
 
 /// Where an answer goes: the requesting node and its request id.

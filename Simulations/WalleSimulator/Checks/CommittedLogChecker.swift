@@ -18,7 +18,8 @@ struct CommittedLogChecker {
         }
         if entry.id > 0, let previous = log.checksum(uri, entry.id - 1), !entry.chains(onto: previous) {
             verdict.fail(
-                .chainValidity, [node], "\(what): \(uri) entry \(entry.id) does not chain onto committed \(entry.id - 1)")
+                .chainValidity, [node],
+                "\(what): \(uri) entry \(entry.id) does not chain onto committed \(entry.id - 1)")
         }
         return true
     }
