@@ -5,7 +5,13 @@ import WalleEnvironment
 /// within a bounded simulated time, every stream has a writer whose puts commit, and every
 /// member of every stream holds the same committed id, no gap, and the same entries.
 final class Liveness {
-    unowned let world: World
+    private let agenda: Agenda
+    private let trace: Trace
+    private let livenessTimeout: Duration
+    private let cluster: Cluster
+    private unowned let topologyView: any TopologyView
+    private unowned let acknowledgements: any AcknowledgementView
+    private unowned let workload: any WorkloadControl
     private(set) var healedAt: Int64?
     private(set) var convergedAt: Int64?
     /// Set when the deadline passed without convergence: what was still missing.
@@ -14,16 +20,27 @@ final class Liveness {
 
     static let checkInterval: Int64 = 250_000_000
 
-    init(world: World) { self.world = world }
+    init(
+        agenda: Agenda, trace: Trace, livenessTimeout: Duration, cluster: Cluster, topology: any TopologyView,
+        acknowledgements: any AcknowledgementView, workload: any WorkloadControl
+    ) {
+        self.agenda = agenda
+        self.trace = trace
+        self.livenessTimeout = livenessTimeout
+        self.cluster = cluster
+        self.topologyView = topology
+        self.acknowledgements = acknowledgements
+        self.workload = workload
+    }
 
     var isActive: Bool { healedAt != nil && convergedAt == nil && stuck == nil }
 
     func begin() {
-        healedAt = world.trueNow
-        world.schedule(at: world.trueNow + Liveness.checkInterval, .fault(.checkLiveness))
+        healedAt = agenda.trueNow
+        agenda.schedule(at: agenda.trueNow + Liveness.checkInterval, .fault(.checkLiveness))
     }
 
-    var deadline: Int64 { (healedAt ?? 0) + world.options.livenessTimeout.nanoseconds }
+    var deadline: Int64 { (healedAt ?? 0) + livenessTimeout.nanoseconds }
 
     /// The event queue ran dry or the run ended before the deadline check: report as stuck.
     func giveUp() {
@@ -38,38 +55,38 @@ final class Liveness {
         guard isActive, let healedAt else { return }
         let missing = whatIsMissing(since: healedAt)
         if missing == nil {
-            convergedAt = world.trueNow
-            world.trace.line(
-                world.trueNow,
-                "liveness: converged \(Duration.nanoseconds(world.trueNow - healedAt).formattedMilliseconds)"
+            convergedAt = agenda.trueNow
+            trace.line(
+                agenda.trueNow,
+                "liveness: converged \(Duration.nanoseconds(agenda.trueNow - healedAt).formattedMilliseconds)"
                     + " after heal")
             return
         }
-        if world.trueNow >= deadline {
+        if agenda.trueNow >= deadline {
             stuck = missing
-            world.trace.line(world.trueNow, "liveness: STUCK: \(missing!)")
+            trace.line(agenda.trueNow, "liveness: STUCK: \(missing!)")
             return
         }
         // Once every stream has a live writer, stop new puts so commits can settle everywhere.
         // A pending removal waits for commits to cover every tail, so puts go on until then.
-        if !quiescing && world.manager.isIdle
-            && world.workload.streams.allSatisfy({ world.oracle.lastAcknowledgedAt($0) ?? 0 > healedAt })
+        if !quiescing && topologyView.isIdle
+            && workload.streams.allSatisfy({ acknowledgements.lastAcknowledgedAt($0) ?? 0 > healedAt })
         {
             quiescing = true
-            world.workload.quiesce()
+            workload.quiesce()
         }
-        world.schedule(at: world.trueNow + Liveness.checkInterval, .fault(.checkLiveness))
+        agenda.schedule(at: agenda.trueNow + Liveness.checkInterval, .fault(.checkLiveness))
     }
 
     /// nil when converged; otherwise the first thing still missing, for the report.
     private func whatIsMissing(since healedAt: Int64) -> String? {
-        guard world.manager.isIdle else { return "the topology manager still has changes to make" }
+        guard topologyView.isIdle else { return "the topology manager still has changes to make" }
         if let problem = membersDisagree(World.rootStream) { return problem }
-        for uri in world.workload.streams {
-            guard let acknowledged = world.oracle.lastAcknowledgedAt(uri), acknowledged > healedAt else {
+        for uri in workload.streams {
+            guard let acknowledged = acknowledgements.lastAcknowledgedAt(uri), acknowledged > healedAt else {
                 return "\(uri): no put acknowledged since the heal"
             }
-            guard world.writers.contains(where: { $0.uri == uri && $0.node.client.phase == .active }) else {
+            guard cluster.writers.contains(where: { $0.uri == uri && $0.node.client.phase == .active }) else {
                 return "\(uri): no active writer"
             }
             if let problem = membersDisagree(uri) { return problem }
@@ -78,17 +95,17 @@ final class Liveness {
     }
 
     private func membersDisagree(_ uri: StreamURI) -> String? {
-        let topologyMembers = world.manager.topology.streams[uri]?.members ?? []
-        let members = world.servers.filter { $0.isUp && topologyMembers.contains($0.id) }
+        let topologyMembers = topologyView.topology.streams[uri]?.members ?? []
+        let members = cluster.servers.filter { $0.isUp && topologyMembers.contains($0.id) }
         for host in members
-            where host.node.metadata(of: uri)?.topology.version != world.manager.topology.streams[uri]?.version
+            where host.node.metadata(of: uri)?.topology.version != topologyView.topology.streams[uri]?.version
         {
             return "\(uri): \(host.id.short) is not at the stream's current version yet"
         }
         guard let first = members.first, let reference = first.node.metadata(of: uri) else {
             return "\(uri): no member is up"
         }
-        let acknowledgedMax = world.oracle.highestAcknowledged(uri)
+        let acknowledgedMax = acknowledgements.highestAcknowledged(uri)
         for host in members {
             let metadata = host.node.metadata(of: uri)!
             if metadata.committedID != reference.committedID || metadata.committedID < acknowledgedMax {

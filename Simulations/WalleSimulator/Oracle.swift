@@ -9,7 +9,7 @@ import WalleEnvironment
 /// It keeps the ledgers several checkers read: L, the committed log per stream, fed by
 /// everything committed by definition (entries servers report committed, acknowledged puts,
 /// claimed tails and read answers); the claims; the acknowledged puts.
-final class Oracle {
+final class Oracle: AcknowledgementView, ClientObserver {
     unowned let world: World
     let verdict: Verdict
     private var log = CommittedLog()

@@ -6,7 +6,7 @@ import WalleEnvironment
 /// inside [0.75, 1.25] in the normal model and changing at chosen moments. Wall: true time
 /// plus an offset, independent of the monotonic rate (writer ids use it, WS-8).
 public final class SimClock: Clock {
-    unowned let world: World
+    let agenda: Agenda
     let node: NodeID
     private var baseTrue: Int64 = 0
     private var baseLocal: Int64
@@ -16,24 +16,24 @@ public final class SimClock: Clock {
     private(set) var wakeupDeadline: Instant?
     var wakeupGeneration: UInt64 = 0
 
-    init(world: World, node: NodeID, rate: Double, localOrigin: Int64, wallOffsetNanoseconds: Int64) {
-        self.world = world
+    init(agenda: Agenda, node: NodeID, rate: Double, localOrigin: Int64, wallOffsetNanoseconds: Int64) {
+        self.agenda = agenda
         self.node = node
         self.rate = rate
         self.baseLocal = localOrigin
         self.wallOffsetNanoseconds = wallOffsetNanoseconds
     }
 
-    public var now: Instant { local(atTrue: world.trueNow) }
+    public var now: Instant { local(atTrue: agenda.trueNow) }
 
     public var wallNow: WallTime {
-        WallTime(nanosecondsSinceEpoch: World.epochNanoseconds + world.trueNow + wallOffsetNanoseconds)
+        WallTime(nanosecondsSinceEpoch: World.epochNanoseconds + agenda.trueNow + wallOffsetNanoseconds)
     }
 
     public func scheduleWakeup(at instant: Instant) {
         wakeupDeadline = instant
         wakeupGeneration += 1
-        world.scheduleWakeup(node, atTrue: trueTime(forLocal: instant), generation: wakeupGeneration)
+        agenda.scheduleWakeup(node, atTrue: trueTime(forLocal: instant), generation: wakeupGeneration)
     }
 
     func local(atTrue t: Int64) -> Instant {
@@ -44,15 +44,15 @@ public final class SimClock: Clock {
     /// current rate.
     func trueTime(forLocal instant: Instant) -> Int64 {
         let localDelta = instant.nanoseconds - baseLocal
-        guard localDelta > 0 else { return max(world.trueNow, baseTrue) }
+        guard localDelta > 0 else { return max(agenda.trueNow, baseTrue) }
         var candidate = baseTrue + Int64((Double(localDelta) / rate).rounded(.up))
         while local(atTrue: candidate) < instant { candidate += 1 }
-        return max(candidate, world.trueNow)
+        return max(candidate, agenda.trueNow)
     }
 
     /// Changes the rate from now on; a pending wake-up is re-timed to the new rate.
     func setRate(_ newRate: Double, reschedule: Bool) {
-        let t = world.trueNow
+        let t = agenda.trueNow
         baseLocal = local(atTrue: t).nanoseconds
         baseTrue = t
         rate = newRate

@@ -44,8 +44,8 @@ struct DiskImage {
 /// completes; syncs complete in order after a latency. Keeps the durable image apart from the
 /// current one so a crash can keep only what was synced.
 public final class SimDisk: Disk {
-    /// Where completions are scheduled: the world, or a test's host for the disk contract.
-    unowned let world: any SimDiskHost
+    /// Where completions are scheduled: the run's agenda, or a test's host for the disk contract.
+    unowned let scheduler: any SimScheduler
     let node: NodeID
     private var random: SimRandom
     let profile: DiskProfile
@@ -62,8 +62,8 @@ public final class SimDisk: Disk {
     private(set) var everDurable: Set<DurableEntryKey> = []
     var incarnation: UInt64 = 0
 
-    init(world: any SimDiskHost, node: NodeID, random: SimRandom, profile: DiskProfile) {
-        self.world = world
+    init(scheduler: any SimScheduler, node: NodeID, random: SimRandom, profile: DiskProfile) {
+        self.scheduler = scheduler
         self.node = node
         self.random = random
         self.profile = profile
@@ -77,14 +77,15 @@ public final class SimDisk: Disk {
             submittedCount += 1
         case .sync(let token):
             let latency = random.int(in: profile.syncLatencyMin.nanoseconds...profile.syncLatencyMax.nanoseconds)
-            let done = max(lastSyncDone, world.trueNow + latency)
+            let done = max(lastSyncDone, scheduler.trueNow + latency)
             lastSyncDone = done
-            world.schedule(at: done, .diskSynced(node, token: token, upTo: submittedCount, incarnation: incarnation))
+            scheduler.schedule(
+                at: done, .diskSynced(node, token: token, upTo: submittedCount, incarnation: incarnation))
         case .read(let token, let uri, let range, let countMax):
             let entries = read(uri, range: range, countMax: countMax)
             let latency = random.int(in: profile.readLatencyMin.nanoseconds...profile.readLatencyMax.nanoseconds)
-            world.schedule(
-                at: world.trueNow + latency, .diskRead(node, token: token, entries, incarnation: incarnation))
+            scheduler.schedule(
+                at: scheduler.trueNow + latency, .diskRead(node, token: token, entries, incarnation: incarnation))
         }
     }
 
@@ -150,15 +151,6 @@ public final class SimDisk: Disk {
         return entries
     }
 }
-
-/// What a simulated disk needs from its surroundings: true time and an event queue. The world
-/// is one; the disk contract tests (Tests/WalleContracts) drive a disk through another.
-protocol SimDiskHost: AnyObject {
-    var trueNow: Int64 { get }
-    func schedule(at time: Int64, _ event: SimEvent)
-}
-
-extension World: SimDiskHost {}
 
 struct DurableEntryKey: Hashable {
     var uri: StreamURI

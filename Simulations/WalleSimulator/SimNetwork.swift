@@ -4,7 +4,12 @@ import WalleEnvironment
 /// overtake each other. A message to oneself is delivered at once and never lost
 /// (docs/simulation.md, "Faults").
 public final class SimNetwork: Network {
-    unowned let world: World
+    private let agenda: Agenda
+    private let trace: Trace
+    private let counters: SimCounters
+    /// Sees every message as it is sent, before loss or partitions (the world, which passes it
+    /// to the oracle and to what hostile clients overhear).
+    private unowned let observer: any SendObserver
     private var random: SimRandom
     private var linkLatency: [LinkKey: Int64] = [:]
     let latencyMinNanoseconds: Int64
@@ -16,8 +21,14 @@ public final class SimNetwork: Network {
         var target: NodeID
     }
 
-    init(world: World, random: SimRandom, profile: NetworkProfile, faults: FaultProfile) {
-        self.world = world
+    init(
+        agenda: Agenda, trace: Trace, counters: SimCounters, observer: any SendObserver, random: SimRandom,
+        profile: NetworkProfile, faults: FaultProfile
+    ) {
+        self.agenda = agenda
+        self.trace = trace
+        self.counters = counters
+        self.observer = observer
         self.faults = faults
         self.random = random
         self.latencyMinNanoseconds = profile.latencyMin.nanoseconds
@@ -49,28 +60,27 @@ public final class SimNetwork: Network {
     }
 
     public func send(_ message: Message, from source: NodeID, to target: NodeID) {
-        world.oracle.messageSent(message, from: source, to: target)
-        world.overhear(message, from: source)
+        observer.sent(message, from: source, to: target)
         if !topologyDeafUntil.isEmpty, case .pollStream(_, let uri, _) = message, uri == World.rootStream,
-            let until = topologyDeafUntil[source], world.trueNow < until
+            let until = topologyDeafUntil[source], agenda.trueNow < until
         {
             return // even to itself: a root member learns versions from its own replica this way
         }
         if source == target {
-            world.schedule(at: world.trueNow, .deliver(from: source, to: target, message))
+            agenda.schedule(at: agenda.trueNow, .deliver(from: source, to: target, message))
             return
         }
         if !blocked.isEmpty && blocked.contains(LinkKey(source: source, target: target)) {
-            world.count(.messageBlocked)
+            counters.count(.messageBlocked)
             return
         }
         if faults.lossProbability > 0 && random.chance(faults.lossProbability) {
-            world.count(.messageLost)
-            world.trace.line(world.trueNow, "lost: \(source.short) -> \(target.short) \(message)")
+            counters.count(.messageLost)
+            trace.line(agenda.trueNow, "lost: \(source.short) -> \(target.short) \(message)")
             return
         }
         if faults.duplicateProbability > 0 && random.chance(faults.duplicateProbability) {
-            world.count(.messageDuplicated)
+            counters.count(.messageDuplicated)
             schedule(message, from: source, to: target)
         }
         schedule(message, from: source, to: target)
@@ -89,9 +99,14 @@ public final class SimNetwork: Network {
         let u = random.unit()
         var jitter = Int64(Double(jitterMaxNanoseconds) * u * u * u)
         if faults.spikeProbability > 0 && random.chance(faults.spikeProbability) {
-            world.count(.latencySpike)
+            counters.count(.latencySpike)
             jitter += random.int(in: Int64(0)...faults.spikeMax.nanoseconds)
         }
-        world.schedule(at: world.trueNow + base + jitter, .deliver(from: source, to: target, message))
+        agenda.schedule(at: agenda.trueNow + base + jitter, .deliver(from: source, to: target, message))
     }
+}
+
+/// Who sees each message as it is sent.
+protocol SendObserver: AnyObject {
+    func sent(_ message: Message, from source: NodeID, to target: NodeID)
 }

@@ -10,7 +10,7 @@ import WalleNode
 /// - before a removal, a majority of the remaining members have no gap and hold everything
 ///   that may have been acknowledged under the newest writer's stamp (`settled`, closes WS-3,
 ///   and keeps the newest claim's stamp on a majority).
-final class TopologyManager {
+final class TopologyManager: TopologyView {
     enum Change: CustomStringConvertible {
         case add(StreamURI, NodeID)
         case remove(StreamURI, NodeID)

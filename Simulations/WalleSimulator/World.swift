@@ -54,14 +54,16 @@ final class WriterHost {
 
 /// One simulated cluster: servers, writer and reader clients, the scheduler that orders all
 /// their events by (true time, insertion), and the oracle that watches them.
-public final class World {
+public final class World: SendObserver, ClockControl {
     static let epochNanoseconds: Int64 = 1_767_225_600_000_000_000
     public let seed: UInt64
     public let profile: Profile
     let options: RunOptions
-    private(set) var trueNow: Int64 = 0
-    private var queue = EventQueue<SimEvent>(countMax: 50_000_000)
+    /// True time and the events to come.
+    let agenda = Agenda()
+    var trueNow: Int64 { agenda.trueNow }
     let trace = Trace()
+    let counters = SimCounters()
     private(set) var oracle: Oracle!
     private(set) var network: SimNetwork!
     private(set) var workload: Workload!
@@ -72,44 +74,42 @@ public final class World {
     /// The servers a starting server asks for the topology (its copy of root.pb).
     private(set) var rootMembers: [NodeID] = []
     /// How often each fault kind ran in this seed.
-    private(set) var faultCounts: [FaultKind: Int] = [:]
-    var servers: [ServerHost] = []
-    var writers: [WriterHost] = []
-    var readers: [ReaderHost] = []
-    var hostiles: [HostileClient] = []
+    var faultCounts: [FaultKind: Int] { counters.faults }
+    let cluster = Cluster()
+    var servers: [ServerHost] { cluster.servers }
+    var writers: [WriterHost] { cluster.writers }
+    var readers: [ReaderHost] { cluster.readers }
+    var hostiles: [HostileClient] { cluster.hostiles }
     /// The last public requests honest clients sent, for hostile clients to replay. Kept only
     /// when the seed has hostile clients; a ring of `overheardMax`.
     private(set) var overheard: [Message] = []
     private var overheardNext = 0
     static let overheardMax = 64
-    private var hostIndex: [NodeID: HostRef] = [:]
-    private var clockRandom: SimRandom
+    private let clocks: ClockFactory
     private var routingRandom: SimRandom
-
-    enum HostRef {
-        case server(Int)
-        case writer(Int)
-        case reader(Int)
-        case hostile(Int)
-        case manager
-    }
 
     public init(seed: UInt64, options: RunOptions) {
         self.seed = seed
         self.options = options
         self.profile = Profile.draw(seed: seed, options: options)
-        self.clockRandom = SimRandom.fork(seed: seed, "clock")
+        self.clocks = ClockFactory(
+            agenda: agenda, random: SimRandom.fork(seed: seed, "clock"), rates: profile.clockRates)
         self.routingRandom = SimRandom.fork(seed: seed, "routing")
         self.oracle = Oracle(world: self)
         self.network = SimNetwork(
-            world: self, random: SimRandom.fork(seed: seed, "network"), profile: profile.network,
-            faults: profile.faults)
-        self.workload = Workload(world: self, random: SimRandom.fork(seed: seed, "workload"))
+            agenda: agenda, trace: trace, counters: counters, observer: self,
+            random: SimRandom.fork(seed: seed, "network"), profile: profile.network, faults: profile.faults)
+        self.workload = Workload(
+            agenda: agenda, trace: trace, counters: counters, random: SimRandom.fork(seed: seed, "workload"),
+            profile: profile, plantedBugs: options.plantedBugs, cluster: cluster, clocks: clocks, network: network,
+            observer: oracle, clockControl: self)
         self.nemesis = Nemesis(world: self, random: SimRandom.fork(seed: seed, "nemesis"), profile: profile.faults)
-        self.liveness = Liveness(world: self)
         buildServers()
-        let initial = workload.buildClients()
-        manager = workload.makeManager(initial: initial)
+        let initial = workload.buildClients(rootMembers: rootMembers)
+        manager = makeManager(initial: initial)
+        self.liveness = Liveness(
+            agenda: agenda, trace: trace, livenessTimeout: options.livenessTimeout, cluster: cluster,
+            topology: manager, acknowledgements: oracle, workload: workload)
         buildHostiles()
         workload.start()
         nemesis.start()
@@ -119,15 +119,22 @@ public final class World {
     private func buildHostiles() {
         for index in 0..<profile.hostile.clients {
             let id = NodeID.client(UInt64(2000 + index))
-            hostiles.append(HostileClient(world: self, id: id, random: SimRandom.fork(seed: seed, "hostile-\(index)")))
+            let random = SimRandom.fork(seed: seed, "hostile-\(index)")
+            cluster.hostiles.append(HostileClient(world: self, id: id, random: random))
             register(id, .hostile(index))
             schedule(at: 1_000_000 * Int64(100 + index), .hostile(id))
         }
     }
 
+    /// A message as it is sent: the oracle sees it first, then what hostile clients overhear.
+    func sent(_ message: Message, from source: NodeID, to target: NodeID) {
+        oracle.messageSent(message, from: source, to: target)
+        overhear(message, from: source)
+    }
+
     /// An honest client's public request, kept for replays (only when someone may replay it).
-    func overhear(_ message: Message, from source: NodeID) {
-        guard !hostiles.isEmpty, message.isPublicRequest, case .writer? = hostIndex[source] else { return }
+    private func overhear(_ message: Message, from source: NodeID) {
+        guard !hostiles.isEmpty, message.isPublicRequest, case .writer? = cluster.ref(source) else { return }
         if overheard.count < World.overheardMax {
             overheard.append(message)
         } else {
@@ -141,16 +148,15 @@ public final class World {
         for hostile in hostiles { hostile.stop() }
     }
 
-    var clientIDs: [NodeID] { writers.map(\.id) + readers.map(\.id) + [NodeID.client(900)] }
+    var clientIDs: [NodeID] { cluster.clientIDs }
 
     /// Every stream the oracles watch: the workload's and the root (topology) stream.
     var checkedStreams: [StreamURI] { workload.streams + [World.rootStream] }
 
-    func count(_ kind: FaultKind) { faultCounts[kind, default: 0] += 1 }
+    func count(_ kind: FaultKind) { counters.count(kind) }
 
-    /// Refusals for load or time by the bound that refused (the servers' `Effect.refused`),
-    /// so a sweep shows which limit paths ran.
-    private(set) var refusalCounts: [Refusal: Int] = [:]
+    /// Refusals for load or time by the bound that refused (the servers' `Effect.refused`).
+    var refusalCounts: [Refusal: Int] { counters.refusals }
 
     private var serverConfiguration: ServerConfiguration {
         var configuration = ServerConfiguration()
@@ -185,7 +191,7 @@ public final class World {
         let id = host.id
         host.node.noteSink = { [unowned self] text in trace.line(trueNow, "\(id.short) note: \(text)") }
         host.node.quorumSink = { [unowned self] record in oracle.quorumReached(record, at: id) }
-        host.node.refusalSink = { [unowned self] limit in refusalCounts[limit, default: 0] += 1 }
+        host.node.refusalSink = { [unowned self] limit in counters.refused(limit) }
         host.isUp = true
     }
 
@@ -193,8 +199,8 @@ public final class World {
         let id = NodeID(UInt64(index + 1))
         let clock = makeClock(id, rateIndex: index % profile.clockRates.count)
         let disk = SimDisk(
-            world: self, node: id, random: SimRandom.fork(seed: seed, "disk-\(index)"), profile: profile.disk)
-        hostIndex[id] = .server(index)
+            scheduler: agenda, node: id, random: SimRandom.fork(seed: seed, "disk-\(index)"), profile: profile.disk)
+        cluster.register(id, .server(index))
         return ServerHost(id: id, clock: clock, disk: disk)
     }
 
@@ -206,7 +212,7 @@ public final class World {
         if old.isUp { crashServer(index, keep: 0) }
         old.isRetired = true
         let host = makeServerHost(servers.count)
-        servers.append(host)
+        cluster.servers.append(host)
         rootMembers = manager.topology.streams[World.rootStream]?.members ?? rootMembers
         startServer(host)
         oracle.replaced(host.id)
@@ -255,38 +261,37 @@ public final class World {
         trace.line(trueNow, "\(host.id.short) restarts from its durable state")
     }
 
-    var serverIDs: [NodeID] { servers.map(\.id) }
+    var serverIDs: [NodeID] { cluster.serverIDs }
 
-    func makeClock(_ node: NodeID, rateIndex: Int) -> SimClock {
-        let origin = clockRandom.int(in: Int64(0)...1_000_000_000_000)
-        let wallOffset = clockRandom.int(in: Int64(-50_000_000)...50_000_000)
-        return SimClock(
-            world: self, node: node, rate: profile.clockRates[rateIndex], localOrigin: origin,
-            wallOffsetNanoseconds: wallOffset)
+    func makeClock(_ node: NodeID, rateIndex: Int) -> SimClock { clocks.makeClock(node, rateIndex: rateIndex) }
+
+    /// The topology manager: a writer of the root stream on the first root members.
+    private func makeManager(initial: Topology) -> TopologyManager {
+        let id = NodeID.client(900)
+        let configuration = WriterConfiguration(address: "manager", lease: .seconds(1))
+        let client = WriterClient(id: id, uri: World.rootStream, servers: rootMembers, configuration: configuration)
+        let clock = makeClock(id, rateIndex: 0)
+        let host = WriterHost(
+            id: id, uri: World.rootStream, clock: clock,
+            node: SimWriterNode(client: client, clock: clock, network: network))
+        register(id, .manager)
+        return TopologyManager(world: self, host: host, random: SimRandom.fork(seed: seed, "manager"), initial: initial)
     }
 
     private func buildServers() {
-        for index in 0..<profile.serverCount { servers.append(makeServerHost(index)) }
+        for index in 0..<profile.serverCount { cluster.servers.append(makeServerHost(index)) }
         rootMembers = Array(servers.prefix(3).map(\.id))
         for host in servers { startServer(host) }
     }
 
-    func register(_ id: NodeID, _ ref: HostRef) { hostIndex[id] = ref }
+    func register(_ id: NodeID, _ ref: Cluster.HostRef) { cluster.register(id, ref) }
 
-    func serverHost(_ id: NodeID) -> ServerHost? {
-        guard case .server(let index)? = hostIndex[id] else { return nil }
-        return servers[index]
-    }
+    func serverHost(_ id: NodeID) -> ServerHost? { cluster.serverHost(id) }
 
     // MARK: Scheduling
 
     func schedule(at time: Int64, _ event: SimEvent) {
-        precondition(time >= trueNow, "events are never scheduled in the past")
-        queue.schedule(at: Instant(nanoseconds: time), event)
-    }
-
-    func scheduleWakeup(_ node: NodeID, atTrue time: Int64, generation: UInt64) {
-        schedule(at: time, .wakeup(node, generation: generation))
+        agenda.schedule(at: time, event)
     }
 
     /// Runs the fault phase, then the liveness phase, until convergence, a violation, or the
@@ -294,10 +299,8 @@ public final class World {
     func runEvents() {
         let end = profile.duration.nanoseconds + options.livenessTimeout.nanoseconds + 1
         while oracle.violation == nil, liveness.convergedAt == nil, liveness.stuck == nil,
-            let next = queue.nextDeadline, next.nanoseconds <= end
+            let event = agenda.next(until: end)
         {
-            trueNow = next.nanoseconds
-            let event = queue.popDue(now: next)!
             handle(event)
         }
     }
@@ -311,7 +314,7 @@ public final class World {
             trace.line(trueNow, "\(target.short) <- \(source.short) \(message)")
             deliver(message, from: source, to: target)
         case .diskSynced(let node, let token, let upTo, let incarnation):
-            guard case .server(let index)? = hostIndex[node], servers[index].isUp,
+            guard case .server(let index)? = cluster.ref(node), servers[index].isUp,
                 servers[index].disk.incarnation == incarnation
             else { return }
             trace.event(at: trueNow, node: node, kind: 2)
@@ -321,7 +324,7 @@ public final class World {
             servers[index].node.diskCompleted(.synced(token: token))
             oracle.observeServer(servers[index])
         case .diskRead(let node, let token, let entries, let incarnation):
-            guard case .server(let index)? = hostIndex[node], servers[index].isUp,
+            guard case .server(let index)? = cluster.ref(node), servers[index].isUp,
                 servers[index].disk.incarnation == incarnation
             else { return }
             trace.event(at: trueNow, node: node, kind: 3)
@@ -333,19 +336,24 @@ public final class World {
             wakeup(node, generation: generation)
         case .workload(let action):
             trace.event(at: trueNow, node: NodeID(0), kind: 5)
-            workload.perform(action)
+            switch action {
+            case .managerClaim: manager.claim()
+            case .managerRetry: manager.retry()
+            case .managerStatusTimeout(let requestID): manager.statusTimedOut(requestID)
+            default: workload.perform(action)
+            }
         case .fault(let action):
             trace.event(at: trueNow, node: NodeID(0), kind: 6)
             nemesis.perform(action)
         case .hostile(let node):
-            guard case .hostile(let index)? = hostIndex[node] else { return }
+            guard case .hostile(let index)? = cluster.ref(node) else { return }
             trace.event(at: trueNow, node: node, kind: 7)
             hostiles[index].act()
         }
     }
 
     private func deliver(_ message: Message, from source: NodeID, to target: NodeID) {
-        switch hostIndex[target] {
+        switch cluster.ref(target) {
         case .server(let index)?:
             guard servers[index].isUp else {
                 trace.line(trueNow, "\(target.short) is down: message dropped")
@@ -376,7 +384,7 @@ public final class World {
     }
 
     private func wakeup(_ node: NodeID, generation: UInt64) {
-        switch hostIndex[node] {
+        switch cluster.ref(node) {
         case .server(let index)?:
             guard servers[index].isUp, servers[index].clock.wakeupFired(generation: generation) else { return }
             trace.event(at: trueNow, node: node, kind: 4)
@@ -397,7 +405,7 @@ public final class World {
     }
 
     func setClockRate(_ node: NodeID, _ rate: Double) {
-        switch hostIndex[node] {
+        switch cluster.ref(node) {
         case .server(let index)?: servers[index].clock.setRate(rate, reschedule: servers[index].isUp)
         case .writer(let index)?: writers[index].clock.setRate(rate, reschedule: true)
         default: break

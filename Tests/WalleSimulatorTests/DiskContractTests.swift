@@ -5,7 +5,7 @@ import WalleEnvironment
 
 /// The simulated disk under the shared disk contract, with this test as its host: scheduled
 /// completions run in time order, and a restart is a crash that keeps nothing unsynced.
-final class SimDiskUnderTest: DiskUnderTest, SimDiskHost {
+final class SimDiskUnderTest: DiskUnderTest, SimScheduler {
     var trueNow: Int64 = 0
     private var events: [(time: Int64, event: SimEvent)] = []
     private var disk: SimDisk!
@@ -14,7 +14,7 @@ final class SimDiskUnderTest: DiskUnderTest, SimDiskHost {
         let profile = DiskProfile(
             syncLatencyMin: .microseconds(50), syncLatencyMax: .milliseconds(2), readLatencyMin: .microseconds(10),
             readLatencyMax: .microseconds(200))
-        disk = SimDisk(world: self, node: NodeID(1), random: SimRandom(seed: 11), profile: profile)
+        disk = SimDisk(scheduler: self, node: NodeID(1), random: SimRandom(seed: 11), profile: profile)
     }
 
     func schedule(at time: Int64, _ event: SimEvent) { events.append((time, event)) }
