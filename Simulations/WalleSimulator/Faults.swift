@@ -114,16 +114,41 @@ enum FaultAction {
 
 /// Schedules the faults of the fault phase and heals them all at its end.
 final class Nemesis {
-    unowned let world: World
     private var random: SimRandom
     let profile: FaultProfile
+    private let duration: Duration
+    private let replaceServerAt: Duration?
+    private let agenda: Agenda
+    private let trace: Trace
+    private let counters: SimCounters
+    private let cluster: Cluster
+    private let network: SimNetwork
+    /// The workload's streams, which replica moves pick from.
+    private let streams: [StreamURI]
+    private unowned let serverControl: any ServerControl
+    private unowned let manager: any TopologyControl
+    private unowned let phase: any FaultPhase
     private(set) var healed = false
     private var partitionGeneration: UInt64 = 0
 
-    init(world: World, random: SimRandom, profile: FaultProfile) {
-        self.world = world
+    init(
+        random: SimRandom, profile: FaultProfile, duration: Duration, replaceServerAt: Duration?, agenda: Agenda,
+        trace: Trace, counters: SimCounters, cluster: Cluster, network: SimNetwork, streams: [StreamURI],
+        servers: any ServerControl, manager: any TopologyControl, phase: any FaultPhase
+    ) {
         self.random = random
         self.profile = profile
+        self.duration = duration
+        self.replaceServerAt = replaceServerAt
+        self.agenda = agenda
+        self.trace = trace
+        self.counters = counters
+        self.cluster = cluster
+        self.network = network
+        self.streams = streams
+        self.serverControl = servers
+        self.manager = manager
+        self.phase = phase
     }
 
     /// The faults that recur as Poisson processes, in the order their first gaps are drawn.
@@ -131,8 +156,8 @@ final class Nemesis {
 
     func start() {
         for action in Self.recurring { scheduleNext(action, perMinute: rate(of: action)) }
-        if let at = world.options.replaceServerAt { world.schedule(at: at.nanoseconds, .fault(.replaceNow)) }
-        world.schedule(at: world.profile.duration.nanoseconds, .fault(.healAll))
+        if let at = replaceServerAt { agenda.schedule(at: at.nanoseconds, .fault(.replaceNow)) }
+        agenda.schedule(at: duration.nanoseconds, .fault(.healAll))
     }
 
     private func rate(of action: FaultAction) -> Double {
@@ -153,7 +178,7 @@ final class Nemesis {
         guard perMinute > 0, !healed else { return }
         let meanNanoseconds = 60e9 / perMinute
         let gap = Int64(-meanNanoseconds * log1pNegative(random.unit()))
-        world.schedule(at: world.trueNow + max(1, gap), .fault(action))
+        agenda.schedule(at: agenda.trueNow + max(1, gap), .fault(action))
     }
 
     func perform(_ action: FaultAction) {
@@ -163,19 +188,19 @@ final class Nemesis {
             performRecurring(action)
             scheduleNext(action, perMinute: rate(of: action))
         case .healPartition(let generation):
-            if generation == partitionGeneration { world.network.heal() }
+            if generation == partitionGeneration { network.heal() }
         case .restart(let index):
-            world.restartServer(index)
+            serverControl.restartServer(index)
         case .replaceNow:
-            if world.manager.isIdle && world.manager.topology.version >= 1 {
+            if manager.isIdle && manager.topology.version >= 1 {
                 replaceSomeServer()
             } else {
-                world.schedule(at: world.trueNow + 100_000_000, .fault(.replaceNow))
+                agenda.schedule(at: agenda.trueNow + 100_000_000, .fault(.replaceNow))
             }
         case .healAll:
             healAll()
         case .checkLiveness:
-            world.liveness.check()
+            preconditionFailure("the world hands liveness checks to the liveness phase")
         }
     }
 
@@ -193,18 +218,18 @@ final class Nemesis {
     }
 
     private func stallSomeDisk() {
-        let host = random.pick(world.servers)
+        let host = random.pick(cluster.servers)
         let length = random.int(in: Int64(1_000_000)...max(1_000_000, profile.stallMax.nanoseconds))
-        host.disk.stall(until: world.trueNow + length)
-        world.count(.fsyncStall)
-        world.trace.line(
-            world.trueNow, "\(host.id.short) fsync stalls for \(Duration.nanoseconds(length).formattedMilliseconds)")
+        host.disk.stall(until: agenda.trueNow + length)
+        counters.count(.fsyncStall)
+        trace.line(
+            agenda.trueNow, "\(host.id.short) fsync stalls for \(Duration.nanoseconds(length).formattedMilliseconds)")
     }
 
     private func startPartition() {
         partitionGeneration += 1
-        let servers = world.serverIDs
-        let clients = world.clientIDs
+        let servers = cluster.serverIDs
+        let clients = cluster.clientIDs
         var blocked: [(NodeID, NodeID)] = []
         let everyone = servers + clients
         let kind = random.pick(
@@ -230,59 +255,59 @@ final class Nemesis {
             let victim = random.pick(clients)
             for server in servers { blocked += [(victim, server), (server, victim)] }
         }
-        world.network.partition(blocked)
-        world.count(kind)
+        network.partition(blocked)
+        counters.count(kind)
         let length = random.int(in: Int64(50_000_000)...max(50_000_000, profile.partitionDurationMax.nanoseconds))
-        world.trace.line(
-            world.trueNow,
+        trace.line(
+            agenda.trueNow,
             "partition (\(kind.rawValue)): \(blocked.count) links cut for "
                 + "\(Duration.nanoseconds(length).formattedMilliseconds)")
-        world.schedule(at: world.trueNow + length, .fault(.healPartition(generation: partitionGeneration)))
+        agenda.schedule(at: agenda.trueNow + length, .fault(.healPartition(generation: partitionGeneration)))
     }
 
     private func crashSomeServer() {
-        let up = world.servers.indices.filter { world.servers[$0].isUp }
+        let up = cluster.servers.indices.filter { cluster.servers[$0].isUp }
         // Keep a majority up most of the time, but not always: a whole-cluster outage is a fault too.
-        let alive = world.servers.filter { !$0.isRetired }.count
+        let alive = cluster.servers.filter { !$0.isRetired }.count
         guard up.count - 1 > alive / 2 || random.chance(0.1), !up.isEmpty else { return }
         // A profile that keeps a prefix strikes a server with unsynced writes when there is
         // one, and keeps at least one of them: writes are unsynced for a millisecond or so,
         // and a crash at a random moment found none to keep in whole sweeps ([CRASH-2]).
-        let pendingUp = up.filter { world.servers[$0].disk.unsyncedCount > 0 }
+        let pendingUp = up.filter { cluster.servers[$0].disk.unsyncedCount > 0 }
         let index = random.pick(profile.crashKeepsPrefix && !pendingUp.isEmpty ? pendingUp : up)
-        let pending = world.servers[index].disk.unsyncedCount
+        let pending = cluster.servers[index].disk.unsyncedCount
         let keep = profile.crashKeepsPrefix && pending > 0 ? Int(random.int(in: Int64(1)...Int64(pending))) : 0
-        world.crashServer(index, keep: keep)
+        serverControl.crashServer(index, keep: keep)
         let downtime = random.int(in: Int64(1_000_000)...max(1_000_000, profile.downtimeMax.nanoseconds))
-        world.schedule(at: world.trueNow + downtime, .fault(.restart(server: index)))
+        agenda.schedule(at: agenda.trueNow + downtime, .fault(.restart(server: index)))
     }
 
     /// Wipes one server for good and has the manager move its streams to a new server: add the
     /// new one, then remove the old one once a majority of the remaining members are caught
     /// up and gap-free (WS-3), stream by stream.
     private func replaceSomeServer() {
-        let retired = world.servers.filter(\.isRetired).count
+        let retired = cluster.servers.filter(\.isRetired).count
         // One replacement at a time, and only once the manager holds the topology: wiping a
         // server nobody replaces is a permanent failure, not a replacement.
-        guard world.manager.isIdle, world.manager.topology.version >= 1, retired < 2 else { return }
-        let candidates = world.servers.indices.filter { !world.servers[$0].isRetired }
+        guard manager.isIdle, manager.topology.version >= 1, retired < 2 else { return }
+        let candidates = cluster.servers.indices.filter { !cluster.servers[$0].isRetired }
         let index = random.pick(candidates)
-        let old = world.servers[index].id
-        let new = world.replaceServer(index)
+        let old = cluster.servers[index].id
+        let new = serverControl.replaceServer(index)
         // Every add first, so the new server takes live writes on all its streams at once;
         // then the removals, each once a majority of the remaining members is caught up (WS-3).
-        let streams = world.manager.topology.streams.keys.sorted()
-            .filter { world.manager.topology.streams[$0]!.contains(old) }
-        world.manager.enqueue(streams.map { .add($0, new) } + streams.map { .remove($0, old) })
+        let streams = manager.topology.streams.keys.sorted()
+            .filter { manager.topology.streams[$0]!.contains(old) }
+        manager.enqueue(streams.map { .add($0, new) } + streams.map { .remove($0, old) })
     }
 
     /// Moves one replica of a workload stream to a live server that does not hold it: add the
     /// new member, then remove the old one, which may be alive and lagging (WS-2's setting).
     private func moveSomeReplica() {
-        guard world.manager.isIdle, world.manager.topology.version >= 1 else { return }
-        let topology = world.manager.topology
-        let live = world.servers.filter { !$0.isRetired }.map(\.id)
-        let movable = world.workload.streams.filter { uri in
+        guard manager.isIdle, manager.topology.version >= 1 else { return }
+        let topology = manager.topology
+        let live = cluster.servers.filter { !$0.isRetired }.map(\.id)
+        let movable = streams.filter { uri in
             live.contains { !(topology.streams[uri]?.contains($0) ?? true) }
         }
         guard !movable.isEmpty else { return }
@@ -290,46 +315,44 @@ final class Nemesis {
         let stream = topology.streams[uri]!
         let target = random.pick(live.filter { !stream.contains($0) })
         let source = random.pick(stream.members)
-        world.count(.replicaMove)
-        world.manager.enqueue([.add(uri, target), .remove(uri, source)])
+        counters.count(.replicaMove)
+        manager.enqueue([.add(uri, target), .remove(uri, source)])
     }
 
     /// One or two servers stop hearing about new topology versions (their root-stream polls
     /// go nowhere): they keep coordinating with the member lists they know.
     private func stallTopologyWatch() {
-        let live = world.servers.filter { $0.isUp && !$0.isRetired }.map(\.id)
+        let live = cluster.servers.filter { $0.isUp && !$0.isRetired }.map(\.id)
         guard !live.isEmpty else { return }
         let victims = random.shuffled(live).prefix(random.chance(0.5) ? 2 : 1)
         let length = random.int(in: Int64(100_000_000)...max(100_000_000, profile.topologyLagMax.nanoseconds))
-        for victim in victims { world.network.deafenToTopology(victim, until: world.trueNow + length) }
-        world.count(.topologyLag)
-        world.trace.line(
-            world.trueNow,
+        for victim in victims { network.deafenToTopology(victim, until: agenda.trueNow + length) }
+        counters.count(.topologyLag)
+        trace.line(
+            agenda.trueNow,
             "topology watch of \(victims.map(\.short).joined(separator: ", ")) stalls for "
                 + "\(Duration.nanoseconds(length).formattedMilliseconds)")
     }
 
     private func wallStep() {
-        let host = random.pick(world.servers)
+        let host = random.pick(cluster.servers)
         let magnitude = random.int(in: Int64(1_000_000)...2_000_000_000)
         let step = random.chance(0.5) ? magnitude : -magnitude
         host.clock.wallOffsetNanoseconds += step
-        world.count(.wallClockStep)
-        world.trace.line(
-            world.trueNow, "\(host.id.short) wall clock steps \(Duration.nanoseconds(step).formattedMilliseconds)")
+        counters.count(.wallClockStep)
+        trace.line(
+            agenda.trueNow, "\(host.id.short) wall clock steps \(Duration.nanoseconds(step).formattedMilliseconds)")
     }
 
     /// The fault phase ends: partitions heal, messages stop being lost, disks stop stalling,
     /// crashed servers restart, paused writers resume.
     private func healAll() {
         healed = true
-        world.network.heal()
-        world.network.stopFaults()
-        for index in world.servers.indices where !world.servers[index].isUp { world.restartServer(index) }
-        world.trace.line(world.trueNow, "heal: faults end, liveness phase begins")
-        world.workload.healed()
-        world.stopHostiles()
-        world.liveness.begin()
+        network.heal()
+        network.stopFaults()
+        for index in cluster.servers.indices where !cluster.servers[index].isUp { serverControl.restartServer(index) }
+        trace.line(agenda.trueNow, "heal: faults end, liveness phase begins")
+        phase.faultPhaseEnded()
     }
 }
 
@@ -351,4 +374,23 @@ func log1pNegative(_ u: Double) -> Double {
         k += 2
     }
     return 2 * sum + exponent * 0.693_147_180_559_945_3
+}
+
+/// What the faults do to servers: the world owns their construction.
+protocol ServerControl: AnyObject {
+    func crashServer(_ index: Int, keep: Int)
+    func restartServer(_ index: Int)
+    /// Wipes a server for good and starts a new one; returns the new server's id.
+    func replaceServer(_ index: Int) -> NodeID
+}
+
+/// The topology manager as faults use it: read the topology, queue membership changes.
+protocol TopologyControl: TopologyView {
+    func enqueue(_ changes: [TopologyManager.Change])
+}
+
+/// Who runs the end of the fault phase after the nemesis healed the network and the servers:
+/// writers resume, hostile clients stop, the liveness phase begins (the world).
+protocol FaultPhase: AnyObject {
+    func faultPhaseEnded()
 }

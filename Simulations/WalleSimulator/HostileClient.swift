@@ -20,9 +20,17 @@ enum HostileExpectation: Equatable {
 /// It stops at the heal, like every fault. Its requests are bounded: at most
 /// `pendingMax` wait for an answer, and it remembers a few writer ids per stream.
 final class HostileClient {
-    unowned let world: World
     let id: NodeID
     private var random: SimRandom
+    private let agenda: Agenda
+    private let trace: Trace
+    private let counters: SimCounters
+    private let actionGapMax: Duration
+    private let streams: [StreamURI]
+    private let cluster: Cluster
+    private let network: SimNetwork
+    private let overheard: OverheardRequests
+    private unowned let observer: any ClientObserver
     /// Its own requests count from 2^48; replays keep the small ids honest clients use, so an
     /// answer never lands on the wrong request.
     private var nextRequestID: RequestID = 1 << 48
@@ -48,10 +56,22 @@ final class HostileClient {
         var sentAt: Int64
     }
 
-    init(world: World, id: NodeID, random: SimRandom) {
-        self.world = world
+    init(
+        id: NodeID, random: SimRandom, agenda: Agenda, trace: Trace, counters: SimCounters, actionGapMax: Duration,
+        streams: [StreamURI], cluster: Cluster, network: SimNetwork, overheard: OverheardRequests,
+        observer: any ClientObserver
+    ) {
         self.id = id
         self.random = random
+        self.agenda = agenda
+        self.trace = trace
+        self.counters = counters
+        self.actionGapMax = actionGapMax
+        self.streams = streams
+        self.cluster = cluster
+        self.network = network
+        self.overheard = overheard
+        self.observer = observer
     }
 
     func stop() { stopped = true }
@@ -59,18 +79,18 @@ final class HostileClient {
     /// One hostile request, then the next one after a drawn gap.
     func act() {
         guard !stopped else { return }
-        let gap = random.int(in: Int64(1_000_000)...max(1_000_000, world.profile.hostile.actionGapMax.nanoseconds))
-        world.schedule(at: world.trueNow + gap, .hostile(id))
+        let gap = random.int(in: Int64(1_000_000)...max(1_000_000, actionGapMax.nanoseconds))
+        agenda.schedule(at: agenda.trueNow + gap, .hostile(id))
         if pending.count >= Self.pendingMax {
             // Requests to a server that was down or cut off are never answered: forget them.
-            pending = pending.filter { world.trueNow - $0.value.sentAt < Self.answerWaitMax }
+            pending = pending.filter { agenda.trueNow - $0.value.sentAt < Self.answerWaitMax }
         }
         guard pending.count < Self.pendingMax,
-            let uri = world.workload.streams.isEmpty ? nil : random.pick(world.workload.streams)
+            let uri = streams.isEmpty ? nil : random.pick(streams)
         else {
             return
         }
-        let servers = world.servers.filter { !$0.isRetired }.map(\.id)
+        let servers = cluster.servers.filter { !$0.isRetired }.map(\.id)
         let target = random.pick(servers)
         switch random.int(in: 0...9) {
         case 0: send(.writerStatus(requestID(), uri), to: target, .anything, "probe")
@@ -96,10 +116,10 @@ final class HostileClient {
         guard let uri = message.stream else { preconditionFailure("hostile clients send requests") }
         guard pending[message.requestID] == nil else { return }
         pending[message.requestID] = Request(
-            expectation: expectation, what: what, uri: uri, read: read, sentAt: world.trueNow)
-        world.count(.hostileRequest)
-        world.trace.line(world.trueNow, "\(id.short) hostile \(what): \(message)")
-        world.network.send(message, from: id, to: target)
+            expectation: expectation, what: what, uri: uri, read: read, sentAt: agenda.trueNow)
+        counters.count(.hostileRequest)
+        trace.line(agenda.trueNow, "\(id.short) hostile \(what): \(message)")
+        network.send(message, from: id, to: target)
     }
 
     // MARK: The requests
@@ -194,7 +214,7 @@ final class HostileClient {
 
     /// An honest client's request, sent again under this client's id (a replayed message).
     private func replay(to target: NodeID) {
-        guard let message = world.overheard.isEmpty ? nil : random.pick(world.overheard) else { return }
+        guard let message = overheard.messages.isEmpty ? nil : random.pick(overheard.messages) else { return }
         send(message, to: target, .anything, "replay")
     }
 
@@ -220,14 +240,14 @@ final class HostileClient {
         else {
             return
         }
-        world.oracle.hostileAnswered(request.expectation, request.what, reply, client: id, server: source)
-        if let read = request.read { world.oracle.readAnswered(read, reply, reader: id) }
+        observer.hostileAnswered(request.expectation, request.what, reply, client: id, server: source)
+        if let read = request.read { observer.readAnswered(read, reply, reader: id) }
         switch reply {
         case .writerInfo(let info):
             learn(info, request.uri)
         case .claimed(let writer, let tail):
             // A replayed claim really claims: its tail is committed and it fences older writers.
-            world.oracle.claimed(request.uri, writer, tail, by: id)
+            observer.claimed(request.uri, writer, tail, by: id)
         default:
             break
         }
@@ -242,5 +262,22 @@ final class HostileClient {
         entry.committed = info.committedID
         entry.tail = info.tailID
         learned[uri] = entry
+    }
+}
+
+/// The last public requests honest clients sent, for hostile clients to replay: a ring of
+/// `countMax`, so it holds what is recent, never what has passed.
+final class OverheardRequests {
+    static let countMax = 64
+    private(set) var messages: [Message] = []
+    private var next = 0
+
+    func record(_ message: Message) {
+        if messages.count < Self.countMax {
+            messages.append(message)
+        } else {
+            messages[next] = message
+        }
+        next = (next + 1) % Self.countMax
     }
 }

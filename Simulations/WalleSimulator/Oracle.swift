@@ -9,8 +9,15 @@ import WalleEnvironment
 /// It keeps the ledgers several checkers read: L, the committed log per stream, fed by
 /// everything committed by definition (entries servers report committed, acknowledged puts,
 /// claimed tails and read answers); the claims; the acknowledged puts.
-final class Oracle: AcknowledgementView, ClientObserver {
-    unowned let world: World
+final class Oracle: AcknowledgementView, ClientObserver, MembershipObserver {
+    private let agenda: Agenda
+    private let trace: Trace
+    private let cluster: Cluster
+    /// The slowest clock rate the profile allows, which bounds a round's age in true time.
+    private let clockRateMin: Double
+    /// Every stream the checks watch: the workload's and the root (topology) stream. Set once
+    /// the workload has made its streams, before the first event.
+    var checkedStreams: [StreamURI] = []
     let verdict: Verdict
     private var log = CommittedLog()
     private var claims = ClaimLedger()
@@ -29,11 +36,16 @@ final class Oracle: AcknowledgementView, ClientObserver {
     private var hostile = HostileAnswerChecker()
     private(set) var replacementStats = ReplacementStats()
 
-    init(world: World) {
-        self.world = world
+    init(
+        agenda: Agenda, trace: Trace, counters: SimCounters, cluster: Cluster, beyondModel: Bool, clockRateMin: Double
+    ) {
+        self.agenda = agenda
+        self.trace = trace
+        self.cluster = cluster
+        self.clockRateMin = clockRateMin
         self.verdict = Verdict(
-            beyondModel: world.profile.beyondModel, trace: world.trace, now: { [unowned world] in world.trueNow },
-            countBeyondModel: { [unowned world] in world.count(.leaseViolationBeyondModel) })
+            beyondModel: beyondModel, trace: trace, now: { [unowned agenda] in agenda.trueNow },
+            countBeyondModel: { [unowned counters] in counters.count(.leaseViolationBeyondModel) })
     }
 
     var violation: Violation? { verdict.violation }
@@ -62,9 +74,9 @@ final class Oracle: AcknowledgementView, ClientObserver {
         guard committedLogChecker.admit(uri, entry, by: node, what: what, log: log, verdict: verdict) else { return }
         fencing.committed(uri, entry, by: node, what: what, claims: claims, verdict: verdict)
         log.insert(uri, entry)
-        world.trace.line(world.trueNow, "oracle: \(uri) \(entry.id) committed (\(what) on \(node))")
+        trace.line(agenda.trueNow, "oracle: \(uri) \(entry.id) committed (\(what) on \(node))")
         if uri == World.rootStream && entry.id > 0 {
-            topology.committed(entry, by: node, now: world.trueNow, verdict: verdict)
+            topology.committed(entry, by: node, now: agenda.trueNow, verdict: verdict)
         }
     }
 
@@ -72,10 +84,10 @@ final class Oracle: AcknowledgementView, ClientObserver {
     /// at least at the slowest rate the profile allows.
     func quorumReached(_ record: QuorumRecord, at node: NodeID) {
         guard topology.needsIntersection(record.stream, version: record.streamVersion),
-            let host = world.serverHost(node)
+            let host = cluster.serverHost(node)
         else { return }
         let ageLocal = host.clock.now.nanoseconds - record.startedAt.nanoseconds
-        let startedAfter = world.trueNow - Int64(Double(ageLocal) / world.profile.clockRateRange.lowerBound)
+        let startedAfter = agenda.trueNow - Int64(Double(ageLocal) / clockRateMin)
         topology.quorumReached(record, at: node, startedAfter: startedAfter, verdict: verdict)
     }
 
@@ -84,7 +96,7 @@ final class Oracle: AcknowledgementView, ClientObserver {
     /// What the members of a new list hold of `uri`: the current image of a member that is up,
     /// the durable one of a member that is down, retired members left out.
     private func memberImages(_ uri: StreamURI, _ members: [NodeID]) -> [DiskImage.StreamImage?] {
-        world.servers.filter { members.contains($0.id) && !$0.isRetired }.map { host in
+        cluster.servers.filter { members.contains($0.id) && !$0.isRetired }.map { host in
             (host.isUp ? host.disk.current : host.disk.durable).streams[uri]
         }
     }
@@ -98,9 +110,9 @@ final class Oracle: AcknowledgementView, ClientObserver {
             uri, members, images: memberImages(uri, members), claims: claims, verdict: verdict)
     }
 
-    func replaced(_ node: NodeID) { replacementStats.replaced(node, at: world.trueNow) }
+    func replaced(_ node: NodeID) { replacementStats.replaced(node, at: agenda.trueNow) }
 
-    func joined(_ node: NodeID, _ uri: StreamURI) { replacementStats.joined(node, uri, at: world.trueNow) }
+    func joined(_ node: NodeID, _ uri: StreamURI) { replacementStats.joined(node, uri, at: agenda.trueNow) }
 
     // MARK: Servers
 
@@ -108,7 +120,7 @@ final class Oracle: AcknowledgementView, ClientObserver {
     func observeServer(_ host: ServerHost) {
         guard host.isUp else { return }
         progress.observe(
-            host.id, streams: world.checkedStreams, metadata: { host.node.metadata(of: $0) },
+            host.id, streams: checkedStreams, metadata: { host.node.metadata(of: $0) },
             served: { uri, id in
                 guard let image = host.disk.current.streams[uri] else {
                     preconditionFailure("\(host.id) reports \(uri) committed without holding it")
@@ -121,7 +133,7 @@ final class Oracle: AcknowledgementView, ClientObserver {
 
     /// A restarted server starts over from what it recovered ([CRASH-2]).
     func serverRestarted(_ host: ServerHost) {
-        progress.restarted(host.id, streams: world.checkedStreams, metadata: { host.node.metadata(of: $0) })
+        progress.restarted(host.id, streams: checkedStreams, metadata: { host.node.metadata(of: $0) })
         observeServer(host)
     }
 
@@ -138,12 +150,12 @@ final class Oracle: AcknowledgementView, ClientObserver {
             let key = DurabilityChecker.CallKey(coordinator: target, member: source, requestID: requestID)
             hostile.responded(key, reply, verdict: verdict)
             guard let put = durability.answered(key, reply),
-                let member = world.servers.first(where: { $0.id == source })
+                let member = cluster.servers.first(where: { $0.id == source })
             else { return }
             durability.acknowledged(put, by: key, isDurable: member.disk.everDurable.contains(put), verdict: verdict)
             replacementStats.acknowledged(
                 by: source, put.uri, hasGap: { member.node.metadata(of: put.uri)?.hasGap == true },
-                at: world.trueNow)
+                at: agenda.trueNow)
         default:
             return
         }
@@ -171,7 +183,7 @@ final class Oracle: AcknowledgementView, ClientObserver {
         case .claimed(let writer, let tail):
             claimed(host.uri, writer, tail, by: host.id)
         case .putAcknowledged(let entry):
-            acknowledged.record(host.uri, entry, at: world.trueNow)
+            acknowledged.record(host.uri, entry, at: agenda.trueNow)
             committed(host.uri, entry, by: host.id, what: "acknowledged put")
             fencing.acknowledged(host.uri, entry, by: host.id, claims: claims, verdict: verdict)
         case .closed(let error):
@@ -192,7 +204,7 @@ final class Oracle: AcknowledgementView, ClientObserver {
     /// Invariant 7 for one writer, after an event that may have changed it.
     func observeWriter(_ host: WriterHost) {
         guard host.node.isExclusive() else { return }
-        let others = world.writers.filter { $0 !== host && $0.uri == host.uri && $0.node.isExclusive() }
+        let others = cluster.writers.filter { $0 !== host && $0.uri == host.uri && $0.node.isExclusive() }
         leaseExclusivity.exclusive(
             Self.view(host), on: host.uri, committed: host.node.client.committed, others: others.map(Self.view),
             log: log, verdict: verdict)
@@ -216,8 +228,8 @@ final class Oracle: AcknowledgementView, ClientObserver {
     /// Every server's committed entries agree with L and chain; every acknowledged put is
     /// durable somewhere.
     func finish() {
-        for host in world.servers where !host.isRetired {
-            for uri in world.checkedStreams {
+        for host in cluster.servers where !host.isRetired {
+            for uri in checkedStreams {
                 guard host.isUp, let metadata = host.node.metadata(of: uri),
                     let image = host.disk.current.streams[uri]
                 else { continue }
@@ -227,9 +239,9 @@ final class Oracle: AcknowledgementView, ClientObserver {
             }
         }
         durability.finish(
-            world.checkedStreams, acknowledged: acknowledged,
+            checkedStreams, acknowledged: acknowledged,
             holdsDurably: { uri, entry in
-                world.servers.contains {
+                cluster.servers.contains {
                     !$0.isRetired && $0.disk.durable.streams[uri]?.entry(entry.id)?.checksum == entry.checksum
                 }
             },

@@ -10,7 +10,7 @@ import WalleNode
 /// - before a removal, a majority of the remaining members have no gap and hold everything
 ///   that may have been acknowledged under the newest writer's stamp (`settled`, closes WS-3,
 ///   and keeps the newest claim's stamp on a majority).
-final class TopologyManager: TopologyView {
+final class TopologyManager: TopologyControl {
     enum Change: CustomStringConvertible {
         case add(StreamURI, NodeID)
         case remove(StreamURI, NodeID)
@@ -29,9 +29,14 @@ final class TopologyManager: TopologyView {
         }
     }
 
-    unowned let world: World
     let host: WriterHost
     private var random: SimRandom
+    private let agenda: Agenda
+    private let trace: Trace
+    private let counters: SimCounters
+    private let network: SimNetwork
+    private unowned let observer: any ClientObserver & MembershipObserver
+    private unowned let listener: any TopologyListener
     private(set) var topology = Topology.empty
     private(set) var pending: [Change] = []
     private var writing: (topology: Topology, entryID: EntryID, change: Change?)?
@@ -44,21 +49,34 @@ final class TopologyManager: TopologyView {
     private var statusCursor = 0
     let initial: Topology
 
-    init(world: World, host: WriterHost, random: SimRandom, initial: Topology) {
-        self.world = world
+    init(
+        host: WriterHost, random: SimRandom, initial: Topology, agenda: Agenda, trace: Trace, counters: SimCounters,
+        network: SimNetwork, observer: any ClientObserver & MembershipObserver, listener: any TopologyListener
+    ) {
         self.host = host
         self.random = random
+        self.agenda = agenda
+        self.trace = trace
+        self.counters = counters
+        self.network = network
+        self.observer = observer
+        self.listener = listener
         self.initial = initial
         self.statusCursor = Int(self.random.next() % 64)
     }
 
     var isIdle: Bool { pending.isEmpty && writing == nil }
 
-    func start() { world.workload.after(.milliseconds(1), .managerClaim) }
+    /// The manager's timers are workload events, handed back to it by the world.
+    private func after(_ delay: Duration, _ action: WorkloadAction) {
+        agenda.schedule(at: agenda.trueNow + delay.nanoseconds, .workload(action))
+    }
+
+    func start() { after(.milliseconds(1), .managerClaim) }
 
     func enqueue(_ changes: [Change]) {
         pending += changes
-        world.trace.line(world.trueNow, "manager: queued \(changes.map(\.description).joined(separator: ", "))")
+        trace.line(agenda.trueNow, "manager: queued \(changes.map(\.description).joined(separator: ", "))")
         if claimed && writing == nil && statusRequest == nil { askStatus() }
     }
 
@@ -72,8 +90,8 @@ final class TopologyManager: TopologyView {
     /// Events of the manager's writer.
     func handle(_ events: [WriterEvent]) {
         for event in events {
-            world.trace.line(world.trueNow, "manager event: \(event.brief)")
-            world.oracle.writerEvent(host, event)
+            trace.line(agenda.trueNow, "manager event: \(event.brief)")
+            observer.writerEvent(host, event)
             switch event {
             case .claimed(_, let tail):
                 claimedTail(tail)
@@ -84,7 +102,7 @@ final class TopologyManager: TopologyView {
                 removalTarget = nil
                 writing = nil
                 statusRequest = nil
-                world.workload.after(.milliseconds(random.int(in: 50...500)), .managerClaim)
+                after(.milliseconds(random.int(in: 50...500)), .managerClaim)
             }
         }
     }
@@ -93,7 +111,7 @@ final class TopologyManager: TopologyView {
         do {
             topology = try Topology.decode(tail.data, entryID: tail.id)
         } catch {
-            world.oracle.fail(.topology, [host.id], "root entry \(tail.id) does not decode: \(error)")
+            observer.fail(.topology, [host.id], "root entry \(tail.id) does not decode: \(error)")
             return
         }
         claimed = true
@@ -108,7 +126,7 @@ final class TopologyManager: TopologyView {
         if topology.version == 0 {
             write(initial, change: nil)
         } else {
-            world.topologyChanged(topology)
+            listener.topologyChanged(topology)
             if !pending.isEmpty { askStatus() }
         }
     }
@@ -117,19 +135,19 @@ final class TopologyManager: TopologyView {
         precondition(next.version == topology.version + 1, "topology versions grow by one ([TOPO-3])")
         let encoded = next.encoded()
         guard encoded.count <= Topology.encodedSizeMax else {
-            world.oracle.fail(
+            observer.fail(
                 .topology, [host.id], "topology v\(next.version) is \(encoded.count) bytes, over one entry")
             return
         }
         do {
             let (entry, events) = try host.node.put(encoded)
             precondition(entry.id == next.version, "entry N holds version N ([TOPO-1])")
-            world.oracle.entryWritten(World.rootStream, entry)
+            observer.entryWritten(World.rootStream, entry)
             writing = (next, entry.id, change)
             removalTarget = nil
             handle(events)
         } catch {
-            world.workload.after(.milliseconds(100), .managerRetry)
+            after(.milliseconds(100), .managerRetry)
         }
     }
 
@@ -137,16 +155,16 @@ final class TopologyManager: TopologyView {
         guard let writing, entry.id == writing.entryID else { return }
         self.writing = nil
         topology = writing.topology
-        world.trace.line(
-            world.trueNow, "manager: topology v\(topology.version) committed\(writing.change.map { " (\($0))" } ?? "")")
-        world.topologyChanged(topology)
+        let change = writing.change.map { " (\($0))" } ?? ""
+        trace.line(agenda.trueNow, "manager: topology v\(topology.version) committed\(change)")
+        listener.topologyChanged(topology)
         if let change = writing.change {
-            world.count(.membershipChange)
+            counters.count(.membershipChange)
             switch change {
             case .remove(let uri, _):
-                world.oracle.checkMembersHoldCommitted(uri, topology.streams[uri]!.members)
-                world.oracle.checkMembersHoldNewestClaim(uri, topology.streams[uri]!.members)
-            case .add(let uri, let node): world.oracle.joined(node, uri)
+                observer.checkMembersHoldCommitted(uri, topology.streams[uri]!.members)
+                observer.checkMembersHoldNewestClaim(uri, topology.streams[uri]!.members)
+            case .add(let uri, let node): observer.joined(node, uri)
             }
             pending.removeFirst()
         }
@@ -165,8 +183,8 @@ final class TopologyManager: TopologyView {
         statusRequest = nextRequestID
         statusCursor += 1
         let target = stream.members[statusCursor % stream.members.count]
-        world.network.send(.streamStatus(nextRequestID, change.uri), from: host.id, to: target)
-        world.workload.after(.seconds(2), .managerStatusTimeout(nextRequestID))
+        network.send(.streamStatus(nextRequestID, change.uri), from: host.id, to: target)
+        after(.seconds(2), .managerStatusTimeout(nextRequestID))
     }
 
     func statusTimedOut(_ requestID: RequestID) {
@@ -180,13 +198,13 @@ final class TopologyManager: TopologyView {
         guard case .response(let requestID, let reply) = message, requestID == statusRequest else { return false }
         statusRequest = nil
         guard case .streamStatus(let infos) = reply, let change = pending.first, claimed, writing == nil else {
-            world.workload.after(.milliseconds(100), .managerRetry)
+            after(.milliseconds(100), .managerRetry)
             return true
         }
         if ready(change, infos) {
             write(applying(change), change: change)
         } else {
-            world.workload.after(.milliseconds(100), .managerRetry)
+            after(.milliseconds(100), .managerRetry)
         }
         return true
     }
@@ -248,4 +266,17 @@ final class TopologyManager: TopologyView {
         next.streams[change.uri] = stream
         return next
     }
+}
+
+/// Where the manager reports what its membership changes must keep (the oracle).
+protocol MembershipObserver: AnyObject {
+    func fail(_ invariant: Invariant, _ nodes: [NodeID], _ detail: String)
+    func checkMembersHoldCommitted(_ uri: StreamURI, _ members: [NodeID])
+    func checkMembersHoldNewestClaim(_ uri: StreamURI, _ members: [NodeID])
+    func joined(_ node: NodeID, _ uri: StreamURI)
+}
+
+/// Who routes clients to a committed topology (the world).
+protocol TopologyListener: AnyObject {
+    func topologyChanged(_ topology: Topology)
 }

@@ -54,7 +54,7 @@ final class WriterHost {
 
 /// One simulated cluster: servers, writer and reader clients, the scheduler that orders all
 /// their events by (true time, insertion), and the oracle that watches them.
-public final class World: SendObserver, ClockControl {
+public final class World: SendObserver, ClockControl, TopologyListener, ServerControl, FaultPhase {
     static let epochNanoseconds: Int64 = 1_767_225_600_000_000_000
     public let seed: UInt64
     public let profile: Profile
@@ -80,11 +80,9 @@ public final class World: SendObserver, ClockControl {
     var writers: [WriterHost] { cluster.writers }
     var readers: [ReaderHost] { cluster.readers }
     var hostiles: [HostileClient] { cluster.hostiles }
-    /// The last public requests honest clients sent, for hostile clients to replay. Kept only
-    /// when the seed has hostile clients; a ring of `overheardMax`.
-    private(set) var overheard: [Message] = []
-    private var overheardNext = 0
-    static let overheardMax = 64
+    /// The last public requests honest clients sent, for hostile clients to replay (kept only
+    /// when the seed has hostile clients).
+    let overheard = OverheardRequests()
     private let clocks: ClockFactory
     private var routingRandom: SimRandom
 
@@ -95,7 +93,9 @@ public final class World: SendObserver, ClockControl {
         self.clocks = ClockFactory(
             agenda: agenda, random: SimRandom.fork(seed: seed, "clock"), rates: profile.clockRates)
         self.routingRandom = SimRandom.fork(seed: seed, "routing")
-        self.oracle = Oracle(world: self)
+        self.oracle = Oracle(
+            agenda: agenda, trace: trace, counters: counters, cluster: cluster, beyondModel: profile.beyondModel,
+            clockRateMin: profile.clockRateRange.lowerBound)
         self.network = SimNetwork(
             agenda: agenda, trace: trace, counters: counters, observer: self,
             random: SimRandom.fork(seed: seed, "network"), profile: profile.network, faults: profile.faults)
@@ -103,13 +103,18 @@ public final class World: SendObserver, ClockControl {
             agenda: agenda, trace: trace, counters: counters, random: SimRandom.fork(seed: seed, "workload"),
             profile: profile, plantedBugs: options.plantedBugs, cluster: cluster, clocks: clocks, network: network,
             observer: oracle, clockControl: self)
-        self.nemesis = Nemesis(world: self, random: SimRandom.fork(seed: seed, "nemesis"), profile: profile.faults)
         buildServers()
         let initial = workload.buildClients(rootMembers: rootMembers)
+        oracle.checkedStreams = checkedStreams
         manager = makeManager(initial: initial)
         self.liveness = Liveness(
             agenda: agenda, trace: trace, livenessTimeout: options.livenessTimeout, cluster: cluster,
             topology: manager, acknowledgements: oracle, workload: workload)
+        self.nemesis = Nemesis(
+            random: SimRandom.fork(seed: seed, "nemesis"), profile: profile.faults, duration: profile.duration,
+            replaceServerAt: options.replaceServerAt, agenda: agenda, trace: trace, counters: counters,
+            cluster: cluster, network: network, streams: workload.streams, servers: self, manager: manager,
+            phase: self)
         buildHostiles()
         workload.start()
         nemesis.start()
@@ -120,7 +125,10 @@ public final class World: SendObserver, ClockControl {
         for index in 0..<profile.hostile.clients {
             let id = NodeID.client(UInt64(2000 + index))
             let random = SimRandom.fork(seed: seed, "hostile-\(index)")
-            cluster.hostiles.append(HostileClient(world: self, id: id, random: random))
+            cluster.hostiles.append(HostileClient(
+                id: id, random: random, agenda: agenda, trace: trace, counters: counters,
+                actionGapMax: profile.hostile.actionGapMax, streams: workload.streams, cluster: cluster,
+                network: network, overheard: overheard, observer: oracle))
             register(id, .hostile(index))
             schedule(at: 1_000_000 * Int64(100 + index), .hostile(id))
         }
@@ -135,17 +143,15 @@ public final class World: SendObserver, ClockControl {
     /// An honest client's public request, kept for replays (only when someone may replay it).
     private func overhear(_ message: Message, from source: NodeID) {
         guard !hostiles.isEmpty, message.isPublicRequest, case .writer? = cluster.ref(source) else { return }
-        if overheard.count < World.overheardMax {
-            overheard.append(message)
-        } else {
-            overheard[overheardNext] = message
-        }
-        overheardNext = (overheardNext + 1) % World.overheardMax
+        overheard.record(message)
     }
 
-    /// The fault phase ended: hostile clients stop with the other faults.
-    func stopHostiles() {
+    /// The nemesis healed the network and the servers: paused writers resume, hostile
+    /// clients stop with the other faults, and the liveness phase begins.
+    func faultPhaseEnded() {
+        workload.healed()
         for hostile in hostiles { hostile.stop() }
+        liveness.begin()
     }
 
     var clientIDs: [NodeID] { cluster.clientIDs }
@@ -275,7 +281,9 @@ public final class World: SendObserver, ClockControl {
             id: id, uri: World.rootStream, clock: clock,
             node: SimWriterNode(client: client, clock: clock, network: network))
         register(id, .manager)
-        return TopologyManager(world: self, host: host, random: SimRandom.fork(seed: seed, "manager"), initial: initial)
+        return TopologyManager(
+            host: host, random: SimRandom.fork(seed: seed, "manager"), initial: initial, agenda: agenda, trace: trace,
+            counters: counters, network: network, observer: oracle, listener: self)
     }
 
     private func buildServers() {
@@ -344,7 +352,11 @@ public final class World: SendObserver, ClockControl {
             }
         case .fault(let action):
             trace.event(at: trueNow, node: NodeID(0), kind: 6)
-            nemesis.perform(action)
+            if case .checkLiveness = action {
+                liveness.check()
+            } else {
+                nemesis.perform(action)
+            }
         case .hostile(let node):
             guard case .hostile(let index)? = cluster.ref(node) else { return }
             trace.event(at: trueNow, node: node, kind: 7)
