@@ -41,10 +41,12 @@ struct Backfill {
         random: inout any RandomNumberGenerator
     ) -> NodeID? {
         guard state == .idle else { return nil }
+        precondition(!peers.contains(me), "a member is not its own peer")
         let askSelf = keepsBelowEnd && selfFailedAt != gapEnd
         guard askSelf || !peers.isEmpty else { return nil }
         if peerIndex == 0 { peerIndex = Int(random.next() % UInt64(max(1, peers.count))) + 1 }
         let target = askSelf ? me : peers[peerIndex % peers.count]
+        precondition(peerIndex > 0, "the first ask draws a start in 1...peers")
         state = .asking(target: target)
         return target
     }

@@ -132,7 +132,8 @@ struct ClaimProcess {
 
     /// [CLAIM-2] step 1: every claim-set member's committed entry and uncommitted tail.
     private mutating func askTails(_ claimSet: [NodeID], alignRounds: Int, now: Instant) -> ClaimNext {
-        precondition(!claimSet.isEmpty, "a claim set is a majority")
+        precondition(claimSet.count > members.count / 2, "a claim set is a majority")
+        precondition(claimSet.allSatisfy(members.contains), "a claim set is made of members")
         state = .tails(
             claimSet: claimSet, alignRounds: alignRounds, startedAt: now, outstanding: claimSet.count,
             collected: [:])
@@ -171,6 +172,7 @@ struct ClaimProcess {
         let winner = tails.claimSet[winnerIndex]
         let chain = tails.lists[winnerIndex]
         let tail = tails.last(winnerIndex).stamped(writer)
+        precondition(tail.writerID == writer, "the claimed tail carries the new writer's stamp")
         var sends: [(NodeID, [Entry])] = []
         for (member, list) in zip(tails.claimSet, tails.lists) {
             var start = member == winner ? chain.count - 1 : 0
@@ -182,6 +184,8 @@ struct ClaimProcess {
             let suffix = chain[max(start, 1)...].map { $0.stamped(writer) }
             if !suffix.isEmpty { sends.append((member, suffix)) }
         }
+        precondition(sends.count <= tails.claimSet.count, "one re-stamp call per member at most")
+        precondition(sends.allSatisfy { $0.1.allSatisfy { $0.writerID == writer } }, "re-stamps carry the new writer")
         let choice = ClaimStep.Choice(last: tails.last(winnerIndex), member: winner, restamps: sends.count)
         if sends.isEmpty { return ClaimStep(choice: choice, next: commit(tails.claimSet, tail: tail, now: now)) }
         state = .restamp(claimSet: tails.claimSet, outstanding: sends.count, tail: tail)
@@ -190,6 +194,7 @@ struct ClaimProcess {
 
     /// [CLAIM-5]: commit the winning tail on every claim-set member.
     private mutating func commit(_ claimSet: [NodeID], tail: Entry, now: Instant) -> ClaimNext {
+        precondition(tail.writerID == writer, "a claim commits its own stamp")
         state = .commit(claimSet: claimSet, startedAt: now, outstanding: claimSet.count, tail: tail)
         return .commit(claimSet, tail: tail)
     }

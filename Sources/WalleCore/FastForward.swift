@@ -66,6 +66,8 @@ struct FastForward {
     }
 
     mutating func timerFired(needsFetch: Bool, peerCount: Int) -> TimerAction {
+        precondition(peerCount >= 0)
+        precondition(!needsFetch || marker != nil, "a fetch needs a marker")
         guard needsFetch, let marker else {
             state = .idle
             self.marker = nil

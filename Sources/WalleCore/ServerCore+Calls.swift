@@ -38,6 +38,7 @@ extension ServerCore {
         let header = InternalHeader(
             requestID: requestID, stream: purpose.stream, target: target,
             streamVersion: replica.metadata.topology.version)
+        precondition(calls[requestID] == nil, "request ids are never reused within an incarnation")
         calls[requestID] = PendingCall(target: target, purpose: purpose, timeoutMeansDown: timeout == nil)
         timers.schedule(.callTimeout(requestID), at: time.monotonic + (timeout ?? configuration.callTimeout))
         send(build(header), to: target)

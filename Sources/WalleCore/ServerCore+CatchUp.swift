@@ -19,6 +19,7 @@ extension ServerCore {
         case .noPeers:
             return
         case .fetch(let marker):
+            precondition(marker.id > replica.committedID, "a fetch is for an entry beyond the committed one")
             note("fast-forward \(uri) to \(marker.id)")
             for target in targets {
                 call(target, .fastForward(uri), timeout: configuration.catchUpCallTimeout) {
@@ -67,6 +68,7 @@ extension ServerCore {
             ServerConfiguration.backfillAnswerCountMin,
             min(configuration.backfillBatchCountMax, configuration.readBatchCountMax)))
         let start = max(replica.metadata.gapStart, gapEnd + 1 > batch ? gapEnd + 1 - batch : 0)
+        precondition(start <= gapEnd && gapEnd <= replica.committedID, "a backfill asks below the committed entry")
         call(target, .backfill(uri), timeout: configuration.catchUpCallTimeout) {
             .readEntries($0, start: start, end: gapEnd + 1)
         }

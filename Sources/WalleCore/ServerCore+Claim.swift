@@ -11,6 +11,7 @@ extension ServerCore {
         // [WID-1], with WS-8 softened: never propose a ts at or below what this node knows.
         let wall = UInt64(max(0, time.wall.nanosecondsSinceEpoch))
         let writer = WriterID(ts: max(wall, replica.metadata.writerID.ts + 1), id: random.next())
+        precondition(writer > replica.metadata.writerID, "a claim proposes a writer newer than any this node knows")
         let members = replica.metadata.topology.members
         let claimID = makeProcessID()
         claims[claimID] = ClaimProcess(
@@ -40,6 +41,7 @@ extension ServerCore {
 
     mutating func claimCallCompleted(_ claimID: UInt64, phase: ClaimPhase, from source: NodeID, _ reply: Reply) {
         guard var claim = claims[claimID], claim.phase == phase else { return }
+        precondition(claim.members.contains(source), "claim calls go to the claim's members")
         if let error = topologyMoved(claim) {
             finishClaim(claimID, .failed(error))
             return

@@ -108,6 +108,7 @@ struct WriterRouting {
     /// The next server in turn that is not suspect; if all are, the one whose suspicion ends
     /// first (the cursor's turn would include the dead ones).
     mutating func next(now: Instant) -> NodeID {
+        precondition(servers.indices.contains(cursor), "the cursor points at a server")
         var best = cursor
         for step in 0..<servers.count {
             let index = (cursor + step) % servers.count
@@ -119,6 +120,7 @@ struct WriterRouting {
             if until < suspectUntil[servers[best]] ?? .distantPast { best = index }
         }
         cursor = (best + 1) % servers.count
+        precondition(suspectUntil.count <= servers.count && heardAt.count <= servers.count, "one entry per member")
         return servers[best]
     }
 }
