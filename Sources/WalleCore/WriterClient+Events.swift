@@ -296,8 +296,8 @@ extension WriterClient {
     func checkInvariants() {
         precondition(session.putsInFlight >= 0 && session.bytesInFlight >= 0, "in-flight counts went negative")
         precondition(session.pendingBytes >= 0, "pending bytes went negative")
-        precondition(
-            session.putsWindow >= 1 && session.putsWindow <= configuration.putsInFlightMax, "put window out of range")
+        // The window halves to no less than one, and grows to no more than putsInFlightMax.
+        precondition(session.putsWindow <= max(1, configuration.putsInFlightMax), "put window over its bound")
         precondition(session.pending.count <= configuration.putsPendingMax, "more puts pending than putsPendingMax")
         if let first = session.pending.first, let last = session.pending.last {
             precondition(last.entry.id - first.entry.id + 1 == UInt64(session.pending.count), "pending puts not dense")
