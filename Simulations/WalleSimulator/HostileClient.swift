@@ -27,7 +27,8 @@ final class HostileClient {
     private let counters: SimCounters
     private let actionGapMax: Duration
     private let streams: [StreamURI]
-    private let cluster: Cluster
+    /// Unowned: the cluster holds its hostile clients (see `ReaderHost.cluster`).
+    private unowned let cluster: Cluster
     private let network: SimNetwork
     private let overheard: OverheardRequests
     private unowned let observer: any ClientObserver

@@ -279,7 +279,9 @@ extension WriterEvent {
 /// answer against the committed log.
 final class ReaderHost {
     let id: NodeID
-    private let cluster: Cluster
+    /// Unowned: the cluster holds its readers, and a strong reference back kept every seed's
+    /// cluster (its servers and their disk images) alive in a sweep.
+    private unowned let cluster: Cluster
     private let network: SimNetwork
     private unowned let observer: any ClientObserver
     private var nextRequestID: RequestID = 0
