@@ -32,9 +32,13 @@ extension ServerCore {
     }
 
     /// A NewWriter went unanswered: send it again while the claim may still succeed.
-    /// Returns false when the claim has given up on that member.
+    /// Returns false when the claim has given up on that member, or when this node no longer
+    /// holds the stream: `call` sends nothing then, and a retry that went nowhere left the claim
+    /// waiting for good (found by a review of the entry-point invariants). Its timeout then
+    /// reaches the claim, which ends because the stream moved.
     mutating func retryNewWriter(_ claimID: UInt64, to member: NodeID) -> Bool {
-        guard let claim = claims[claimID], claim.mayResendNewWriter(now: time.monotonic) else { return false }
+        guard let claim = claims[claimID], streams[claim.uri] != nil, claim.mayResendNewWriter(now: time.monotonic)
+        else { return false }
         sendNewWriter(claimID, to: member)
         return true
     }

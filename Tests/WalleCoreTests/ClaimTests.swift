@@ -85,6 +85,22 @@ struct ClaimTests {
         #expect(answer?.reply.errorCode == .failedPrecondition, "a final error outranks a retryable one ([BC-3])")
     }
 
+    @Test("A claim whose coordinator leaves the stream ends at its next NewWriter timeout, not never")
+    func claimEndsWhenItsStreamIsDropped() {
+        var core = makeServer(1)
+        core.receive(
+            .claimWriter(1, streamURI, writerAddress: "client", leaseMilliseconds: 1000), from: node(100), at: at(0))
+        #expect(requests(core.takeEffects()).count == 3)
+        core.apply(Topology(
+            version: 2, streams: [streamURI: StreamTopology(version: 2, members: [node(2), node(3), node(4)])]))
+        _ = core.takeEffects()
+        // The members wait out a lease; every NewWriter call reaches its retry timeout.
+        core.wake(at: at(5_000))
+        let answer = core.takeEffects().replies.first { $0.target == node(100) }
+        #expect(answer?.reply.errorCode == .unavailable, "the claim ends because the stream moved")
+        #expect(core.claims.isEmpty && core.calls.isEmpty, "nothing of the claim is left behind")
+    }
+
     @Test("Committed ids are aligned before tails are compared ([CLAIM-2])")
     func alignment() {
         var core = makeServer(1)
