@@ -207,7 +207,9 @@ extension Boundary {
             (.claim(_, _, .commit), .ok), (.coordination, .ok):
             problem = nil
         case (.coordination, .writerInfo(let info)), (.writerCatchUp, .writerInfo(let info)):
-            problem = checkInfo(info)
+            // The reported server is the one that answered: a StreamStatus round calls it back.
+            let otherServer = WalleError(.invalidArgument, "reported server \(info.server) is another")
+            problem = checkInfo(info) ?? (info.server == source ? nil : otherServer)
         case (.fastForward, .entries(let entries)), (.backfill, .entries(let entries)),
             (.stampPull, .entries(let entries)):
             problem = checkEntries(entries)

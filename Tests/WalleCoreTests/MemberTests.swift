@@ -255,7 +255,9 @@ struct StampPullTests {
     /// Member 1 committed A's entry 2 and keeps A's unacknowledged 3...5; B's claim stamped
     /// entry 2 on member 2 only. Returns the core after a StreamStatus round it coordinated,
     /// with the effects of the last WriterInfo answer.
-    func statusRound(peerStamp: WriterID, peerTail: EntryID = 2) -> (ServerCore, [Effect], [Entry]) {
+    func statusRound(
+        peerStamp: WriterID, peerTail: EntryID = 2, peerReports: NodeID? = nil
+    ) -> (ServerCore, [Effect], [Entry]) {
         var core = makeServer()
         let entries = installWithEntries(&core, writerA, count: 5)
         let beat = Entry(id: 0, writerID: writerA, checksum: 0, data: [])
@@ -271,7 +273,8 @@ struct StampPullTests {
             let own = target == node(1)
             let info = WriterInfo(
                 writerID: own ? writerA : writerB, writerAddress: "w", leaseMilliseconds: 1000,
-                remainingLeaseMilliseconds: 0, streamVersion: 1, server: target, committedID: 2,
+                remainingLeaseMilliseconds: 0, streamVersion: 1, server: own ? target : peerReports ?? target,
+                committedID: 2,
                 tailID: own ? 5 : peerTail, tailWriterID: own ? writerA : peerStamp)
             core.receive(.response(requestID, .writerInfo(info)), from: target, at: at(11))
             last = core.takeEffects()
@@ -310,6 +313,15 @@ struct StampPullTests {
         _ = settle(&core, late)
         #expect(core.window(of: streamURI)?.map(\.id) == [2], "A is older than the stamp on the committed entry")
         #expect(late.replies.first?.reply.errorCode == .failedPrecondition)
+    }
+
+    @Test("A peer's WriterInfo naming another server is refused: no pull goes to a node that did not answer")
+    func reportedServerMustAnswer() {
+        let (_, effects, _) = statusRound(peerStamp: writerB, peerReports: node(7))
+        let pulls = effects.sends.filter { if case .readEntries = $0.message { true } else { false } }
+        #expect(pulls.isEmpty)
+        let status = effects.replies.compactMap { if case .streamStatus(let infos) = $0.reply { infos } else { nil } }
+        #expect(status.first?.map { $0.server } == [node(1)], "only this member's own info is kept")
     }
 
     @Test("No pull when the peers' stamps are not newer, or their tail is above the committed entry")
