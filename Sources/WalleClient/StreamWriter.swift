@@ -229,31 +229,58 @@ extension ClusterClient {
             configuration: WriterConfiguration(address: address, lease: lease))
     }
 
-    /// Adds `uri` to the topology with `members` as version 1 of its member list: claims the
-    /// root stream (the topology manager is simply its writer; docs/protocol.md, "Topology"),
-    /// appends the next topology, and waits until every member has created the stream.
+    /// Adds `uri` to the topology with `members` as version 1 of its member list: asks the
+    /// topology manager (docs/protocol.md, "Requests to the manager") and waits until every
+    /// member has created the stream. Asking again for the same members succeeds; for other
+    /// members of an existing stream it fails with FailedPrecondition.
     public func createStream(_ uri: StreamURI, members: [NodeID]) async throws(WalleError) {
-        guard uri != Self.rootStream else { throw WalleError(.invalidArgument, "\(uri) is the root stream") }
         let unknown = members.filter { servers[$0] == nil }
         guard unknown.isEmpty, !members.isEmpty else {
             throw WalleError(.invalidArgument, "members \(unknown.map(\.rawValue)) are not servers of this cluster")
         }
-        let manager = try await writer(for: Self.rootStream, lease: .milliseconds(500), address: "walle create-stream")
-        defer { Task { await manager.close() } }
-        let (_, tail) = try await manager.claim()
-        var topology = try Topology.decode(tail.data, entryID: tail.id)
-        if topology.version == 0 {
-            // The first version: the root stream as bootstrapped on every server.
-            topology.streams[Self.rootStream] = StreamTopology(version: 1, members: serverIDs)
-        }
-        guard topology.streams[uri] == nil else {
-            throw WalleError(.failedPrecondition, "stream \(uri) already exists")
-        }
-        topology.version += 1
-        topology.streams[uri] = StreamTopology(version: 1, members: members)
-        _ = try await manager.append(topology.encoded())
-        try await manager.finish()
+        _ = try await topologyRequest(.createStream(uri, members: members))
         try await waitForMembers(uri, members)
+    }
+
+    /// Sends `request` to the topology manager and returns the committed topology that makes it
+    /// true. The manager is the root stream's writer, `manager@N`; while it moves (a standby
+    /// takes over once the old one's lease has run out) the request is sent again, every 200 ms
+    /// for up to `patience`. Final errors (InvalidArgument, FailedPrecondition, NotFound,
+    /// PermissionDenied) end it at once.
+    public func topologyRequest(
+        _ request: TopologyRequest, patience: Duration = .seconds(30)
+    ) async throws(WalleError) -> Topology {
+        let deadline = ContinuousClock.now + patience
+        var lastError = WalleError(.unavailable, "no topology manager answered within \(patience)")
+        repeat {
+            do throws(WalleError) {
+                let manager = try await managerID()
+                // Short calls: a manager that died is noticed soon, and a change that takes longer
+                // (a removal waiting for members to catch up) is asked about again, the new
+                // request taking the old one's place at the manager.
+                let reply = await call(manager, timeout: .seconds(5)) { .topologyRequest($0, request) }
+                guard case .entry(let entry) = reply else { throw unexpected(reply) }
+                return try Topology.decode(entry.data, entryID: entry.id)
+            } catch {
+                if error.isFinal || error.code == .notFound { throw error }
+                logger.debug("topology request \(request): \(error); asking again")
+                lastError = error
+            }
+            try? await Task.sleep(for: .milliseconds(200))
+        } while ContinuousClock.now < deadline
+        throw lastError
+    }
+
+    /// The server whose manager writes the root stream, read from its writer address.
+    func managerID() async throws(WalleError) -> NodeID {
+        let info = try await writerStatus(Self.rootStream)
+        let prefix = "manager@"
+        guard info.writerAddress.hasPrefix(prefix), let raw = UInt64(info.writerAddress.dropFirst(prefix.count)),
+            servers[NodeID(raw)] != nil
+        else {
+            throw WalleError(.unavailable, "the root stream's writer is \"\(info.writerAddress)\", not a known manager")
+        }
+        return NodeID(raw)
     }
 
     /// Members create a stream when they learn the topology (they long-poll the root stream);

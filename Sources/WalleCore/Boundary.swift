@@ -19,8 +19,9 @@ struct Boundary {
         switch message {
         case .claimWriter(_, _, let address, let lease):
             return checkClaim(address: address, leaseMilliseconds: lease)
-        case .putEntry(_, _, let committedID, _, let entry):
+        case .putEntry(_, let uri, let committedID, _, let entry):
             return checkPut(entry, kind: .write, committedID: committedID, committedChecksum: nil)
+                ?? checkRootEntries(uri, [entry])
         case .pollStream(_, _, let pollEntryID):
             return checkEntryID(pollEntryID, "poll entry id")
         case .streamEntries(_, _, let start, let end), .readEntries(_, let start, let end):
@@ -31,13 +32,50 @@ struct Boundary {
         case .putEntryInternal(let header, let kind, let entry, let committedID, let committedChecksum):
             return checkHeader(header)
                 ?? checkPut(entry, kind: kind, committedID: committedID, committedChecksum: committedChecksum)
+                ?? checkRootEntries(header.stream, [entry])
         case .restampEntries(let header, let entries):
-            return checkHeader(header) ?? checkRestamp(entries)
+            return checkHeader(header) ?? checkRestamp(entries) ?? checkRootEntries(header.stream, entries)
         case .writerInfo(let header), .tailEntries(let header):
             return checkHeader(header)
+        case .topologyRequest(_, let request):
+            return Self.checkTopologyRequest(request)
         case .writerStatus, .streamStatus, .response:
             return nil
         }
+    }
+
+    /// Streams under this prefix are the cluster's own (the root stream): no request creates one.
+    static let reservedPrefix = "/cluster/"
+
+    /// A request to the topology manager: server ids that can be members, 1 to
+    /// `Topology.membersMax` distinct members for a new stream, no new stream under
+    /// `reservedPrefix`. Whether the stream exists is the manager's to say (NotFound).
+    static func checkTopologyRequest(_ request: TopologyRequest) -> WalleError? {
+        switch request {
+        case .fetch:
+            return nil
+        case .createStream(let uri, let members):
+            guard !uri.rawValue.hasPrefix(reservedPrefix) else {
+                return WalleError(.invalidArgument, "\(uri) is under \(reservedPrefix), reserved for the cluster")
+            }
+            guard members.count >= 1, members.count <= Topology.membersMax else {
+                return WalleError(
+                    .invalidArgument, "members: \(members.count) given, a stream has 1 to \(Topology.membersMax)")
+            }
+            guard Set(members).count == members.count else {
+                return WalleError(.invalidArgument, "members: \(members.map(\.short)) names a server twice")
+            }
+            return members.lazy.compactMap { checkServer($0, "member") }.first
+        case .addMember(_, let node), .removeMember(_, let node):
+            return checkServer(node, "member")
+        }
+    }
+
+    static func checkServer(_ node: NodeID, _ field: String) -> WalleError? {
+        guard node.isServer else {
+            return WalleError(.invalidArgument, "\(field) \(node) is not a server id (zero, or a client's)")
+        }
+        return nil
     }
 
     func checkEntryID(_ id: EntryID, _ field: String) -> WalleError? {
@@ -129,6 +167,21 @@ struct Boundary {
         return nil
     }
 
+    /// [TOPO-2]: every entry of the root stream above Entry0 is a topology whose version is its
+    /// entry id, so a forged or bent put cannot leave an entry there that no server or client
+    /// can read (a claim of the root would commit it). Heartbeats (entry 0) carry no data.
+    func checkRootEntries(_ uri: StreamURI, _ entries: [Entry]) -> WalleError? {
+        guard uri == configuration.topologySource?.rootStream else { return nil }
+        for entry in entries where entry.id > 0 {
+            do {
+                _ = try Topology.decode(entry.data, entryID: entry.id)
+            } catch {
+                return WalleError(.invalidArgument, "root entry \(entry.id) is not a topology: \(error.message)")
+            }
+        }
+        return nil
+    }
+
     /// Claim phase 4: one writer's dense run of entries above Entry0, at most a window's worth.
     func checkRestamp(_ entries: [Entry]) -> WalleError? {
         guard let first = entries.first else {
@@ -202,17 +255,20 @@ extension Boundary {
         case (_, .failed):
             problem = nil
         case (.claim(_, _, .tails), .entries(let entries)):
-            problem = entries.isEmpty ? WalleError(.invalidArgument, "an empty tail") : checkEntries(entries)
+            problem = entries.isEmpty
+                ? WalleError(.invalidArgument, "an empty tail")
+                : checkEntries(entries) ?? checkRootEntries(purpose.stream, entries)
         case (.claim(_, _, .newWriter), .ok), (.claim(_, _, .align), .ok), (.claim(_, _, .restamp), .ok),
             (.claim(_, _, .commit), .ok), (.coordination, .ok):
             problem = nil
-        case (.coordination, .writerInfo(let info)), (.writerCatchUp, .writerInfo(let info)):
+        case (.coordination, .writerInfo(let info)), (.writerCatchUp, .writerInfo(let info)),
+            (.tailProbe, .writerInfo(let info)):
             // The reported server is the one that answered: a StreamStatus round calls it back.
             let otherServer = WalleError(.invalidArgument, "reported server \(info.server) is another")
             problem = checkInfo(info) ?? (info.server == source ? nil : otherServer)
         case (.fastForward, .entries(let entries)), (.backfill, .entries(let entries)),
-            (.stampPull, .entries(let entries)):
-            problem = checkEntries(entries)
+            (.pull, .entries(let entries)):
+            problem = checkEntries(entries) ?? checkRootEntries(purpose.stream, entries)
         default:
             problem = WalleError(.invalidArgument, "not an answer to this call")
         }

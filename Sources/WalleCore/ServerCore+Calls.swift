@@ -106,8 +106,10 @@ extension ServerCore {
             backfillCompleted(uri, from: source, reply)
         case .writerCatchUp(let roundID, let uri):
             writerCatchUpCompleted(roundID, uri, from: source, reply)
-        case .stampPull(let uri):
-            stampPullCompleted(uri, from: source, reply)
+        case .pull(let uri):
+            pullCompleted(uri, from: source, reply)
+        case .tailProbe(let uri):
+            tailProbeCompleted(uri, from: source, reply)
         }
     }
 }
@@ -119,12 +121,15 @@ enum CallPurpose {
     case fastForward(StreamURI)
     case backfill(StreamURI)
     case writerCatchUp(UInt64, StreamURI)
-    case stampPull(StreamURI)
+    /// One committed entry read from a peer: a newer stamp, or the tail a member lacks.
+    case pull(StreamURI)
+    /// A joining member's question to a peer: its committed id ([JOIN-1]).
+    case tailProbe(StreamURI)
 
     var stream: StreamURI {
         switch self {
         case .claim(_, let uri, _), .coordination(_, let uri), .fastForward(let uri), .backfill(let uri),
-            .writerCatchUp(_, let uri), .stampPull(let uri):
+            .writerCatchUp(_, let uri), .pull(let uri), .tailProbe(let uri):
             return uri
         }
     }

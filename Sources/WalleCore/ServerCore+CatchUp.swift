@@ -124,19 +124,64 @@ extension ServerCore {
                 && $0.tailWriterID > stamp
         }.max { $0.tailWriterID < $1.tailWriterID }
         guard let source else { return }
-        call(source.server, .stampPull(uri), timeout: configuration.catchUpCallTimeout) {
-            .readEntries($0, start: committed, end: committed + 1)
+        pull(uri, committed, from: source.server)
+    }
+
+    /// Reads committed entry `entryID` from `source` (`ReadEntries [id, id+1)`, answered only
+    /// with committed entries) to apply it in `pullCompleted`.
+    private mutating func pull(_ uri: StreamURI, _ entryID: EntryID, from source: NodeID) {
+        call(source, .pull(uri), timeout: configuration.catchUpCallTimeout) {
+            .readEntries($0, start: entryID, end: entryID + 1)
         }
     }
 
-    /// Applies a pulled committed entry: the same entry (checked against this member's
-    /// committed checksum) re-stamps it and drops an older writer's suffix above it.
-    mutating func stampPullCompleted(_ uri: StreamURI, from source: NodeID, _ reply: Reply) {
-        guard let replica = streams[uri], case .entries(let entries) = reply, let entry = entries.first,
-            entry.id == replica.committedID, entry.writerID > replica.tail.writerID
-        else { return }
+    /// Applies a pulled committed entry, one of two kinds, through `applyCommitted`:
+    /// - beyond this member's committed entry (a tail pull, [JOIN-1]): as a fast-forward's, a
+    ///   gap commit when it does not chain onto what this member holds, then the backfill;
+    /// - at its committed entry under a newer stamp (a stamp pull): the same entry (checked
+    ///   against the committed checksum) re-stamps it and drops an older suffix above it.
+    /// Anything else (a second peer's answer, or one the member has since passed) is dropped.
+    mutating func pullCompleted(_ uri: StreamURI, from source: NodeID, _ reply: Reply) {
+        guard let replica = streams[uri], case .entries(let entries) = reply, let entry = entries.first else { return }
+        let isTail = entry.id > replica.committedID
+        let isNewerStamp = entry.id == replica.committedID && entry.writerID > replica.tail.writerID
+        guard isTail || isNewerStamp else { return }
         let outcome = streams[held: uri].applyCommitted(entry, writes: &pendingWrites)
-        note("stamp of \(uri) at \(entry.id) pulled from \(source): \(entry.writerID) (\(outcome))")
+        if isTail {
+            note("joined \(uri) at \(entry.brief), pulled from \(source): \(outcome)")
+        } else {
+            note("stamp of \(uri) at \(entry.id) pulled from \(source): \(entry.writerID) (\(outcome))")
+        }
         afterWindowChange(uri)
+    }
+
+    /// A member that joined a stream asks each peer for its committed id ([JOIN-1]): the
+    /// writer's next put would tell it the tail, but on a stream nobody writes that put never
+    /// comes, and the member could neither serve a read nor count as settled for a removal.
+    /// One WriterInfo call per peer, each with its deadline; a failed one is not retried here
+    /// (a StreamStatus round this member coordinates pulls too, and so does the writer's next
+    /// put).
+    mutating func askPeersForTail(_ uri: StreamURI) {
+        for target in peers(of: uri) {
+            call(target, .tailProbe(uri), timeout: configuration.catchUpCallTimeout) { .writerInfo($0) }
+        }
+    }
+
+    /// A peer's answer to `askPeersForTail`.
+    mutating func tailProbeCompleted(_ uri: StreamURI, from source: NodeID, _ reply: Reply) {
+        guard case .writerInfo(let info) = reply else { return }
+        pullCommittedTail(uri, [info])
+    }
+
+    /// When a peer has committed beyond everything this member holds, pulls that entry from
+    /// the peer that is furthest. After a join probe, and after a StreamStatus round: the
+    /// manager asks the members in turn, so a member whose probe failed catches up when it is
+    /// asked, and the removal that waits for it can be made. A member that holds the entry,
+    /// uncommitted, waits for the writer's marker instead.
+    mutating func pullCommittedTail(_ uri: StreamURI, _ infos: [WriterInfo]) {
+        guard let replica = streams[uri] else { return }
+        let ahead = infos.filter { $0.server != id && $0.committedID > replica.tail.id }
+        guard let source = ahead.max(by: { $0.committedID < $1.committedID }) else { return }
+        pull(uri, source.committedID, from: source.server)
     }
 }

@@ -90,6 +90,7 @@ extension ServerCore {
                 let sorted = infos.sorted { $0.server < $1.server }
                 self.reply(coordination.route, .streamStatus(sorted))
                 pullNewerStamp(coordination.uri, sorted)
+                pullCommittedTail(coordination.uri, sorted)
             }
             return
         }

@@ -137,6 +137,7 @@ extension ServerCore {
             guard stream.contains(id) else { continue }
             if streams[uri] == nil {
                 createStream(uri, topology: stream)
+                askPeersForTail(uri)
             } else if stream.version > streams[held: uri].metadata.topology.version {
                 streams[held: uri].metadata.topology = stream
                 pendingWrites.append(.setMetadata(uri, streams[held: uri].metadata))

@@ -120,6 +120,11 @@ public struct ServerCore {
             streamEntries(Route(node: source, requestID: requestID), uri, start: start, end: end)
         case .streamStatus(let requestID, let uri):
             coordinateStreamStatus(Route(node: source, requestID: requestID), uri)
+        case .topologyRequest(let requestID, _):
+            // The host hands these to its topology manager when it runs the active one.
+            let error = WalleError(
+                .unavailable, "server \(id.short) does not run the topology manager; ask the root stream's writer")
+            reply(Route(node: source, requestID: requestID), .failed(error))
         case .newWriter, .writerInfo, .putEntryInternal, .tailEntries, .restampEntries, .readEntries:
             receiveInternal(message, from: source)
         case .response(let requestID, let reply):
@@ -178,8 +183,9 @@ public struct ServerCore {
         gauges.syncWaiters = groupCommit.waiterCount
         gauges.newWriterWaits = newWriterWaits.count
         gauges.streams = streams.count
-        // Sums only: the dictionary's order (which differs per process) cannot change them.
-        for replica in streams.values {
+        // In key order, as every walk over the streams in the core, though sums would not care.
+        for uri in streams.keys.sorted() {
+            let replica = streams[held: uri]
             gauges.queuedPuts += replica.queueCount
             if replica.metadata.hasGap {
                 gauges.streamsWithGap += 1

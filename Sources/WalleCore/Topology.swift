@@ -36,6 +36,17 @@ public struct Topology: Hashable, Sendable {
         return writer.bytes
     }
 
+    /// `encoded().count` without encoding: the manager checks every change against the entry
+    /// size, and encoding a topology near 1 MiB for each queued change was work done twice.
+    public var encodedByteCount: Int {
+        streams.reduce(8 + 4) { sum, pair in sum + Self.encodedByteCount(pair.key, members: pair.value.members.count) }
+    }
+
+    /// The bytes one stream takes in the encoding.
+    static func encodedByteCount(_ uri: StreamURI, members: Int) -> Int {
+        2 + uri.rawValue.utf8.count + 8 + 2 + 8 * members
+    }
+
     /// Servers a stream may list: upstream's quorum sizes stay small, and a member list is
     /// copied into every message's fan-out.
     public static let membersMax = 16

@@ -105,11 +105,16 @@ public struct WriterClient {
     var outbox: [Effect] = []
     var events: [WriterEvent] = []
 
+    /// `requestIDBase`: where this writer's request ids start. A writer that shares its node id
+    /// with a server (the topology manager runs under its server's id) numbers its requests
+    /// from 2^63 up, where the server's own calls never reach, so each answer finds its owner.
     public init(
-        id: NodeID, uri: StreamURI, servers: [NodeID], configuration: WriterConfiguration, firstServer: Int = 0
+        id: NodeID, uri: StreamURI, servers: [NodeID], configuration: WriterConfiguration, firstServer: Int = 0,
+        requestIDBase: RequestID = 0
     ) {
         precondition(!servers.isEmpty)
         self.id = id
+        self.nextRequestID = requestIDBase
         self.uri = uri
         self.configuration = configuration
         self.session = WriterSession(putsWindow: configuration.putsInFlightMax)

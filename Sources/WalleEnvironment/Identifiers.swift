@@ -21,6 +21,9 @@ public struct NodeID: Hashable, Comparable, Sendable, CustomStringConvertible {
 
     /// A valid server id: not zero, top bit clear.
     public var isServer: Bool { rawValue != 0 && !isClient }
+
+    /// "n2" for servers, "c100" for clients: short enough for a trace or log line.
+    public var short: String { isClient ? "c\(rawValue & ~NodeID.clientBit)" : "n\(rawValue)" }
 }
 
 /// Entry ids are dense from 0 ([ENTRY-1]).

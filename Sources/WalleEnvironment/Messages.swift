@@ -60,6 +60,9 @@ public enum Message: Sendable {
     /// Every member's view of the stream (version, committed id, gap), for the topology
     /// manager's waits ([MEM-4]).
     case streamStatus(RequestID, StreamURI)
+    /// A request to the topology manager (the writer of the root stream); answered with the
+    /// root entry that holds the resulting topology, once it is committed.
+    case topologyRequest(RequestID, TopologyRequest)
     // Internal API.
     case newWriter(InternalHeader, WriterID, writerAddress: String, leaseMilliseconds: Int64)
     case writerInfo(InternalHeader)
@@ -72,6 +75,29 @@ public enum Message: Sendable {
     case readEntries(InternalHeader, start: EntryID, end: EntryID)
     // Every answer, public or internal.
     case response(RequestID, Reply)
+}
+
+/// What an operator or a client asks of the topology manager. Each is idempotent: asking again
+/// for what is already so answers at once with the current topology.
+public enum TopologyRequest: Hashable, Sendable, CustomStringConvertible {
+    /// The newest committed topology.
+    case fetch
+    /// A new stream with these members, each a server id (1 to 16, distinct).
+    case createStream(StreamURI, members: [NodeID])
+    /// One more member ([MEM-2]: one change at a time).
+    case addMember(StreamURI, NodeID)
+    /// One member less; the manager waits until the remaining members hold what was
+    /// acknowledged (WS-3).
+    case removeMember(StreamURI, NodeID)
+
+    public var description: String {
+        switch self {
+        case .fetch: return "fetch"
+        case .createStream(let uri, let members): return "create \(uri) \(members.map(\.short))"
+        case .addMember(let uri, let node): return "add \(node.short) to \(uri)"
+        case .removeMember(let uri, let node): return "remove \(node.short) from \(uri)"
+        }
+    }
 }
 
 /// What a response carries. The requester knows which request it answers.
@@ -136,6 +162,8 @@ extension Message: CustomStringConvertible {
             return "StreamEntries#\(r) \(s) [\(start),\(end))"
         case .streamStatus(let r, let s):
             return "StreamStatus#\(r) \(s)"
+        case .topologyRequest(let r, let request):
+            return "TopologyRequest#\(r) \(request)"
         case .newWriter(let h, let w, let addr, let lease):
             return "NewWriter#\(h.requestID) \(h.stream) \(w) addr=\(addr) lease=\(lease)ms"
         case .writerInfo(let h):
@@ -195,14 +223,17 @@ extension Message {
     public var isInternalRequest: Bool {
         switch self {
         case .newWriter, .writerInfo, .putEntryInternal, .tailEntries, .restampEntries, .readEntries: return true
-        case .claimWriter, .writerStatus, .putEntry, .pollStream, .streamEntries, .streamStatus, .response: return false
+        case .claimWriter, .writerStatus, .putEntry, .pollStream, .streamEntries, .streamStatus, .topologyRequest,
+            .response:
+            return false
         }
     }
 
     /// Requests a client may send: the public API.
     public var isPublicRequest: Bool {
         switch self {
-        case .claimWriter, .writerStatus, .putEntry, .pollStream, .streamEntries, .streamStatus: return true
+        case .claimWriter, .writerStatus, .putEntry, .pollStream, .streamEntries, .streamStatus, .topologyRequest:
+            return true
         case .newWriter, .writerInfo, .putEntryInternal, .tailEntries, .restampEntries, .readEntries, .response:
             return false
         }
@@ -212,7 +243,8 @@ extension Message {
     public var requestID: RequestID {
         switch self {
         case .claimWriter(let r, _, _, _), .writerStatus(let r, _), .putEntry(let r, _, _, _, _),
-            .pollStream(let r, _, _), .streamEntries(let r, _, _, _), .streamStatus(let r, _), .response(let r, _):
+            .pollStream(let r, _, _), .streamEntries(let r, _, _, _), .streamStatus(let r, _),
+            .topologyRequest(let r, _), .response(let r, _):
             return r
         case .newWriter(let h, _, _, _), .writerInfo(let h), .putEntryInternal(let h, _, _, _, _), .tailEntries(let h),
             .restampEntries(let h, _), .readEntries(let h, _, _):
@@ -220,7 +252,8 @@ extension Message {
         }
     }
 
-    /// The stream a request is about (nil for a response).
+    /// The stream a request is about (nil for a response, and for a topology request: it goes to
+    /// the manager, whatever stream it names).
     public var stream: StreamURI? {
         switch self {
         case .claimWriter(_, let s, _, _), .writerStatus(_, let s), .putEntry(_, let s, _, _, _),
@@ -229,7 +262,7 @@ extension Message {
         case .newWriter(let h, _, _, _), .writerInfo(let h), .putEntryInternal(let h, _, _, _, _), .tailEntries(let h),
             .restampEntries(let h, _), .readEntries(let h, _, _):
             return h.stream
-        case .response:
+        case .topologyRequest, .response:
             return nil
         }
     }
@@ -243,6 +276,7 @@ extension Message {
         case .pollStream: return "PollStream"
         case .streamEntries: return "StreamEntries"
         case .streamStatus: return "StreamStatus"
+        case .topologyRequest: return "TopologyRequest"
         case .newWriter: return "NewWriter"
         case .writerInfo: return "WriterInfo"
         case .putEntryInternal: return "PutEntryInternal"

@@ -99,6 +99,7 @@ enum FrameType: UInt8, CustomStringConvertible {
     case pollStream = 13
     case streamEntries = 14
     case streamStatus = 15
+    case topologyRequest = 16
     case newWriter = 20
     case writerInfo = 21
     case putEntryInternal = 22
@@ -141,6 +142,8 @@ extension Wire {
             w.u64(start); w.u64(end)
         case .streamStatus(let r, let uri):
             w.u8(FrameType.streamStatus.rawValue); w.u64(r); w.string16(uri.rawValue)
+        case .topologyRequest(let r, let request):
+            w.u8(FrameType.topologyRequest.rawValue); w.u64(r); w.topologyRequest(request)
         case .newWriter(let h, let writer, let address, let lease):
             w.u8(FrameType.newWriter.rawValue); w.header(h); w.writerID(writer)
             w.string16(address); w.u64(UInt64(bitPattern: lease))
@@ -171,7 +174,30 @@ extension PutKind {
     }
 }
 
+/// The kind byte of a TopologyRequest. Numbers are never reused.
+enum TopologyRequestKind {
+    static let fetch: UInt8 = 0
+    static let createStream: UInt8 = 1
+    static let addMember: UInt8 = 2
+    static let removeMember: UInt8 = 3
+}
+
 extension ByteWriter {
+    mutating func topologyRequest(_ request: TopologyRequest) {
+        switch request {
+        case .fetch:
+            u8(TopologyRequestKind.fetch)
+        case .createStream(let uri, let members):
+            u8(TopologyRequestKind.createStream); string16(uri.rawValue)
+            u16(UInt16(truncatingIfNeeded: members.count))
+            for member in members.prefix(Int(UInt16.max)) { u64(member.rawValue) }
+        case .addMember(let uri, let node):
+            u8(TopologyRequestKind.addMember); string16(uri.rawValue); u64(node.rawValue)
+        case .removeMember(let uri, let node):
+            u8(TopologyRequestKind.removeMember); string16(uri.rawValue); u64(node.rawValue)
+        }
+    }
+
     mutating func writerID(_ writer: WriterID) {
         u64(writer.ts)
         u64(writer.id)
@@ -276,6 +302,8 @@ extension Wire {
             return .message(.streamEntries(try r.u64(), try r.uri(), start: try r.u64(), end: try r.u64()))
         case .streamStatus:
             return .message(.streamStatus(try r.u64(), try r.uri()))
+        case .topologyRequest:
+            return .message(.topologyRequest(try r.u64(), try r.topologyRequest()))
         default:
             return .message(try decodeInternal(type, &r))
         }
@@ -302,7 +330,8 @@ extension Wire {
             return .readEntries(try r.header(), start: try r.u64(), end: try r.u64())
         case .response:
             return .response(try r.u64(), try r.reply())
-        case .hello, .claimWriter, .writerStatus, .putEntry, .pollStream, .streamEntries, .streamStatus:
+        case .hello, .claimWriter, .writerStatus, .putEntry, .pollStream, .streamEntries, .streamStatus,
+            .topologyRequest:
             preconditionFailure("public frames are decoded by the caller")
         }
     }
@@ -342,6 +371,23 @@ extension ByteReader {
 
     mutating func header() throws(WalleError) -> InternalHeader {
         InternalHeader(requestID: try u64(), stream: try uri(), target: NodeID(try u64()), streamVersion: try u64())
+    }
+
+    /// A kind byte, then the kind's fields. The member count is bounded by what the frame
+    /// holds; the boundary then checks it against the topology's limit.
+    mutating func topologyRequest() throws(WalleError) -> TopologyRequest {
+        let kind = try u8()
+        switch kind {
+        case TopologyRequestKind.fetch: return .fetch
+        case TopologyRequestKind.createStream:
+            let uri = try uri()
+            var members: [NodeID] = []
+            for _ in 0..<(try count(2, itemBytesMin: 8, "member")) { members.append(NodeID(try u64())) }
+            return .createStream(uri, members: members)
+        case TopologyRequestKind.addMember: return .addMember(try uri(), NodeID(try u64()))
+        case TopologyRequestKind.removeMember: return .removeMember(try uri(), NodeID(try u64()))
+        default: throw WalleError(.invalidArgument, "topology request kind \(kind) is unknown")
+        }
     }
 
     mutating func putKind() throws(WalleError) -> PutKind {

@@ -23,6 +23,10 @@ func sampleMessages() throws -> [Message] {
         .pollStream(4, uri, pollEntryID: 43),
         .streamEntries(5, uri, start: 1, end: 100),
         .streamStatus(6, uri),
+        .topologyRequest(7, .fetch),
+        .topologyRequest(8, .createStream(uri, members: [NodeID(1), NodeID(2), NodeID(5)])),
+        .topologyRequest(9, .addMember(uri, NodeID(4))),
+        .topologyRequest(10, .removeMember(uri, NodeID(2))),
         .newWriter(header, writer, writerAddress: "client-1", leaseMilliseconds: 1500),
         .writerInfo(header),
         .putEntryInternal(header, .claimCommit, entry, committedID: 41, committedChecksum: 77),
@@ -104,6 +108,19 @@ struct WireTests {
             Issue.record("an oversized entry decoded")
         } catch {
             #expect(error.message.contains("limit is"))
+        }
+        // A topology request of an unknown kind, and one whose member count cannot fit.
+        var kind = ByteWriter()
+        kind.u8(FrameType.topologyRequest.rawValue); kind.u64(1); kind.u8(9)
+        #expect(throws: WireError(.malformed, "topology request kind 9 is unknown")) { try Wire.decode(kind.bytes) }
+        var members = ByteWriter()
+        members.u8(FrameType.topologyRequest.rawValue); members.u64(1); members.u8(TopologyRequestKind.createStream)
+        members.string16("/a"); members.u16(.max); members.u64(1)
+        do {
+            _ = try Wire.decode(members.bytes)
+            Issue.record("an impossible member count decoded")
+        } catch {
+            #expect(error.message.contains("member count"))
         }
     }
 }

@@ -1,0 +1,118 @@
+public import WalleEnvironment
+
+/// One membership change: a single add or remove ([MEM-2]).
+public enum TopologyChange: Hashable, Sendable, CustomStringConvertible {
+    case add(StreamURI, NodeID)
+    case remove(StreamURI, NodeID)
+    /// A new stream at version 1. Its members learn it from the topology as they apply it.
+    case create(StreamURI, members: [NodeID])
+
+    public var uri: StreamURI {
+        switch self {
+        case .add(let uri, _), .remove(let uri, _), .create(let uri, _): return uri
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .add(let uri, let node): return "add \(node.short) to \(uri)"
+        case .remove(let uri, let node): return "remove \(node.short) from \(uri)"
+        case .create(let uri, let members): return "create \(uri) on \(members.map(\.short).joined(separator: ","))"
+        }
+    }
+
+    /// How many bytes the change adds to the topology's encoding (negative for a removal).
+    var encodedGrowth: Int {
+        switch self {
+        case .add: return 8
+        case .remove: return -8
+        case .create(let uri, let members): return Topology.encodedByteCount(uri, members: members.count)
+        }
+    }
+
+    /// True when `topology` already shows this change made.
+    func isApplied(in topology: Topology) -> Bool {
+        switch self {
+        case .add(let uri, let node): return topology.streams[uri]?.contains(node) ?? false
+        case .remove(let uri, let node): return !(topology.streams[uri]?.contains(node) ?? true)
+        case .create(let uri, _): return topology.streams[uri] != nil
+        }
+    }
+}
+
+/// The manager's own timers. The host fires each one once, after its delay; none is cancelled,
+/// so each entry point checks that the timer still means something.
+public enum ManagerTimer: Hashable, Sendable {
+    /// Try to claim the root stream (if the writer is idle or closed).
+    case claim
+    /// Ask for status again after a refusal, an unusable answer, or a wait that was not over.
+    case retry
+    /// The StreamStatus call under this id has had its time.
+    case statusTimeout(RequestID)
+    /// The WriterStatus probe under this id has had its time.
+    case probeTimeout(RequestID)
+}
+
+/// When a manager claims the root stream.
+public enum ClaimPolicy: Sendable, Equatable {
+    /// At once, and again soon after losing it: the simulator's single manager.
+    case immediate
+    /// Only once the root stream's writer lease has run out, as a probe (WriterStatus to a
+    /// root member) shows: every root member of a real cluster runs a manager, and all but one
+    /// stand by instead of fencing each other in turn.
+    case whenLeaseExpired(root: StreamURI, members: [NodeID])
+}
+
+/// What the manager asks its host to do, in order. `claimRoot` and `putTopology` go to the
+/// manager's writer, whose result the host feeds back (`writerEvent`, `topologyPut`,
+/// `topologyPutRefused`) before it carries out the next action.
+public enum ManagerAction: Sendable {
+    /// A line for the log or trace.
+    case note(String)
+    /// Claim the root stream if the writer is idle or closed.
+    case claimRoot
+    /// Put `bytes` (topology version `version`) on the root stream.
+    case putTopology([UInt8], version: UInt64)
+    case send(Message, to: NodeID)
+    case schedule(ManagerTimer, after: Duration)
+    /// The root entry was handed to the writer (not yet acknowledged).
+    case entryWritten(Entry)
+    /// The answer to a TopologyRequest.
+    case answer(Route, Reply)
+    /// A topology version is committed (or was found committed by a claim): route to it.
+    case topologyCommitted(Topology)
+    /// `change` is committed in `topology`.
+    case changeCommitted(TopologyChange, Topology)
+    /// The root stream holds what no manager could have written, or the manager cannot write
+    /// the next version: a broken invariant of the cluster, reported and not retried.
+    case invalid(String)
+}
+
+/// Timing and identity of a topology manager.
+public struct ManagerConfiguration: Sendable {
+    /// Written as version 1 by the manager whose claim finds the root stream empty.
+    public var initial: Topology
+    /// How long a StreamStatus call may take before another member is asked.
+    public var statusTimeout: Duration = .seconds(2)
+    /// The wait before asking again after a refusal or an answer that says "not yet".
+    public var retryDelay: Duration = .milliseconds(100)
+    /// After a lost or failed claim, the next comes after a draw from this range (ms), so two
+    /// managers do not fence each other in step.
+    public var claimRetryMilliseconds: ClosedRange<Int64> = 50...500
+    /// StreamStatus calls are numbered from here up, apart from the writer's own request ids.
+    public var statusRequestIDBase: RequestID = 1 << 40
+    public var claimPolicy: ClaimPolicy = .immediate
+    /// How long a WriterStatus probe may take before the next root member is asked.
+    public var probeTimeout: Duration = .seconds(1)
+    /// After a probe finds a live lease, the next comes when it ends plus a draw up to this (ms).
+    public var probeJitterMilliseconds: Int64 = 250
+    /// Changes queued at once. Each is one request's (or the nemesis's); beyond this a request
+    /// is refused with ResourceExhausted, so the queue grows with what is in flight only.
+    public var pendingChangesMax = 64
+    /// Requests waiting on one change: a client that retries joins the change it asked for.
+    public var routesPerChangeMax = 8
+
+    public init(initial: Topology) {
+        self.initial = initial
+    }
+}
