@@ -39,7 +39,7 @@ public struct MessageFuzzer {
 
     /// The next message and the identity it claims to come from.
     public mutating func next(_ context: FuzzContext) -> (message: Message, source: NodeID) {
-        let kind = random.int(in: 0...13)
+        let kind = random.int(in: 0...14)
         if kind == 13, let call = context.calls.isEmpty ? nil : random.pick(context.calls) {
             // An answer to a call the target made, from the node it asked (or not).
             let source = random.chance(0.9) ? call.target : identity(context, server: random.chance(0.5))
@@ -69,6 +69,7 @@ public struct MessageFuzzer {
                 .streamEntries(requestID, uri, start: start, end: id(near: start)),
                 identity(context, server: false))
         case 5: return (.streamStatus(requestID, uri), identity(context, server: false))
+        case 14: return (.topologyRequest(requestID, topologyRequest(context, uri)), identity(context, server: false))
         default:
             return (
                 internalMessage(kind, context, uri, header(context, uri, requestID)),
@@ -102,6 +103,21 @@ public struct MessageFuzzer {
     }
 
     // MARK: Fields
+
+    /// A request to the manager: a server core refuses it (it runs none); the members are
+    /// servers, strangers, clients, zero, repeated, or too many.
+    private mutating func topologyRequest(_ context: FuzzContext, _ uri: StreamURI) -> TopologyRequest {
+        let node = random.chance(0.7) ? random.pick(context.servers) : NodeID(random.pick(Self.edges))
+        switch random.int(in: 0...3) {
+        case 0: return .fetch
+        case 1:
+            let count = random.chance(0.9) ? random.int(in: 0...4) : random.int(in: 17...40)
+            let members = (0..<count).map { _ in random.chance(0.8) ? random.pick(context.servers) : node }
+            return .createStream(uri, members: members)
+        case 2: return .addMember(uri, node)
+        default: return .removeMember(uri, node)
+        }
+    }
 
     /// An edge value, a value near `base`, or anything.
     private mutating func id(near base: UInt64) -> UInt64 {

@@ -386,7 +386,7 @@ protocol ServerControl: AnyObject {
 
 /// The topology manager as faults use it: read the topology, queue membership changes.
 protocol TopologyControl: TopologyView {
-    func enqueue(_ changes: [TopologyManager.Change])
+    func enqueue(_ changes: [TopologyChange])
 }
 
 /// Who runs the end of the fault phase after the nemesis healed the network and the servers:

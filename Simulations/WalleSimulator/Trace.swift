@@ -39,6 +39,7 @@ final class Trace {
         case .pollStream(let r, _, let id): mix(4); mix(r); mix(id)
         case .streamEntries(let r, _, let s, let e): mix(5); mix(r); mix(s); mix(e)
         case .streamStatus(let r, _): mix(13); mix(r)
+        case .topologyRequest(let r, let request): mix(14); mix(r); mix(UInt64(request.hashTag))
         case .newWriter(let h, let w, _, let lease): mix(6); mix(h); mix(w.ts); mix(w.id); mixSigned(lease)
         case .writerInfo(let h): mix(7); mix(h)
         case .putEntryInternal(let h, let kind, let e, let c, let x):
@@ -78,6 +79,17 @@ final class Trace {
     }
 }
 
+extension TopologyRequest {
+    var hashTag: Int {
+        switch self {
+        case .fetch: return 0
+        case .createStream: return 1
+        case .addMember: return 2
+        case .removeMember: return 3
+        }
+    }
+}
+
 extension PutKind {
     var hashTag: Int {
         switch self {
@@ -95,9 +107,6 @@ extension String {
 }
 
 extension NodeID {
-    /// "n2" for servers, "c100" for clients: short enough for a trace line.
-    var short: String { isClient ? "c\(rawValue & ~NodeID.clientBit)" : "n\(rawValue)" }
-
     /// A simulated client's id: the client bit and a small number (c100, c900, ...).
     static func client(_ number: UInt64) -> NodeID { NodeID(NodeID.clientBit | number) }
 }

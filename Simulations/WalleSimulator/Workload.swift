@@ -9,10 +9,8 @@ enum WorkloadAction {
     case resume(writer: Int)
     case read(reader: Int)
     case clockRate(NodeID)
-    case managerClaim
     case route(writer: Int, members: [NodeID], version: UInt64)
-    case managerRetry
-    case managerStatusTimeout(RequestID)
+    case manager(ManagerTimer)
 }
 
 /// Drives the clients: competing writers that claim, pipeline bursts of puts, pause (a frozen
@@ -178,7 +176,7 @@ final class Workload: WorkloadControl {
             guard version > host.routingVersion else { return }
             host.routingVersion = version
             host.node.updateServers(members)
-        case .managerClaim, .managerRetry, .managerStatusTimeout:
+        case .manager:
             preconditionFailure("the world hands manager actions to the manager")
         case .clockRate(let node):
             let rate = random.double(in: profile.clockRateRange)

@@ -69,7 +69,7 @@ public final class World: SendObserver, ClockControl, TopologyListener, ServerCo
     private(set) var workload: Workload!
     private(set) var nemesis: Nemesis!
     private(set) var liveness: Liveness!
-    private(set) var manager: TopologyManager!
+    private(set) var manager: ManagerHost!
     static let rootStream = try! StreamURI("/cluster/root")
     /// The servers a starting server asks for the topology (its copy of root.pb).
     private(set) var rootMembers: [NodeID] = []
@@ -238,10 +238,8 @@ public final class World: SendObserver, ClockControl, TopologyListener, ServerCo
             if lag > delay && routingRandom.chance(0.3) { delay = routingRandom.int(in: delay...lag) }
             schedule(at: trueNow + delay, .workload(.route(writer: index, members: members, version: topology.version)))
         }
-        if let root = topology.streams[World.rootStream]?.members {
-            manager.host.node.updateServers(root)
-            rootMembers = root
-        }
+        // The manager's own writer follows the root members itself (ManagerNode).
+        if let root = topology.streams[World.rootStream]?.members { rootMembers = root }
     }
 
     /// The process dies: volatile state is gone; the disk keeps what was synced (and maybe a
@@ -272,7 +270,7 @@ public final class World: SendObserver, ClockControl, TopologyListener, ServerCo
     func makeClock(_ node: NodeID, rateIndex: Int) -> SimClock { clocks.makeClock(node, rateIndex: rateIndex) }
 
     /// The topology manager: a writer of the root stream on the first root members.
-    private func makeManager(initial: Topology) -> TopologyManager {
+    private func makeManager(initial: Topology) -> ManagerHost {
         let id = NodeID.client(900)
         let configuration = WriterConfiguration(address: "manager", lease: .seconds(1))
         let client = WriterClient(id: id, uri: World.rootStream, servers: rootMembers, configuration: configuration)
@@ -281,9 +279,11 @@ public final class World: SendObserver, ClockControl, TopologyListener, ServerCo
             id: id, uri: World.rootStream, clock: clock,
             node: SimWriterNode(client: client, clock: clock, network: network))
         register(id, .manager)
-        return TopologyManager(
-            host: host, random: SimRandom.fork(seed: seed, "manager"), initial: initial, agenda: agenda, trace: trace,
-            counters: counters, network: network, observer: oracle, listener: self)
+        let core = TopologyManager(
+            configuration: ManagerConfiguration(initial: initial), random: SimRandom.fork(seed: seed, "manager"))
+        return ManagerHost(
+            host: host, manager: core, agenda: agenda, trace: trace, counters: counters, observer: oracle,
+            listener: self)
     }
 
     private func buildServers() {
@@ -345,9 +345,7 @@ public final class World: SendObserver, ClockControl, TopologyListener, ServerCo
         case .workload(let action):
             trace.event(at: trueNow, node: NodeID(0), kind: 5)
             switch action {
-            case .managerClaim: manager.claim()
-            case .managerRetry: manager.retry()
-            case .managerStatusTimeout(let requestID): manager.statusTimedOut(requestID)
+            case .manager(let timer): manager.timerFired(timer)
             default: workload.perform(action)
             }
         case .fault(let action):
@@ -387,9 +385,7 @@ public final class World: SendObserver, ClockControl, TopologyListener, ServerCo
         case .reader(let index)?:
             readers[index].receive(message, from: source)
         case .manager?:
-            if manager.receive(message) { return }
-            manager.handle(manager.host.node.receive(message, from: source))
-            oracle.observeWriter(manager.host)
+            manager.receive(message, from: source)
         case nil:
             preconditionFailure("message to unknown node \(target)")
         }
@@ -410,7 +406,7 @@ public final class World: SendObserver, ClockControl, TopologyListener, ServerCo
         case .manager?:
             guard manager.host.clock.wakeupFired(generation: generation) else { return }
             trace.event(at: trueNow, node: node, kind: 4)
-            manager.handle(manager.host.node.wake())
+            manager.wake()
         case .reader, .hostile, nil:
             return
         }
