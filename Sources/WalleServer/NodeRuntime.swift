@@ -43,11 +43,13 @@ public final class NodeRuntime: @unchecked Sendable {
     public let options: NodeOptions
     public let logger: Logger
     private let group: MultiThreadedEventLoopGroup
-    private let eventLoop: any EventLoop
+    let eventLoop: any EventLoop
     private var disk: WiredTigerDisk?
     private var transport: Transport?
     private var clock: SystemClock?
     private var node: ProductionNode?
+    /// This node's topology manager, when it is a root member (standing by or active).
+    var manager: ProductionManager?
     private let metrics = NodeMetrics()
     public private(set) var boundAddress: SocketAddress?
 
@@ -135,7 +137,15 @@ public final class NodeRuntime: @unchecked Sendable {
         let node = try ProductionNode(
             id: options.id, configuration: configuration, clock: clock, network: transport, disk: disk,
             random: SystemRandomNumberGenerator())
-        transport.onMessage = { [unowned node] message, source in node.receive(message, from: source) }
+        let isRootMember = rootMembers.contains(options.id)
+        let manager = isRootMember ? makeManager(transport: transport, rootMembers: rootMembers) : nil
+        transport.onMessage = { [unowned node] message, source in
+            if let manager, Self.isManagerMessage(message) {
+                _ = manager.receive(message, from: source)
+            } else {
+                node.receive(message, from: source)
+            }
+        }
         clock.onWake = { [unowned node] in node.wake() }
         metrics.attach(to: node, on: eventLoop)
         if isNew && options.bootstrap {
@@ -145,6 +155,8 @@ public final class NodeRuntime: @unchecked Sendable {
         self.transport = transport
         self.clock = clock
         self.node = node
+        self.manager = manager
+        manager?.start()
     }
 
     /// What `/health` says while the node runs: serving, with its last sampled gauges.
@@ -163,6 +175,8 @@ public final class NodeRuntime: @unchecked Sendable {
             clock?.cancel()
             clock?.onWake = nil
             transport?.onMessage = nil
+            manager?.writer.clock.cancel()
+            manager = nil
         }.get()
         // The loop thread must not be inside the disk while it closes: shut the loop first.
         try? await group.shutdownGracefully()

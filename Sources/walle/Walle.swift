@@ -18,8 +18,8 @@ struct Walle: AsyncParsableCommand {
             64 bad arguments.
             """,
         subcommands: [
-            CreateStream.self, Claim.self, Put.self, Read.self, Tail.self, Poll.self, WriterCommand.self,
-            Status.self, Bench.self,
+            CreateStream.self, Streams.self, Members.self, Replace.self, Claim.self, Put.self, Read.self, Tail.self,
+            Poll.self, WriterCommand.self, Status.self, Bench.self,
         ])
 }
 

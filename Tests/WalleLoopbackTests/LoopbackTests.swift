@@ -35,6 +35,60 @@ struct LoopbackTests {
         for id in cluster.ids { #expect(cluster.terminate(id) == 0, "node \(id) exits 0 on SIGTERM") }
     }
 
+    @Test("The topology manager runs on the nodes: kill -9 the active one, another takes over, streams are created")
+    func managerTakeover() async throws {
+        let cluster = try LocalCluster()
+        defer { cluster.stopAll() }
+        try cluster.startAll()
+        let client = try cluster.client()
+        try await client.createStream(try StreamURI("/before"), members: client.serverIDs)
+        let first = try await managerServer(client)
+        #expect(cluster.log(first).contains("topology manager: holds /cluster/root"), "\(cluster.log(first))")
+        cluster.kill9(first)
+        // A standby claims once the dead manager's 1 s lease has run out; the request waits.
+        let survivors = cluster.ids.filter { $0 != first }.map { NodeID($0) }
+        let topology = try await client.topologyRequest(.createStream(try StreamURI("/after"), members: survivors))
+        #expect(topology.streams[try StreamURI("/after")]?.members == survivors)
+        #expect(topology.streams[try StreamURI("/before")] != nil, "the new manager kept the old versions")
+        let second = try await managerServer(client)
+        #expect(second != first)
+        #expect(cluster.log(second).contains("topology manager: holds /cluster/root"))
+        // Asked again, the same request is already so and answers at once.
+        let again = try await client.topologyRequest(.createStream(try StreamURI("/after"), members: survivors))
+        #expect(again.version == topology.version)
+    }
+
+    @Test("Membership from the CLI: add a member and remove one on a stream nobody writes; the data stays readable")
+    func membershipFromTheCLI() throws {
+        let cluster = try LocalCluster()
+        defer { cluster.stopAll() }
+        try cluster.startAll()
+        let list = ["--cluster", cluster.serverList]
+        #expect(try run("walle", ["create-stream", "/moved", "--members", "1,2"] + list).status == 0)
+        #expect(try run("walle", ["put", "/moved", "a", "b"] + list).status == 0)
+        let added = try run("walle", ["members", "/moved", "--add", "3"] + list)
+        #expect(added.output.contains("/moved v2 members [1, 2, 3]"), "add: \(added.output)")
+        // Nobody writes: the new member pulls the tail from its peers and backfills the rest
+        // ([JOIN-1]), and only then can the removal be made (2 of the remaining [2, 3] settled).
+        let removed = try run("walle", ["members", "/moved", "--remove", "1"] + list)
+        #expect(removed.output.contains("/moved v3 members [2, 3]"), "remove: \(removed.output)")
+        #expect(try run("walle", ["put", "/moved", "c"] + list).output == "acked 3\n")
+        let read = try run("walle", ["read", "/moved"] + list)
+        let texts = read.output.split(separator: "\n").map { $0.split(separator: "\t").last.map(String.init) ?? "" }
+        #expect(texts == ["a", "b", "c"], "read: \(read.output)")
+        let streams = try run("walle", ["streams"] + list)
+        #expect(streams.output.contains("/moved v3 members [2, 3]"), "streams: \(streams.output)")
+        let unknown = try run("walle", ["members", "/nowhere", "--add", "2"] + list)
+        #expect(unknown.status == 1 && unknown.output.isEmpty)
+    }
+
+    /// The server whose manager holds the root stream, from the writer address it claimed with.
+    func managerServer(_ client: ClusterClient) async throws -> UInt64 {
+        let info = try await client.writerStatus(ClusterClient.rootStream)
+        let id = try #require(UInt64(info.writerAddress.replacingOccurrences(of: "manager@", with: "")))
+        return id
+    }
+
     @Test("kill -9 of one node during a put load, 10 times: every acknowledged entry survives")
     func killNineKeepsAcknowledged() async throws {
         let cluster = try LocalCluster()

@@ -597,3 +597,23 @@ extension Tidy {
         }
     }
 }
+
+// MARK: - Rule 6: no core file over 400 lines
+
+extension Tidy {
+    /// A core file holds one machine or one concern; past 400 lines it is two that grew
+    /// together (issue 13 split `ServerCore` from 1,400 lines over seven files).
+    enum CoreFileLength {
+        static let directory = "Sources/WalleCore"
+        static let limit = 400
+
+        static func violations(in files: [Tidy.File]) -> [String] {
+            files.filter { Tidy.directory(of: $0.path) == directory }.compactMap { file in
+                // As `wc -l` counts: a final newline ends the last line, it does not start one.
+                let count = Tidy.lines(file.text).count - (file.text.hasSuffix("\n") ? 1 : 0)
+                guard count > limit else { return nil }
+                return Tidy.finding(file.path, count, "core-file-length", "\(count) lines (limit \(limit))")
+            }
+        }
+    }
+}

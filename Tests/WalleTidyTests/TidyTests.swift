@@ -215,4 +215,24 @@ struct TidyTests {
         let node = Self.planted("Sources/WalleNode/Planted.swift", ["let x = table[key]!"])
         #expect(Tidy.ForceUnwrappedLookup.violations(in: node) == Self.noFindings)
     }
+
+    // MARK: Rule 6, core files of at most 400 lines
+
+    @Test("Core file length: no file in Sources/WalleCore is over 400 lines")
+    func coreFileLengthTree() throws {
+        let tree = try Tidy.repositoryFiles()
+        #expect(Tidy.CoreFileLength.violations(in: tree) == Self.noFindings)
+    }
+
+    @Test("Core file length: a 401-line core file is found; 400 lines, or a long file elsewhere, are not")
+    func coreFileLengthPlanted() {
+        let long = Array(repeating: "let x = 1", count: 401)
+        let path = "Sources/WalleCore/Planted.swift"
+        #expect(Tidy.CoreFileLength.violations(in: Self.planted(path, long)) == [
+            "\(path):401: core-file-length: 401 lines (limit 400)",
+        ])
+        #expect(Tidy.CoreFileLength.violations(in: Self.planted(path, Array(long.prefix(400)))) == Self.noFindings)
+        let node = Self.planted("Sources/WalleNode/Planted.swift", long)
+        #expect(Tidy.CoreFileLength.violations(in: node) == Self.noFindings)
+    }
 }
