@@ -105,17 +105,21 @@ public struct MessageFuzzer {
     // MARK: Fields
 
     /// A request to the manager: a server core refuses it (it runs none); the members are
-    /// servers, strangers, clients, zero, repeated, or too many.
+    /// servers, strangers, clients, zero, repeated, or too many; an address is well formed, a
+    /// host without a port, a port out of range, or bytes that are no host at all.
     private mutating func topologyRequest(_ context: FuzzContext, _ uri: StreamURI) -> TopologyRequest {
         let node = random.chance(0.7) ? random.pick(context.servers) : NodeID(random.pick(Self.edges))
-        switch random.int(in: 0...3) {
+        switch random.int(in: 0...4) {
         case 0: return .fetch
         case 1:
             let count = random.chance(0.9) ? random.int(in: 0...4) : random.int(in: 17...40)
             let members = (0..<count).map { _ in random.chance(0.8) ? random.pick(context.servers) : node }
             return .createStream(uri, members: members)
         case 2: return .addMember(uri, node)
-        default: return .removeMember(uri, node)
+        case 3: return .removeMember(uri, node)
+        default:
+            let addresses = ["127.0.0.1:7001", "fuzz.example:9", "[::1]:65535", "host", "h:0", "h:70000", "a b:1", ":1"]
+            return .registerServer(node, address: random.pick(addresses))
         }
     }
 

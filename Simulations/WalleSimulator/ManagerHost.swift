@@ -72,7 +72,9 @@ final class ManagerHost: TopologyControl {
     }
 
     private func changeCommitted(_ change: TopologyChange, _ topology: Topology) {
-        // The simulator's streams are in the initial topology; none is created later (yet).
+        // The simulator's streams are in the initial topology; none is created later (yet), and
+        // its servers register no addresses.
+        if case .register = change { return }
         if case .create = change { return }
         counters.count(.membershipChange)
         switch change {
@@ -82,7 +84,7 @@ final class ManagerHost: TopologyControl {
             observer.checkMembersHoldNewestClaim(uri, members)
         case .add(let uri, let node):
             observer.joined(node, uri)
-        case .create:
+        case .create, .register:
             return
         }
     }

@@ -86,6 +86,7 @@ extension TopologyRequest {
         case .createStream: return 1
         case .addMember: return 2
         case .removeMember: return 3
+        case .registerServer: return 4
         }
     }
 }

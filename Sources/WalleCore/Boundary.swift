@@ -68,6 +68,18 @@ struct Boundary {
             return members.lazy.compactMap { checkServer($0, "member") }.first
         case .addMember(_, let node), .removeMember(_, let node):
             return checkServer(node, "member")
+        case .registerServer(let node, let address):
+            return checkServer(node, "server") ?? checkAddress(address)
+        }
+    }
+
+    /// A server's address as it registers it (`ServerAddress`).
+    static func checkAddress(_ address: String) -> WalleError? {
+        do {
+            _ = try ServerAddress(parsing: address)
+            return nil
+        } catch {
+            return error
         }
     }
 

@@ -145,6 +145,10 @@ public struct ServerConfiguration: Sendable {
     /// The root stream whose entries are the cluster's topology, and the servers to ask for it
     /// at start (like upstream's root.pb). Nil: the topology is static (tests).
     public var topologySource: TopologySource?
+    /// Where this server listens, as peers and clients should dial it. Set, the server asks the
+    /// topology manager to list it until the topology does ([MEM-1]); the simulator leaves it
+    /// nil (its network needs no addresses).
+    public var advertisedAddress: ServerAddress?
     /// How long StreamStatus waits for each member: silent members are left out.
     public var statusCallTimeout: Duration = .seconds(1)
     /// Pause before asking another root member for the topology after a failure.
@@ -173,9 +177,9 @@ public struct ServerConfiguration: Sendable {
     /// The most deadlines a server holds: each belongs to something live and bounded here.
     /// A call has one timeout, a read waiter one deadline, a waiting NewWriter one answer
     /// time, a queued put one expiry; a stream has at most one fast-forward and one backfill
-    /// retry; the topology watch has one poll and one round timeout.
+    /// retry; the topology watch has one poll and one round timeout, the registration one.
     public func timerCountMax(streamCount: Int) -> Int {
-        callsInFlightMax + pollWaitersMax + newWriterWaitsMax + streamCount * (queuedPutsMax + 2) + 2
+        callsInFlightMax + pollWaitersMax + newWriterWaitsMax + streamCount * (queuedPutsMax + 2) + 3
     }
 
     package func plantedBugIsActive(_ bug: PlantedBug) -> Bool {
@@ -211,6 +215,8 @@ public enum Effect: Sendable {
     /// A put this node coordinated was answered: how long it took from its arrival, and
     /// whether a majority acknowledged it (always emitted; nodes keep a histogram).
     case putFinished(Duration, acknowledged: Bool)
+    /// The topology's server table changed: reach each server at its address from now on.
+    case servers([NodeID: ServerAddress])
 }
 
 /// One round of requests a majority of `members` accepted: a put, or one claim phase after

@@ -53,6 +53,7 @@ extension ServerCore {
 
     mutating func receiveResponse(_ requestID: RequestID, _ reply: Reply, from source: NodeID) {
         if topologyWatch.isPolling && topologyPollAnswered(requestID, reply, from: source) { return }
+        if registrationAnswered(requestID, reply, from: source) { return }
         guard let pending = calls[requestID], pending.target == source else { return }
         calls.removeValue(forKey: requestID)
         unresponsivePeers.remove(source)
@@ -89,6 +90,8 @@ extension ServerCore {
             pollTopology()
         case .topologyPollTimeout:
             topologyRoundTimedOut()
+        case .registration:
+            registrationTimerFired()
         }
     }
 
@@ -155,5 +158,7 @@ enum ServerTimer: Hashable {
     case readWaiterDeadline(StreamURI, UInt64)
     case topologyPoll
     case topologyPollTimeout
+    /// The registration's deadline, or its retry ([MEM-1]).
+    case registration
 }
 

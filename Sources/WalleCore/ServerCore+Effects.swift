@@ -88,11 +88,12 @@ extension ServerCore {
     var timerCountMax: Int { configuration.timerCountMax(streamCount: streams.count) }
 
     /// What the timers may hold right now: one deadline per live call, read waiter, waiting
-    /// NewWriter and queued put, two per stream, two for the topology watch. Exceeding it means
-    /// a deadline outlived what it guards (lazy cancellation). O(streams): simulator and tests.
+    /// NewWriter and queued put, two per stream, three for the topology watch and the
+    /// registration. Exceeding it means a deadline outlived what it guards (lazy cancellation).
+    /// O(streams): simulator and tests.
     package var liveDeadlineCountMax: Int {
         let queued = streams.values.reduce(0) { $0 + $1.queueCount }
-        return calls.count + readWaiterCount + newWriterWaits.count + queued + 2 * streams.count + 2
+        return calls.count + readWaiterCount + newWriterWaits.count + queued + 2 * streams.count + 3
     }
 
     package var timerCount: Int { timers.count }

@@ -19,6 +19,7 @@ extension ServerCore {
         precondition(unresponsivePeers.count <= callsByTarget.count, "a presumed-down peer without calls")
         // A round of topology polls always has its deadline.
         precondition(!topologyWatch.isPolling || timers.contains(.topologyPollTimeout), "a poll round without deadline")
+        precondition(registration.state == .idle || timers.contains(.registration), "a registration without deadline")
         if configuration.deepChecksEnabled { checkTables() }
     }
 

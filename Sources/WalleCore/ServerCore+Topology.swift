@@ -146,6 +146,7 @@ extension ServerCore {
         }
         let root = configuration.topologySource?.rootStream
         topologyWatch.applied(version: topology.version, rootMembers: root.flatMap { topology.streams[$0]?.members })
+        serversApplied(topology.servers)
     }
 
     /// A put queued under the previous member list is not applied under the new one. Its

@@ -43,6 +43,9 @@ public struct ServerCore {
     var newWriterWaits: [UInt64: NewWriterWait] = [:]
     var diskReads: [UInt64: DiskRead] = [:]
     var topologyWatch = TopologyWatch()
+    var registration = Registration()
+    /// The server table of the newest applied topology (`Effect.servers` reports changes).
+    var knownServers: [NodeID: ServerAddress] = [:]
     var nextDiskToken: UInt64 = 1 << 32
     /// The time of the event being handled.
     var time = NodeTime(monotonic: Instant(nanoseconds: 0), wall: WallTime(nanosecondsSinceEpoch: 0))

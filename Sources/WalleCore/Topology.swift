@@ -7,10 +7,14 @@ public import WalleEnvironment
 public struct Topology: Hashable, Sendable {
     public var version: UInt64
     public var streams: [StreamURI: StreamTopology]
+    /// Each registered server's address, `HOST:PORT` as it registered it (`[MEM-1]`): where
+    /// servers and clients reach it. A `--peers` or `--cluster` list is only where to look first.
+    public var servers: [NodeID: ServerAddress]
 
-    public init(version: UInt64, streams: [StreamURI: StreamTopology]) {
+    public init(version: UInt64, streams: [StreamURI: StreamTopology], servers: [NodeID: ServerAddress] = [:]) {
         self.version = version
         self.streams = streams
+        self.servers = servers
     }
 
     public static let empty = Topology(version: 0, streams: [:])
@@ -18,10 +22,12 @@ public struct Topology: Hashable, Sendable {
     /// Encoded size limit: a topology must fit in one entry.
     public static let encodedSizeMax = Entry.dataSizeMax
 
-    /// A fixed little-endian layout, streams sorted by URI, so equal topologies encode to
-    /// equal bytes on every platform:
+    /// A fixed little-endian layout, streams sorted by URI and servers by id, so equal
+    /// topologies encode to equal bytes on every platform:
     /// `version u64, count u32, { uri-length u16, uri, stream-version u64, member-count u16,
-    /// members u64... }`.
+    /// members u64... }`, then, only when a server has registered, `server-count u32,
+    /// { id u64, address-length u16, address }`. A topology without servers (the simulator's)
+    /// encodes as before the server table existed.
     public func encoded() -> [UInt8] {
         var writer = ByteWriter()
         writer.u64(version)
@@ -33,14 +39,28 @@ public struct Topology: Hashable, Sendable {
             writer.u16(UInt16(stream.members.count))
             for member in stream.members { writer.u64(member.rawValue) }
         }
+        if !servers.isEmpty {
+            writer.u32(UInt32(servers.count))
+            for (id, address) in servers.sorted(by: { $0.key < $1.key }) {
+                writer.u64(id.rawValue)
+                writer.string16(address.description)
+            }
+        }
         return writer.bytes
     }
 
     /// `encoded().count` without encoding: the manager checks every change against the entry
     /// size, and encoding a topology near 1 MiB for each queued change was work done twice.
     public var encodedByteCount: Int {
-        streams.reduce(8 + 4) { sum, pair in sum + Self.encodedByteCount(pair.key, members: pair.value.members.count) }
+        let streamBytes = streams.reduce(8 + 4) { sum, pair in
+            sum + Self.encodedByteCount(pair.key, members: pair.value.members.count)
+        }
+        guard !servers.isEmpty else { return streamBytes }
+        return servers.values.reduce(streamBytes + 4) { sum, address in sum + Self.encodedByteCount(address: address) }
     }
+
+    /// The bytes one server takes in the server table.
+    static func encodedByteCount(address: ServerAddress) -> Int { 8 + 2 + address.description.utf8.count }
 
     /// The bytes one stream takes in the encoding.
     static func encodedByteCount(_ uri: StreamURI, members: Int) -> Int {
@@ -91,7 +111,39 @@ public struct Topology: Hashable, Sendable {
             }
             streams[uri] = StreamTopology(version: streamVersion, members: members)
         }
+        let servers = reader.isAtEnd ? [:] : try decodeServers(&reader, entryID: entryID)
         try reader.finish()
-        return Topology(version: version, streams: streams)
+        return Topology(version: version, streams: streams, servers: servers)
+    }
+
+    /// The server table: at least one server, ids ascending (so each once), each a server id
+    /// with an address that parses. The count is hostile: each server reads at least 10 bytes
+    /// or throws, so the loop ends within the entry's bytes.
+    private static func decodeServers(
+        _ reader: inout ByteReader, entryID: EntryID
+    ) throws(WalleError) -> [NodeID: ServerAddress] {
+        let count = try reader.u32()
+        guard count >= 1 else { throw WalleError(.invalidArgument, "topology \(entryID): an empty server table") }
+        var servers: [NodeID: ServerAddress] = [:]
+        var previous = NodeID(0)
+        for _ in 0..<count {
+            let id = NodeID(try reader.u64())
+            let text = try reader.string16()
+            let address: ServerAddress
+            do {
+                address = try ServerAddress(parsing: text)
+            } catch {
+                throw WalleError(error.code, "topology \(entryID): server \(id.rawValue): \(error.message)")
+            }
+            if let error = Boundary.checkServer(id, "registered server") {
+                throw WalleError(error.code, "topology \(entryID): \(error.message)")
+            }
+            guard id > previous else {
+                throw WalleError(.invalidArgument, "topology \(entryID): server \(id) is out of order or listed twice")
+            }
+            servers[id] = address
+            previous = id
+        }
+        return servers
     }
 }

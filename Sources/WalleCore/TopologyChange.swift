@@ -1,15 +1,20 @@
 public import WalleEnvironment
 
-/// One membership change: a single add or remove ([MEM-2]).
+/// One change to the topology: a single add or remove ([MEM-2]), a new stream, or a server's
+/// address.
 public enum TopologyChange: Hashable, Sendable, CustomStringConvertible {
     case add(StreamURI, NodeID)
     case remove(StreamURI, NodeID)
     /// A new stream at version 1. Its members learn it from the topology as they apply it.
     case create(StreamURI, members: [NodeID])
+    /// A server's address, new or changed ([MEM-1]). No stream's version moves.
+    case register(NodeID, address: ServerAddress)
 
-    public var uri: StreamURI {
+    /// The stream the change is to; nil for a registration.
+    public var uri: StreamURI? {
         switch self {
         case .add(let uri, _), .remove(let uri, _), .create(let uri, _): return uri
+        case .register: return nil
         }
     }
 
@@ -18,15 +23,29 @@ public enum TopologyChange: Hashable, Sendable, CustomStringConvertible {
         case .add(let uri, let node): return "add \(node.short) to \(uri)"
         case .remove(let uri, let node): return "remove \(node.short) from \(uri)"
         case .create(let uri, let members): return "create \(uri) on \(members.map(\.short).joined(separator: ","))"
+        case .register(let node, let address): return "register \(node.short) at \(address)"
         }
     }
 
-    /// How many bytes the change adds to the topology's encoding (negative for a removal).
-    var encodedGrowth: Int {
+    /// How many bytes the change adds to `topology`'s encoding (negative for a removal).
+    func encodedGrowth(in topology: Topology) -> Int {
         switch self {
         case .add: return 8
         case .remove: return -8
         case .create(let uri, let members): return Topology.encodedByteCount(uri, members: members.count)
+        case .register(let node, let address):
+            if let old = topology.servers[node] { return address.description.utf8.count - old.description.utf8.count }
+            // The first server brings the table's count with it.
+            return Topology.encodedByteCount(address: address) + (topology.servers.isEmpty ? 4 : 0)
+        }
+    }
+
+    /// A new stream or an address is written without asking anyone's status: no member holds
+    /// anything it could lose.
+    var isWrittenAtOnce: Bool {
+        switch self {
+        case .create, .register: return true
+        case .add, .remove: return false
         }
     }
 
@@ -36,6 +55,7 @@ public enum TopologyChange: Hashable, Sendable, CustomStringConvertible {
         case .add(let uri, let node): return topology.streams[uri]?.contains(node) ?? false
         case .remove(let uri, let node): return !(topology.streams[uri]?.contains(node) ?? true)
         case .create(let uri, _): return topology.streams[uri] != nil
+        case .register(let node, let address): return topology.servers[node] == address
         }
     }
 }

@@ -12,6 +12,11 @@ extension TopologyManager {
             return [.answer(route, .failed(WalleError(.unavailable, "not the topology manager now; ask again")))]
         }
         guard let asked = Self.change(for: request) else { return [.answer(route, .entry(rootEntry))] }
+        if case .register(let node, _) = asked, node != route.node {
+            // An address decides where every peer sends; only the server itself may say it.
+            return [.answer(route, .failed(WalleError(
+                .permissionDenied, "\(route.node.short) may not register the address of server \(node.short)")))]
+        }
         if let index = pending.firstIndex(where: { $0.change == asked }) { return join(index, route) }
         let change: TopologyChange
         switch Self.decide(asked, in: projected) {
@@ -68,6 +73,12 @@ extension TopologyManager {
         case .createStream(let uri, let members): return .create(uri, members: members.sorted())
         case .addMember(let uri, let node): return .add(uri, node)
         case .removeMember(let uri, let node): return .remove(uri, node)
+        case .registerServer(let node, let text):
+            // The boundary checked that it parses.
+            guard let address = try? ServerAddress(parsing: text) else {
+                preconditionFailure("`Boundary.checkTopologyRequest` parsed the address")
+            }
+            return .register(node, address: address)
         }
     }
 
@@ -75,7 +86,7 @@ extension TopologyManager {
     static func decide(_ change: TopologyChange, in topology: Topology) -> Decision {
         if let error = refusal(change, in: topology) { return .refuse(error) }
         if change.isApplied(in: topology) { return .answerNow }
-        let size = topology.encodedByteCount + change.encodedGrowth
+        let size = topology.encodedByteCount + change.encodedGrowth(in: topology)
         guard size <= Topology.encodedSizeMax else {
             return .refuse(WalleError(
                 .resourceExhausted, "\(change) would make the topology \(size) bytes, over one entry"))
@@ -85,21 +96,39 @@ extension TopologyManager {
 
     /// Why `change` cannot be made to `topology`, if it cannot.
     private static func refusal(_ change: TopologyChange, in topology: Topology) -> WalleError? {
-        let stream = topology.streams[change.uri]
+        let stream = change.uri.flatMap { topology.streams[$0] }
         switch change {
+        case .register:
+            return nil
         case .create(let uri, let members):
-            guard let stream, stream.members != members.sorted() else { return nil }
+            guard let stream else { return unregistered(members, in: topology) }
+            guard stream.members != members.sorted() else { return nil }
             let names = stream.members.map(\.short).joined(separator: ",")
             return WalleError(.failedPrecondition, "\(uri) exists with members \(names)")
         case .add(let uri, let node):
             guard let stream else { return notFound(uri) }
-            guard !stream.contains(node), stream.members.count >= Topology.membersMax else { return nil }
-            return WalleError(.failedPrecondition, "\(uri) has \(stream.members.count) members, the most a stream has")
+            guard !stream.contains(node) else { return nil }
+            guard stream.members.count < Topology.membersMax else {
+                return WalleError(
+                    .failedPrecondition, "\(uri) has \(stream.members.count) members, the most a stream has")
+            }
+            return unregistered([node], in: topology)
         case .remove(let uri, let node):
             guard let stream else { return notFound(uri) }
             guard stream.contains(node), stream.members.count <= 1 else { return nil }
             return WalleError(.failedPrecondition, "\(node.short) is the last member of \(uri)")
         }
+    }
+
+    /// [MEM-1]: once servers register (real nodes do when they start), a member must be one of
+    /// them, or nobody could reach it. Unavailable, so a request for a server that is still
+    /// starting is asked again. A topology without registered servers (the simulator's, whose
+    /// network needs no addresses) takes any server id.
+    private static func unregistered(_ members: [NodeID], in topology: Topology) -> WalleError? {
+        guard !topology.servers.isEmpty, let missing = members.first(where: { topology.servers[$0] == nil }) else {
+            return nil
+        }
+        return WalleError(.unavailable, "server \(missing.rawValue) has not registered its address; start it first")
     }
 
     private static func notFound(_ uri: StreamURI) -> WalleError {

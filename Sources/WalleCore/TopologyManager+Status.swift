@@ -6,8 +6,8 @@ extension TopologyManager {
     func ready(
         _ change: TopologyChange, _ infos: [WriterInfo], in topology: Topology, removalTarget: SettledTarget?
     ) -> (Bool, SettledTarget?) {
-        if case .create = change { return (true, removalTarget) }
-        guard let stream = topology.streams[change.uri] else { return (false, removalTarget) }
+        if change.isWrittenAtOnce { return (true, removalTarget) }
+        guard let uri = change.uri, let stream = topology.streams[uri] else { return (false, removalTarget) }
         let current = infos.filter { stream.contains($0.server) && $0.streamVersion == stream.version }
         guard current.count >= stream.majority else { return (false, removalTarget) }
         guard case .remove(_, let leaving) = change else { return (true, removalTarget) }
@@ -52,23 +52,28 @@ extension TopologyManager {
     static func applying(_ change: TopologyChange, to topology: Topology) -> Topology {
         var next = topology
         next.version += 1
-        if case .create(let uri, let members) = change {
+        switch change {
+        case .create(let uri, let members):
             precondition(next.streams[uri] == nil, "a stream is created once (`advance` checked)")
             next.streams[uri] = StreamTopology(version: 1, members: members)
-            return next
+        case .register(let node, let address):
+            next.servers[node] = address
+        case .add(let uri, let node):
+            let stream = existing(uri, in: next)
+            next.streams[uri] = StreamTopology(version: stream.version + 1, members: stream.members + [node])
+        case .remove(let uri, let node):
+            let stream = existing(uri, in: next)
+            let members = stream.members.filter { $0 != node }
+            next.streams[uri] = StreamTopology(version: stream.version + 1, members: members)
         }
-        guard var stream = next.streams[change.uri] else {
+        return next
+    }
+
+    private static func existing(_ uri: StreamURI, in topology: Topology) -> StreamTopology {
+        guard let stream = topology.streams[uri] else {
             preconditionFailure("a change is made only to a stream of the topology (`ready` checked)")
         }
-        stream.version += 1
-        switch change {
-        case .add(_, let node): stream = StreamTopology(version: stream.version, members: stream.members + [node])
-        case .remove(_, let node):
-            stream = StreamTopology(version: stream.version, members: stream.members.filter { $0 != node })
-        case .create: preconditionFailure("handled above")
-        }
-        next.streams[change.uri] = stream
-        return next
+        return stream
     }
 
     /// What every state promises; run at the end of each entry point.

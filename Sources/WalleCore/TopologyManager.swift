@@ -265,8 +265,8 @@ public struct TopologyManager {
     /// against the topology as it is now (it was checked against the topology it would follow,
     /// and a lost claim or a change undone since may have moved it): one already made is
     /// answered and dropped, one that can no longer be made is refused and dropped. A new
-    /// stream is written at once (no member has it to wait for); any other change asks for
-    /// status first.
+    /// stream or an address is written at once (no member has anything to wait for); a member
+    /// change asks for status first.
     mutating func advance(_ topology: Topology, removalTarget: SettledTarget?) -> [ManagerAction] {
         var actions: [ManagerAction] = []
         var target = removalTarget
@@ -280,10 +280,10 @@ public struct TopologyManager {
         }
         state = .waiting(topology, removalTarget: target)
         guard let first = pending.first else { return actions }
-        if case .create = first.change {
+        if first.change.isWrittenAtOnce {
             let next = Self.applying(first.change, to: topology)
             guard let put = write(next, change: first.change, over: topology) else {
-                preconditionFailure("a new stream that does not fit was refused by `decide`")
+                preconditionFailure("a change that does not fit was refused by `decide`")
             }
             return actions + put
         }
@@ -306,7 +306,8 @@ public struct TopologyManager {
 
     /// Asks a member of the next change's stream for every member's status. From `.waiting`.
     private mutating func askStatus(_ topology: Topology, removalTarget: SettledTarget?) -> [ManagerAction] {
-        guard let change = pending.first?.change, let stream = topology.streams[change.uri], !stream.members.isEmpty
+        guard let change = pending.first?.change, let uri = change.uri, let stream = topology.streams[uri],
+            !stream.members.isEmpty
         else {
             return []
         }
@@ -315,7 +316,7 @@ public struct TopologyManager {
         let target = stream.members[statusCursor % stream.members.count]
         state = .asking(topology, requestID: lastStatusRequestID, removalTarget: removalTarget, member: target)
         return [
-            .send(.streamStatus(lastStatusRequestID, change.uri), to: target),
+            .send(.streamStatus(lastStatusRequestID, uri), to: target),
             .schedule(.statusTimeout(lastStatusRequestID), after: configuration.statusTimeout),
         ]
     }

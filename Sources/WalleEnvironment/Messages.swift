@@ -89,6 +89,8 @@ public enum TopologyRequest: Hashable, Sendable, CustomStringConvertible {
     /// One member less; the manager waits until the remaining members hold what was
     /// acknowledged (WS-3).
     case removeMember(StreamURI, NodeID)
+    /// A server says where it listens (`[MEM-1]`); only the server itself may ask.
+    case registerServer(NodeID, address: String)
 
     public var description: String {
         switch self {
@@ -96,6 +98,7 @@ public enum TopologyRequest: Hashable, Sendable, CustomStringConvertible {
         case .createStream(let uri, let members): return "create \(uri) \(members.map(\.short))"
         case .addMember(let uri, let node): return "add \(node.short) to \(uri)"
         case .removeMember(let uri, let node): return "remove \(node.short) from \(uri)"
+        case .registerServer(let node, let address): return "register \(node.short) at \(address)"
         }
     }
 }

@@ -20,6 +20,8 @@ public final class ServerNode<NodeClock: Clock, NodeNetwork: Network, NodeDisk: 
     public var refusalSink: ((Refusal) -> Void)?
     /// Receives how long each coordinated put took and whether it was acknowledged.
     public var putSink: ((Duration, Bool) -> Void)?
+    /// Receives the topology's server table when it changes (a production node dials by it).
+    public var serversSink: (([NodeID: ServerAddress]) -> Void)?
 
     /// Queue depths and catch-up progress right now (O(streams): for sampling).
     public var gauges: CoreGauges { core.gauges }
@@ -93,6 +95,8 @@ public final class ServerNode<NodeClock: Clock, NodeNetwork: Network, NodeDisk: 
                 refusalSink?(limit)
             case .putFinished(let duration, let acknowledged):
                 putSink?(duration, acknowledged)
+            case .servers(let servers):
+                serversSink?(servers)
             }
         }
         if let next = core.nextWakeup, next != scheduledWakeup {

@@ -180,6 +180,7 @@ enum TopologyRequestKind {
     static let createStream: UInt8 = 1
     static let addMember: UInt8 = 2
     static let removeMember: UInt8 = 3
+    static let registerServer: UInt8 = 4
 }
 
 extension ByteWriter {
@@ -195,6 +196,8 @@ extension ByteWriter {
             u8(TopologyRequestKind.addMember); string16(uri.rawValue); u64(node.rawValue)
         case .removeMember(let uri, let node):
             u8(TopologyRequestKind.removeMember); string16(uri.rawValue); u64(node.rawValue)
+        case .registerServer(let node, let address):
+            u8(TopologyRequestKind.registerServer); u64(node.rawValue); string16(address)
         }
     }
 
@@ -386,6 +389,7 @@ extension ByteReader {
             return .createStream(uri, members: members)
         case TopologyRequestKind.addMember: return .addMember(try uri(), NodeID(try u64()))
         case TopologyRequestKind.removeMember: return .removeMember(try uri(), NodeID(try u64()))
+        case TopologyRequestKind.registerServer: return .registerServer(NodeID(try u64()), address: try string16())
         default: throw WalleError(.invalidArgument, "topology request kind \(kind) is unknown")
         }
     }

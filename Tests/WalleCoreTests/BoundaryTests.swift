@@ -94,6 +94,8 @@ struct BoundaryTests {
                 .topologyRequest(9, .createStream(try! StreamURI("/cluster/root"), members: [node(1)])),
                 client, .invalidArgument, "reserved for the cluster"),
             ("member 0", .topologyRequest(9, .addMember(streamURI, NodeID(0))), client, .invalidArgument, "member"),
+            ("an address without a port",
+                .topologyRequest(9, .registerServer(node(4), address: "db4")), client, .invalidArgument, "address"),
             ("a valid topology request to a server that runs no manager",
                 .topologyRequest(9, .addMember(streamURI, node(4))), client, .unavailable,
                 "does not run the topology manager"),

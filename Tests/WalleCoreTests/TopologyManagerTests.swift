@@ -392,7 +392,7 @@ struct TopologyManagerRequestTests {
         ]
         for change in changes {
             let next = TopologyManager.applying(change, to: topology)
-            #expect(next.encoded().count == topology.encodedByteCount + change.encodedGrowth, "\(change)")
+            #expect(next.encoded().count == topology.encodedByteCount + change.encodedGrowth(in: topology), "\(change)")
         }
     }
 

@@ -27,6 +27,7 @@ func sampleMessages() throws -> [Message] {
         .topologyRequest(8, .createStream(uri, members: [NodeID(1), NodeID(2), NodeID(5)])),
         .topologyRequest(9, .addMember(uri, NodeID(4))),
         .topologyRequest(10, .removeMember(uri, NodeID(2))),
+        .topologyRequest(11, .registerServer(NodeID(4), address: "db4.example.com:7004")),
         .newWriter(header, writer, writerAddress: "client-1", leaseMilliseconds: 1500),
         .writerInfo(header),
         .putEntryInternal(header, .claimCommit, entry, committedID: 41, committedChecksum: 77),
