@@ -51,7 +51,7 @@ struct Cluster: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Send fuzzed frames to running nodes; fails when a node stops answering.")
 
-    @Option(help: "The nodes: ID=HOST:PORT,... (as for walle --cluster).") var cluster: String
+    @Option(help: "The nodes: ID=IPV4:PORT,... (numeric IPv4 addresses; as for walle --cluster).") var cluster: String
     @Option(help: "How many frames in all.") var frames: Int = 100_000
     @Option(help: "The seed.") var seed: UInt64 = 1
     @Option(help: "Say hello as a client or as one of the cluster's servers.") var identity: String = "client"
@@ -64,7 +64,7 @@ struct Cluster: ParsableCommand {
         let servers = try ServerList.parse(cluster)
         let nodes = servers.keys.sorted().map { id -> (id: NodeID, host: String, port: Int) in
             let address = servers[id]!
-            return (id, address.ipAddress ?? "127.0.0.1", address.port ?? 0)
+            return (id, address.host, address.port)
         }
         let streams = try [StreamURI("/cluster/root")] + stream.map { try StreamURI($0) }
         var fuzzer = ClusterFuzzer(nodes: nodes, streams: streams, identity: who, seed: seed)

@@ -1,19 +1,24 @@
 public import Logging
 public import NIOCore
 import NIOPosix
+import Synchronization
 public import WalleCore
 public import WalleEnvironment
 import WalleTransport
 
 /// A connection to a Walle cluster (docs/operating.md, "Client library").
 ///
-/// Knows every server's id and address. Reads and status calls go to one server and move on
-/// to the next when it fails with a retryable error; writes go through `StreamWriter`, which
-/// runs the same `WriterClient` state machine the simulator checks.
+/// Starts from a list of servers (the root stream's members, say) and learns every other
+/// server's address from the topology's server table ([MEM-1]). Reads and status calls go to
+/// one server and move on to the next when it fails with a retryable error; writes go through
+/// `StreamWriter`, which runs the same `WriterClient` state machine the simulator checks.
 ///
 /// All state lives on one event loop thread; the async methods hop onto it.
 public final class ClusterClient: @unchecked Sendable {
-    public let servers: [NodeID: SocketAddress]
+    /// Where the client looks first: the topology is read from these.
+    public let servers: [NodeID: ServerAddress]
+    /// `servers` and every address the topology lists, the topology's winning.
+    private let known: Mutex<[NodeID: ServerAddress]>
     public let logger: Logger
     let group: MultiThreadedEventLoopGroup
     let eventLoop: any EventLoop
@@ -25,9 +30,10 @@ public final class ClusterClient: @unchecked Sendable {
     /// The stream whose entry N is topology version N.
     public static let rootStream = try! StreamURI("/cluster/root")
 
-    public init(servers: [NodeID: SocketAddress], logger: Logger = Logger(label: "walle-client")) {
+    public init(servers: [NodeID: ServerAddress], logger: Logger = Logger(label: "walle-client")) {
         precondition(!servers.isEmpty, "a client needs at least one server")
         self.servers = servers
+        self.known = Mutex(servers)
         self.logger = logger
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         self.eventLoop = group.next()
@@ -48,6 +54,16 @@ public final class ClusterClient: @unchecked Sendable {
     static func makeClientID() -> NodeID { NodeID(UInt64.random(in: 1...UInt64.max >> 1) | 1 << 63) }
 
     public var serverIDs: [NodeID] { servers.keys.sorted() }
+
+    /// Every server whose address the client knows: the first list and the topology's table.
+    public var addresses: [NodeID: ServerAddress] { known.withLock { $0 } }
+
+    /// Takes the topology's server table: calls to a server listed there go to its address.
+    private func learn(_ table: [NodeID: ServerAddress]) {
+        guard !table.isEmpty else { return }
+        known.withLock { $0.merge(table) { _, new in new } }
+        eventLoop.execute { [transport] in transport.learn(table) }
+    }
 
     /// Closes every connection and stops the client's thread.
     public func close() async {
@@ -99,10 +115,14 @@ public final class ClusterClient: @unchecked Sendable {
 
     // MARK: Reads and status
 
-    /// The committed entries `[start, end)` of `uri`, as many as one answer holds (at least one).
-    public func read(_ uri: StreamURI, start: EntryID, end: EntryID) async throws(WalleError) -> [Entry] {
+    /// The committed entries `[start, end)` of `uri`, as many as one answer holds (at least one):
+    /// from whichever member answers, or from `server`'s copy only.
+    public func read(
+        _ uri: StreamURI, start: EntryID, end: EntryID, server: NodeID? = nil
+    ) async throws(WalleError) -> [Entry] {
         let members = try await members(of: uri)
-        let reply = try await callAny(members) { .streamEntries($0, uri, start: start, end: end) }
+        let asked = server.map { [$0] } ?? members
+        let reply = try await callAny(asked) { .streamEntries($0, uri, start: start, end: end) }
         guard case .entries(let entries) = reply else { throw unexpected(reply) }
         return entries
     }
@@ -140,7 +160,9 @@ public final class ClusterClient: @unchecked Sendable {
         for server in serverIDs {
             do {
                 let entry = try await poll(Self.rootStream, from: 0, members: [server])
-                return try Topology.decode(entry.data, entryID: entry.id)
+                let topology = try Topology.decode(entry.data, entryID: entry.id)
+                learn(topology.servers)
+                return topology
             } catch {
                 logger.debug("topology from server \(server.rawValue): \(error)")
                 lastError = error

@@ -32,7 +32,7 @@ public final class StreamWriter: @unchecked Sendable {
         self.uri = uri
         self.eventLoop = client.eventLoop
         let id = ClusterClient.makeClientID()
-        let peers = client.servers.filter { members.contains($0.key) }
+        let peers = client.addresses.filter { members.contains($0.key) }
         self.transport = Transport(eventLoop: eventLoop, localID: id, peers: peers, logger: client.logger)
         self.clock = SystemClock(eventLoop: eventLoop)
         let writer = WriterClient(
@@ -234,7 +234,8 @@ extension ClusterClient {
     /// member has created the stream. Asking again for the same members succeeds; for other
     /// members of an existing stream it fails with FailedPrecondition.
     public func createStream(_ uri: StreamURI, members: [NodeID]) async throws(WalleError) {
-        let unknown = members.filter { servers[$0] == nil }
+        _ = try await topology()  // learns the registered servers' addresses
+        let unknown = members.filter { addresses[$0] == nil }
         guard unknown.isEmpty, !members.isEmpty else {
             throw WalleError(.invalidArgument, "members \(unknown.map(\.rawValue)) are not servers of this cluster")
         }
@@ -276,7 +277,7 @@ extension ClusterClient {
         let info = try await writerStatus(Self.rootStream)
         let prefix = "manager@"
         guard info.writerAddress.hasPrefix(prefix), let raw = UInt64(info.writerAddress.dropFirst(prefix.count)),
-            servers[NodeID(raw)] != nil
+            addresses[NodeID(raw)] != nil
         else {
             throw WalleError(.unavailable, "the root stream's writer is \"\(info.writerAddress)\", not a known manager")
         }

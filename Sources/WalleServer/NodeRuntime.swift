@@ -13,17 +13,22 @@ public struct NodeOptions: Sendable {
     public var id: NodeID
     public var listen: SocketAddress
     public var dataDirectory: String
-    /// Every server of the cluster, this one included: id and address.
-    public var peers: [NodeID: SocketAddress]
+    /// The root stream's members, id and address: where the node looks for the topology first.
+    /// The topology's server table then says where every server is ([MEM-1]).
+    public var peers: [NodeID: ServerAddress]
+    /// Where peers and clients reach this node; it registers this in the topology.
+    public var advertise: ServerAddress
     /// On a new (empty) data directory, create the root stream with every peer as a member.
     public var bootstrap: Bool
     public var cacheMegabytes = 256
 
     public init(
-        id: NodeID, listen: SocketAddress, dataDirectory: String, peers: [NodeID: SocketAddress], bootstrap: Bool
+        id: NodeID, listen: SocketAddress, advertise: ServerAddress, dataDirectory: String,
+        peers: [NodeID: ServerAddress], bootstrap: Bool
     ) {
         self.id = id
         self.listen = listen
+        self.advertise = advertise
         self.dataDirectory = dataDirectory
         self.peers = peers
         self.bootstrap = bootstrap
@@ -134,6 +139,7 @@ public final class NodeRuntime: @unchecked Sendable {
         var configuration = ServerConfiguration()
         let rootMembers = options.peers.keys.sorted()
         configuration.topologySource = TopologySource(rootStream: rootStream, rootMembers: rootMembers)
+        configuration.advertisedAddress = options.advertise
         let node = try ProductionNode(
             id: options.id, configuration: configuration, clock: clock, network: transport, disk: disk,
             random: SystemRandomNumberGenerator())
@@ -147,6 +153,7 @@ public final class NodeRuntime: @unchecked Sendable {
             }
         }
         clock.onWake = { [unowned node] in node.wake() }
+        node.serversSink = { [unowned transport] servers in transport.learn(servers) }
         metrics.attach(to: node, on: eventLoop)
         if isNew && options.bootstrap {
             logger.info("bootstrap: creating \(rootStream) with members \(rootMembers.map(\.rawValue))")

@@ -10,6 +10,8 @@ import WalleWire
 /// Every connection starts with a hello from each side, then carries frames both ways. A
 /// message goes to its target over this node's own connection to that peer when the address
 /// book knows the peer (servers), else over the connection the target opened to us (clients).
+/// The address book starts from the configured list and follows the topology (`learn`); host
+/// names are resolved at each dial.
 /// Nothing waits: a message that cannot be sent now (peer down, connection still opening past
 /// its queue bound, send buffer full) is dropped and counted, which the protocol treats as loss.
 ///
@@ -32,7 +34,7 @@ public final class Transport: Network, @unchecked Sendable {
     let counters = TransportCounters()
 
     public init(
-        eventLoop: any EventLoop, localID: NodeID, peers: [NodeID: SocketAddress],
+        eventLoop: any EventLoop, localID: NodeID, peers: [NodeID: ServerAddress],
         configuration: TransportConfiguration = TransportConfiguration(), logger: Logger
     ) {
         self.eventLoop = eventLoop
@@ -40,6 +42,20 @@ public final class Transport: Network, @unchecked Sendable {
         self.configuration = configuration
         self.logger = logger
         for (id, address) in peers where id != localID {
+            links[id] = PeerLink(id: id, address: address)
+        }
+    }
+
+    /// The topology's server table: a server at a new address is dialed there from now on (its
+    /// old connection closes); servers it does not list keep the address they had.
+    public func learn(_ servers: [NodeID: ServerAddress]) {
+        eventLoop.preconditionInEventLoop()
+        for (id, address) in servers where id != localID && links[id]?.address != address {
+            if let old = links[id] {
+                old.handler?.channel?.close(promise: nil)
+                dropQueue(old)
+            }
+            logger.info("server \(id.rawValue) is at \(address)")
             links[id] = PeerLink(id: id, address: address)
         }
     }
@@ -145,9 +161,10 @@ public final class Transport: Network, @unchecked Sendable {
             .channelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture { try self.addHandlers(channel, role: .outbound(id)) }
             }
-            .connect(to: link.address)
-            .whenFailure { [self] error in
-                guard let link = links[id] else { return }
+            .connect(host: link.address.host, port: link.address.port)
+            .whenFailure { [self, link] error in
+                // A link replaced meanwhile (`learn`) has its own attempts.
+                guard links[id] === link else { return }
                 link.isConnecting = false
                 connectFailed(link, reason: "\(error)")
             }
@@ -180,7 +197,8 @@ public final class Transport: Network, @unchecked Sendable {
             accepted[peer] = handler
             return true
         case .outbound(let expected):
-            guard let link = links[expected] else { return false }
+            // A connection of a link `learn` replaced is not this peer's any more.
+            guard let link = links[expected], link.handler == nil, link.isConnecting else { return false }
             guard peer == expected else {
                 // A replaced server reusing the address: not the node we meant to reach.
                 link.isConnecting = false
@@ -211,7 +229,9 @@ public final class Transport: Network, @unchecked Sendable {
             guard let link = links[id] else { return }
             if link.handler === handler {
                 link.handler = nil
-            } else if link.isConnecting {
+            } else if link.isConnecting && handler.peer == nil {
+                // The attempt under way closed before its hello (a connection of a link that
+                // `learn` replaced had said hello, and is not this attempt).
                 link.isConnecting = false
                 connectFailed(link, reason: "closed before hello")
             }
@@ -275,7 +295,7 @@ public struct TransportConfiguration: Sendable {
 /// This node's side of one peer in the address book.
 final class PeerLink {
     let id: NodeID
-    let address: SocketAddress
+    let address: ServerAddress
     var handler: FrameHandler?
     var isConnecting = false
     var queue: [[UInt8]] = []
@@ -283,7 +303,7 @@ final class PeerLink {
     var backoff: Duration = .zero
     var nextAttemptAt = NIODeadline.uptimeNanoseconds(0)
 
-    init(id: NodeID, address: SocketAddress) {
+    init(id: NodeID, address: ServerAddress) {
         self.id = id
         self.address = address
     }

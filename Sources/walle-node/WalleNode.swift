@@ -15,8 +15,8 @@ struct WalleNodeCommand: AsyncParsableCommand {
         abstract: "Run one Walle server on WiredTiger storage and TCP.",
         discussion: """
             Every option can also come from a config file of `key = value` lines (the option
-            names without dashes: id, listen, data-dir, peers, bootstrap, metrics, log-level,
-            cache-mb). Options on the command line win over the file.
+            names without dashes: id, listen, advertise, data-dir, peers, bootstrap, metrics,
+            log-level, cache-mb). Options on the command line win over the file.
 
             Exit codes: 0 after a graceful shutdown (SIGTERM or SIGINT), 64 bad arguments,
             66 the data directory cannot be used, 70 storage failed while running.
@@ -24,11 +24,23 @@ struct WalleNodeCommand: AsyncParsableCommand {
 
     @Option(help: "A config file of `key = value` lines.") var config: String?
     @Option(help: "This server's id (a non-zero integer, fixed for the life of its data).") var id: UInt64?
-    @Option(help: "Address to listen on, HOST:PORT.") var listen: String?
+    @Option(help: "Address to listen on, HOST:PORT (a numeric host).") var listen: String?
+    @Option(
+        help: """
+            Where peers and clients reach this server, HOST:PORT (a host name works); registered in the \
+            topology. Default: --listen.
+            """)
+    var advertise: String?
     @Option(name: .customLong("data-dir"), help: "The data directory (must exist; empty for a new server).")
     var dataDir: String?
-    @Option(help: "Every server of the cluster: ID=HOST:PORT,ID=HOST:PORT,...") var peers: String?
-    @Flag(help: "On a new data directory, create the root stream with every peer as member.") var bootstrap = false
+    @Option(help: "The root stream's members, where to look for the topology first: ID=HOST:PORT,...")
+    var peers: String?
+    @Flag(
+        help: """
+            On a new data directory, create the root stream with every peer as member (--peers must \
+            list this server).
+            """)
+    var bootstrap = false
     @Option(help: "Serve Prometheus metrics on HOST:PORT at /metrics.") var metrics: String?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String?
@@ -76,7 +88,8 @@ struct WalleNodeCommand: AsyncParsableCommand {
         var settings: [String: String] = [:]
         if let config { settings = try ConfigFile.read(config) }
         let flags: [String: String?] = [
-            "id": id.map(String.init), "listen": listen, "data-dir": dataDir, "peers": peers, "metrics": metrics,
+            "id": id.map(String.init), "listen": listen, "advertise": advertise, "data-dir": dataDir, "peers": peers,
+            "metrics": metrics,
             "log-level": logLevel, "cache-mb": cacheMegabytes.map(String.init), "bootstrap": bootstrap ? "true" : nil,
         ]
         for case let (key, value?) in flags { settings[key] = value }
@@ -94,12 +107,18 @@ struct WalleNodeCommand: AsyncParsableCommand {
             throw WalleError(.invalidArgument, "--id must be a non-zero integer")
         }
         let peers = try ServerList.parse(try required("peers"))
-        guard peers[NodeID(id)] != nil else {
-            throw WalleError(.invalidArgument, "--peers does not list this server's id \(id)")
+        let bootstrap = settings["bootstrap"] == "true"
+        guard !bootstrap || peers[NodeID(id)] != nil else {
+            throw WalleError(.invalidArgument, "--bootstrap: --peers does not list this server's id \(id)")
+        }
+        let listen = try required("listen")
+        let advertise = try ServerAddress(parsing: settings["advertise"] ?? listen)
+        guard !["0.0.0.0", "::"].contains(advertise.host) else {
+            throw WalleError(.invalidArgument, "--advertise is required when --listen is a wildcard (\(listen))")
         }
         var options = NodeOptions(
-            id: NodeID(id), listen: try ServerList.parseAddress(try required("listen")),
-            dataDirectory: try required("data-dir"), peers: peers, bootstrap: settings["bootstrap"] == "true")
+            id: NodeID(id), listen: try ServerList.parseAddress(listen), advertise: advertise,
+            dataDirectory: try required("data-dir"), peers: peers, bootstrap: bootstrap)
         if let cache = settings["cache-mb"] {
             guard let megabytes = Int(cache), megabytes >= 1 else {
                 throw WalleError(.invalidArgument, "cache-mb must be a positive integer")
@@ -149,7 +168,7 @@ struct NodeService: Service {
 /// `key = value` lines; `#` starts a comment; values may be in double quotes.
 enum ConfigFile {
     static let keys: Set<String> = [
-        "id", "listen", "data-dir", "peers", "bootstrap", "metrics", "log-level", "cache-mb"]
+        "id", "listen", "advertise", "data-dir", "peers", "bootstrap", "metrics", "log-level", "cache-mb"]
 
     static func read(_ path: String) throws(WalleError) -> [String: String] {
         guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {

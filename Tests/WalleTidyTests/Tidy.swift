@@ -122,6 +122,7 @@ extension Tidy {
             ],
             "Sources/WalleClient": [
                 "WalleNode", "WalleCore", "WalleTransport", "WalleEnvironment", "Logging", "NIOCore", "NIOPosix",
+                "Synchronization",
             ],
             "Sources/walle-node": [
                 "WalleServer", "WalleTransport", "WalleEnvironment", "ArgumentParser", "Logging",

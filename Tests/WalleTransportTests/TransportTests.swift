@@ -32,7 +32,7 @@ struct Endpoint {
     let inbox = Inbox()
 
     init(
-        _ id: UInt64, peers: [NodeID: SocketAddress], configuration: TransportConfiguration = TransportConfiguration()
+        _ id: UInt64, peers: [NodeID: ServerAddress], configuration: TransportConfiguration = TransportConfiguration()
     ) {
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         transport = Transport(
@@ -55,6 +55,9 @@ struct Endpoint {
 
 func loopback(_ port: Int) -> SocketAddress { try! SocketAddress(ipAddress: "127.0.0.1", port: port) }
 
+/// How a peer is named in the transport's table: by host name, so the resolver is on the path.
+func peer(_ port: Int) -> ServerAddress { try! ServerAddress(parsing: "localhost:\(port)") }
+
 /// The network contract on the real transport (the simulator's network keeps the same
 /// clauses in every simulated run; docs/architecture.md, "Contracts"):
 /// delivery with the sender's id and unchanged content, no synchronous delivery, silent loss
@@ -65,7 +68,7 @@ struct TransportTests {
     func refusesClientRole() async throws {
         let server = Endpoint(1, peers: [:])
         let port = try await server.transport.listen(on: loopback(0)).port!
-        let client = Endpoint(1 << 63 | 6, peers: [NodeID(1): loopback(port)])
+        let client = Endpoint(1 << 63 | 6, peers: [NodeID(1): peer(port)])
         let serverMessage = try sampleMessages().first { $0.isInternalRequest }!
         client.send(serverMessage, to: 1)
         let answers = await client.inbox.wait(for: 1)
@@ -126,7 +129,7 @@ struct TransportTests {
     func delivers() async throws {
         let server = Endpoint(1, peers: [:])
         let port = try await server.transport.listen(on: loopback(0)).port!
-        let client = Endpoint(1 << 63 | 5, peers: [NodeID(1): loopback(port)])
+        let client = Endpoint(1 << 63 | 5, peers: [NodeID(1): peer(port)])
         // A client may send the public requests only (docs/wire-format.md, "Roles").
         let messages = try sampleMessages().filter(\.isPublicRequest)
         for message in messages { client.send(message, to: 1) }
@@ -135,7 +138,7 @@ struct TransportTests {
         #expect(arrived.allSatisfy { $0.1 == NodeID(1 << 63 | 5) })
         #expect(Set(arrived.map { $0.0.description }) == Set(messages.map(\.description)))
         // A server may send everything.
-        let peer = Endpoint(2, peers: [NodeID(1): loopback(port)])
+        let peer = Endpoint(2, peers: [NodeID(1): peer(port)])
         let all = try sampleMessages()
         for message in all { peer.send(message, to: 1) }
         let fromPeer = await server.inbox.wait(for: messages.count + all.count)
@@ -176,7 +179,7 @@ struct TransportTests {
         }()
         var server = Endpoint(1, peers: [:])
         _ = try await server.transport.listen(on: loopback(port))
-        let client = Endpoint(2, peers: [NodeID(1): loopback(port)])
+        let client = Endpoint(2, peers: [NodeID(1): peer(port)])
         client.send(.writerStatus(1, try StreamURI("/a")), to: 1)
         #expect(await server.inbox.wait(for: 1).count == 1)
         await server.stop()
@@ -200,7 +203,7 @@ struct TransportTests {
     func wrongPeer() async throws {
         let impostor = Endpoint(9, peers: [:])
         let port = try await impostor.transport.listen(on: loopback(0)).port!
-        let client = Endpoint(2, peers: [NodeID(1): loopback(port)])
+        let client = Endpoint(2, peers: [NodeID(1): peer(port)])
         client.send(.writerStatus(1, try StreamURI("/a")), to: 1)
         try await Task.sleep(for: .milliseconds(300))
         // The impostor saw the hello only; the message meant for server 1 was never sent to it.
