@@ -20,6 +20,30 @@ struct Streams: AsyncParsableCommand {
     }
 }
 
+/// `walle servers`: every server the topology knows, with its address and the streams it is a
+/// member of. A member that never registered shows `-` for its address.
+struct Servers: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "List the servers of the topology: id, registered address, streams it is a member of.")
+    @OptionGroup var cluster: ClusterOptions
+
+    func run() async throws {
+        try await withClient(cluster) { client in
+            let topology = try await client.topologyRequest(.fetch)
+            printLine("topology v\(topology.version)")
+            var streamsOf: [NodeID: [StreamURI]] = [:]
+            for (uri, stream) in topology.streams {
+                for member in stream.members { streamsOf[member, default: []].append(uri) }
+            }
+            for id in Set(streamsOf.keys).union(topology.servers.keys).sorted() {
+                let address = topology.servers[id].map(\.description) ?? "-"
+                let streams = (streamsOf[id] ?? []).sorted().map(\.rawValue).joined(separator: " ")
+                printLine("\(id.rawValue) \(address) \(streams)")
+            }
+        }
+    }
+}
+
 /// `walle members URI [--add ID | --remove ID]`: one member at a time, through the manager.
 struct Members: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

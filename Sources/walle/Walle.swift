@@ -18,7 +18,8 @@ struct Walle: AsyncParsableCommand {
             64 bad arguments.
             """,
         subcommands: [
-            CreateStream.self, Streams.self, Members.self, Replace.self, Claim.self, Put.self, Read.self, Tail.self,
+            CreateStream.self, Streams.self, Servers.self, Members.self, Replace.self, Claim.self, Put.self,
+            Read.self, Tail.self,
             Poll.self, WriterCommand.self, Status.self, Bench.self,
         ])
 }
@@ -153,15 +154,19 @@ struct Read: AsyncParsableCommand {
     @Argument var uri: String
     @Option var from: UInt64 = 1
     @Option(help: "End (exclusive); default: the committed tail.") var to: UInt64?
+    @Option(help: "Read this server's copy only (to compare members).") var server: UInt64?
 
     func run() async throws {
         let uri = try parseURI(uri)
         try await withClient(cluster) { client in
+            let only = server.map { [NodeID($0)] }
+            // The stream's members first: the topology says where each server is.
+            _ = try await client.members(of: uri)
             var end = to ?? 0
-            if to == nil { end = try await client.poll(uri, from: 0).id + 1 }
+            if to == nil { end = try await client.poll(uri, from: 0, members: only).id + 1 }
             var next = from
             while next < end {
-                let entries = try await client.read(uri, start: next, end: end)
+                let entries = try await client.read(uri, start: next, end: end, server: only?.first)
                 for entry in entries { printEntry(entry) }
                 next = entries.last!.id + 1
             }

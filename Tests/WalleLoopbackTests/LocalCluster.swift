@@ -13,7 +13,10 @@ import WalleFuzz
 /// leaves nothing running.
 final class LocalCluster: @unchecked Sendable {
     let directory: URL
+    /// The bootstrap servers (the root members): `ids`, `serverList`.
     let ports: [UInt64: Int]
+    /// Servers started later with `startJoining`: nobody is told their address.
+    private var joinedPorts: [UInt64: Int] = [:]
     /// Where each node serves /metrics and /health, when started with metrics.
     let metricsPorts: [UInt64: Int]
     private var processes: [UInt64: Process] = [:]
@@ -43,6 +46,8 @@ final class LocalCluster: @unchecked Sendable {
 
     var serverList: String { ids.map { "\($0)=127.0.0.1:\(ports[$0]!)" }.joined(separator: ",") }
 
+    func port(_ id: UInt64) -> Int { ports[id] ?? lock.withLock { joinedPorts[id]! } }
+
     func dataDirectory(_ id: UInt64) -> URL { directory.appendingPathComponent("node-\(id)") }
 
     func logFile(_ id: UInt64) -> URL { directory.appendingPathComponent("node-\(id).log") }
@@ -54,13 +59,24 @@ final class LocalCluster: @unchecked Sendable {
         for id in ids { try start(id) }
     }
 
+    /// A new server, on a new port, with the bootstrap servers as its `--peers` (where it looks
+    /// for the topology) and no `--bootstrap`: it registers its own address ([MEM-1]).
+    func startJoining(_ id: UInt64) throws {
+        precondition(ports[id] == nil, "a joining server has an id of its own")
+        let port = try freePort()
+        lock.withLock { joinedPorts[id] = port }
+        try FileManager.default.createDirectory(at: dataDirectory(id), withIntermediateDirectories: true)
+        try start(id)
+    }
+
     func start(_ id: UInt64) throws {
         let process = Process()
         process.executableURL = try builtProduct("walle-node")
         process.arguments = [
-            "--id", String(id), "--listen", "127.0.0.1:\(ports[id]!)", "--data-dir", dataDirectory(id).path,
-            "--peers", serverList, "--bootstrap", "--log-level", "info",
-        ] + (metricsPorts[id].map { ["--metrics", "127.0.0.1:\($0)"] } ?? [])
+            "--id", String(id), "--listen", "127.0.0.1:\(port(id))", "--data-dir", dataDirectory(id).path,
+            "--peers", serverList, "--log-level", "info",
+        ] + (ports[id] == nil ? [] : ["--bootstrap"])
+            + (metricsPorts[id].map { ["--metrics", "127.0.0.1:\($0)"] } ?? [])
         let log = logFile(id)
         if !FileManager.default.fileExists(atPath: log.path) {
             _ = FileManager.default.createFile(atPath: log.path, contents: nil)
@@ -109,7 +125,7 @@ final class LocalCluster: @unchecked Sendable {
     private func waitUntilListening(_ id: UInt64) throws {
         let deadline = Date().addingTimeInterval(LocalCluster.startDeadlineSeconds)
         while Date() < deadline {
-            if let socket = try? connectTCP(port: ports[id]!) {
+            if let socket = try? connectTCP(port: port(id)) {
                 close(socket)
                 return
             }

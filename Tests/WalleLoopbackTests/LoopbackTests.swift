@@ -82,6 +82,43 @@ struct LoopbackTests {
         #expect(unknown.status == 1 && unknown.output.isEmpty)
     }
 
+    @Test("A new server at a new address registers itself; the members learn where it is from the topology")
+    func newServerJoinsThroughTheTopology() async throws {
+        let cluster = try LocalCluster()
+        defer { cluster.stopAll() }
+        try cluster.startAll()
+        let list = ["--cluster", cluster.serverList]
+        #expect(try run("walle", ["create-stream", "/joined", "--members", "1,2,3"] + list).status == 0)
+        #expect(try run("walle", ["put", "/joined", "a", "b"] + list).status == 0)
+        // Node 4 is in nobody's --peers, nor in the client's --cluster.
+        try cluster.startJoining(4)
+        let added = try run("walle", ["members", "/joined", "--add", "4"] + list)
+        #expect(added.output.contains("/joined v2 members [1, 2, 3, 4]"), "add: \(added.output)")
+        let servers = try run("walle", ["servers"] + list)
+        #expect(servers.output.contains("4 127.0.0.1:\(cluster.port(4)) /joined"), "servers: \(servers.output)")
+        for id in cluster.ids {
+            #expect(servers.output.contains("\(id) 127.0.0.1:\(cluster.port(id)) /cluster/root /joined"))
+        }
+        let removed = try run("walle", ["members", "/joined", "--remove", "3"] + list)
+        #expect(removed.output.contains("/joined v3 members [1, 2, 4]"), "remove: \(removed.output)")
+        #expect(try run("walle", ["put", "/joined", "c"] + list).output == "acked 3\n")
+        // Node 4 serves all three: the coordinators reached it at the address it registered.
+        let client = try cluster.client()
+        _ = try await client.topology()
+        let uri = try StreamURI("/joined")
+        var texts: [String] = []
+        let deadline = ContinuousClock.now + .seconds(30)
+        while texts.count < 3 && ContinuousClock.now < deadline {
+            let reply = await client.call(NodeID(4)) { .streamEntries($0, uri, start: 1, end: 4) }
+            if case .entries(let entries) = reply {
+                texts = entries.map { String(decoding: $0.data, as: UTF8.self) }
+            }
+            if texts.count < 3 { try await Task.sleep(for: .milliseconds(100)) }
+        }
+        #expect(texts == ["a", "b", "c"], "node 4 holds the stream")
+        await client.close()
+    }
+
     /// The server whose manager holds the root stream, from the writer address it claimed with.
     func managerServer(_ client: ClusterClient) async throws -> UInt64 {
         let info = try await client.writerStatus(ClusterClient.rootStream)
