@@ -65,11 +65,24 @@ public final class StreamWriter: @unchecked Sendable {
     /// failures until `claimDeadline`; a final error (another writer won meanwhile, the stream
     /// does not exist) ends it at once.
     public func claim() async throws(WalleError) -> (WriterID, tail: Entry) {
-        let deadline = ContinuousClock.now + Self.claimDeadline
+        try await claim(deadline: ContinuousClock.now + Self.claimDeadline, patience: nil)
+    }
+
+    /// WaitAndClaim: becomes the writer only once no writer holds a live lease, so a live
+    /// writer is not fenced. A live writer renews its lease for as long as it lives, so this
+    /// waits up to `patience` in all for it to stop, then fails with DeadlineExceeded.
+    public func waitAndClaim(patience: Duration) async throws(WalleError) -> (WriterID, tail: Entry) {
+        let deadline = ContinuousClock.now + patience
+        return try await claim(deadline: deadline, patience: deadline)
+    }
+
+    private func claim(
+        deadline: ContinuousClock.Instant, patience: ContinuousClock.Instant?
+    ) async throws(WalleError) -> (WriterID, tail: Entry) {
         var pause = Duration.zero
         while true {
             do {
-                return try await claimOnce()
+                return try await claimOnce(patience: patience)
             } catch {
                 let passing: Set<WalleError.Code> = [.unavailable, .deadlineExceeded, .resourceExhausted]
                 let closed = (try? await eventLoop.submit { self.closed }.get()) ?? true
@@ -84,7 +97,9 @@ public final class StreamWriter: @unchecked Sendable {
         }
     }
 
-    private func claimOnce() async throws(WalleError) -> (WriterID, tail: Entry) {
+    /// One claim; with `patience`, a polite one that waits for the current lease to run out,
+    /// until then at most.
+    private func claimOnce(patience: ContinuousClock.Instant?) async throws(WalleError) -> (WriterID, tail: Entry) {
         let promise = eventLoop.makePromise(of: (WriterID, Entry).self)
         eventLoop.execute { [self] in
             guard claimWaiter == nil else {
@@ -94,7 +109,16 @@ public final class StreamWriter: @unchecked Sendable {
             switch node.client.phase {
             case .idle, .closed:
                 claimWaiter = promise
-                handle(node.claim())
+                guard let patience else {
+                    handle(node.claim())
+                    return
+                }
+                handle(node.waitAndClaim())
+                let left = ContinuousClock.now.duration(to: patience)
+                eventLoop.scheduleTask(in: .nanoseconds(max(0, left.nanoseconds))) { [self] in
+                    let error = WalleError(.deadlineExceeded, "the writer of \(uri) kept its lease; stopped waiting")
+                    handle(node.stopWaiting(error))
+                }
             default:
                 promise.fail(WalleError(.failedPrecondition, "already the writer of \(uri)"))
             }

@@ -10,8 +10,14 @@ extension WriterClient {
     public mutating func claim(now: Instant) {
         switch state {
         case .idle, .closed: break
-        case .claiming, .confirming, .active: preconditionFailure("claim while \(phase)")
+        case .waiting, .claiming, .confirming, .active: preconditionFailure("claim while \(phase)")
         }
+        startClaim(through: nil, now: now)
+        checkInvariants()
+    }
+
+    /// Sends ClaimWriter through `server`, or the next server when nil.
+    mutating func startClaim(through server: NodeID?, now: Instant) {
         session = WriterSession(putsWindow: configuration.putsInFlightMax)
         outstanding.removeAll()
         let requestID = makeRequestID()
@@ -20,8 +26,8 @@ extension WriterClient {
         send(
             .claimWriter(requestID, uri, writerAddress: configuration.address,
                          leaseMilliseconds: configuration.lease.milliseconds),
-            requestID, .claim, deadline: now + configuration.requestTimeout + configuration.lease * 3, now: now)
-        checkInvariants()
+            requestID, .claim, deadline: now + configuration.requestTimeout + configuration.lease * 3, now: now,
+            to: server)
     }
 
     /// Appends `data` as the next entry and pipelines it. Returns the entry it will become.
@@ -58,6 +64,8 @@ extension WriterClient {
         }
         routing.heard(from: source, now: now)
         switch what {
+        case .status:
+            statusAnswered(reply, from: source, now: now)
         case .claim:
             claimAnswered(reply, now: now)
         case .put(let entryID, let sentAt, let told):
@@ -87,6 +95,7 @@ extension WriterClient {
             receive(.response(requestID, .failed(timeout)), from: id, now: now)
         }
         if let retry = session.retryWakeAt, retry <= now { session.retryWakeAt = nil }
+        if let due = politeWakeAt, due <= now { askStatus(now: now) }
         pump(now: now)
         checkInvariants()
     }
@@ -260,16 +269,18 @@ extension WriterClient {
             deadline: now + min(configuration.requestTimeout, configuration.lease / 4), now: now)
     }
 
-    /// Sends through the server `routing` picks, and remembers the request until its deadline.
-    private mutating func send(
-        _ message: Message, _ requestID: RequestID, _ request: Request, deadline: Instant, now: Instant
+    /// Sends through `target`, or the server `routing` picks, and remembers the request until
+    /// its deadline.
+    mutating func send(
+        _ message: Message, _ requestID: RequestID, _ request: Request, deadline: Instant, now: Instant,
+        to target: NodeID? = nil
     ) {
-        let target = routing.next(now: now)
+        let target = target ?? routing.next(now: now)
         outstanding[requestID] = Outstanding(request: request, target: target, sentAt: now, deadline: deadline)
         outbox.append(.send(message, to: target))
     }
 
-    private mutating func makeRequestID() -> RequestID {
+    mutating func makeRequestID() -> RequestID {
         nextRequestID += 1
         return nextRequestID
     }
@@ -278,7 +289,7 @@ extension WriterClient {
     var isClaimed: Bool {
         switch state {
         case .confirming, .active: return true
-        case .idle, .claiming, .closed: return false
+        case .idle, .waiting, .claiming, .closed: return false
         }
     }
 
@@ -286,7 +297,7 @@ extension WriterClient {
     private var claimRequestID: RequestID? {
         switch state {
         case .confirming(let requestID), .active(let requestID): return requestID
-        case .idle, .claiming, .closed: return nil
+        case .idle, .waiting, .claiming, .closed: return nil
         }
     }
 
@@ -307,6 +318,10 @@ extension WriterClient {
         switch state {
         case .idle, .claiming:
             precondition(session.pending.isEmpty, "puts pending without a writer")
+        case .waiting(let wait):
+            precondition(session.pending.isEmpty, "puts pending while waiting to claim")
+            precondition(outstanding.count <= 1 && (wait.requestID == nil) != (wait.wakeAt == nil),
+                "a polite wait has one status request out or one wakeup set")
         case .confirming:
             precondition(session.pending.isEmpty, "puts pending before the claim was confirmed")
         case .active:

@@ -61,6 +61,8 @@ public struct WriterConfiguration: Sendable {
 public struct WriterClient {
     public enum Phase: Equatable, Sendable {
         case idle
+        /// Waiting, politely, for the current writer's lease to run out before claiming.
+        case waiting
         case claiming
         case confirming
         case active
@@ -71,6 +73,7 @@ public struct WriterClient {
     /// final refusal of one of its later requests still closes the writer ([W-9]).
     enum State: Equatable {
         case idle
+        case waiting(PoliteWait)
         case claiming(requestID: RequestID)
         case confirming(claimRequestID: RequestID)
         case active(claimRequestID: RequestID)
@@ -78,6 +81,7 @@ public struct WriterClient {
     }
 
     enum Request {
+        case status
         case claim
         case put(EntryID, sentAt: Instant, told: EntryID)
         case heartbeat(sentAt: Instant, told: EntryID)
@@ -124,6 +128,7 @@ public struct WriterClient {
     public var phase: Phase {
         switch state {
         case .idle: return .idle
+        case .waiting: return .waiting
         case .claiming: return .claiming
         case .confirming: return .confirming
         case .active: return .active
@@ -168,7 +173,9 @@ public struct WriterClient {
 
     public var nextWakeup: Instant? {
         // A minimum does not depend on the order the dictionary yields its values.
-        let candidates = [heartbeatDue, session.retryWakeAt, outstanding.values.lazy.map(\.deadline).min()]
+        let candidates = [
+            heartbeatDue, session.retryWakeAt, politeWakeAt, outstanding.values.lazy.map(\.deadline).min(),
+        ]
         return candidates.compactMap { $0 }.min()
     }
 }

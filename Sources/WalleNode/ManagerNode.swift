@@ -65,7 +65,7 @@ public final class ManagerNode<NodeClock: Clock, NodeNetwork: Network> {
     private var writerCanClaim: Bool {
         switch writer.client.phase {
         case .idle, .closed: return true
-        case .claiming, .confirming, .active: return false
+        case .waiting, .claiming, .confirming, .active: return false
         }
     }
 

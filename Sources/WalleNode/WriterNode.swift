@@ -22,6 +22,18 @@ public final class WriterNode<NodeClock: Clock, NodeNetwork: Network> {
         return carryOut()
     }
 
+    /// Claims once the current writer's lease ran out (WaitAndClaim).
+    public func waitAndClaim() -> [WriterEvent] {
+        client.waitAndClaim(now: clock.now)
+        return carryOut()
+    }
+
+    /// Ends a polite wait; `error` is the claim's failure.
+    public func stopWaiting(_ error: WalleError) -> [WriterEvent] {
+        client.stopWaiting(error)
+        return carryOut()
+    }
+
     public func put(_ data: [UInt8]) throws(WalleError) -> (Entry, [WriterEvent]) {
         let entry = try client.put(data, now: clock.now)
         return (entry, carryOut())

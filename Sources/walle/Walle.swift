@@ -94,24 +94,48 @@ struct Claim: AsyncParsableCommand {
     @OptionGroup var cluster: ClusterOptions
     @Argument var uri: String
     @Option(help: "Lease in milliseconds.") var lease: Int = 2000
+    @OptionGroup var politeness: Politeness
 
     func run() async throws {
         let uri = try parseURI(uri)
         try await withClient(cluster) { client in
-            let (writer, id, tail) = try await claimWriter(client, uri, leaseMilliseconds: lease)
+            let (writer, id, tail) = try await claimWriter(client, uri, leaseMilliseconds: lease, politeness)
             printLine("writer \(id) tail \(tail.id)")
             await writer.close()
         }
     }
 }
 
+/// `--wait SECONDS`: claim only once the current writer's lease ran out (WaitAndClaim).
+struct Politeness: ParsableArguments {
+    @Option(
+        help: """
+            Do not fence a live writer: wait up to SECONDS for the current writer's lease to run \
+            out, then claim (fails if the writer is still alive then).
+            """)
+    var wait: Int?
+
+    func validate() throws {
+        if let wait, !(1...86_400).contains(wait) { throw ValidationError("--wait is 1 to 86400 seconds, not \(wait)") }
+    }
+}
+
 /// A writer for `uri` that has claimed it: its id and the committed tail it starts from.
 func claimWriter(
-    _ client: ClusterClient, _ uri: StreamURI, leaseMilliseconds: Int
+    _ client: ClusterClient, _ uri: StreamURI, leaseMilliseconds: Int, _ politeness: Politeness
 ) async throws -> (StreamWriter, WriterID, Entry) {
     let writer = try await client.writer(for: uri, lease: .milliseconds(leaseMilliseconds))
-    let (id, tail) = try await writer.claim()
-    return (writer, id, tail)
+    do {
+        if let wait = politeness.wait {
+            let (id, tail) = try await writer.waitAndClaim(patience: .seconds(wait))
+            return (writer, id, tail)
+        }
+        let (id, tail) = try await writer.claim()
+        return (writer, id, tail)
+    } catch {
+        await writer.close()
+        throw error
+    }
 }
 
 struct Put: AsyncParsableCommand {
@@ -122,11 +146,12 @@ struct Put: AsyncParsableCommand {
     @Argument var uri: String
     @Argument(help: "Entries to append; none: read lines from stdin.") var entries: [String] = []
     @Option(help: "Lease in milliseconds.") var lease: Int = 2000
+    @OptionGroup var politeness: Politeness
 
     func run() async throws {
         let uri = try parseURI(uri)
         try await withClient(cluster) { client in
-            let (writer, id, tail) = try await claimWriter(client, uri, leaseMilliseconds: lease)
+            let (writer, id, tail) = try await claimWriter(client, uri, leaseMilliseconds: lease, politeness)
             FileHandle.standardError.write(Data("writer \(id) from tail \(tail.id)\n".utf8))
             var futures: [EventLoopFuture<Entry>] = []
             let lines: AnySequence<String> = entries.isEmpty
