@@ -208,3 +208,32 @@ func httpGet(port: Int, _ path: String) -> (status: Int, body: String)? {
     }
     return nil
 }
+
+/// A `walle put` process that keeps its stdin open, and so stays the writer (renewing its
+/// lease) until the test closes its input or it is fenced. Its stdout goes to `output`.
+struct WriterProcess {
+    let process = Process()
+    let input = Pipe()
+    let output: URL
+
+    init(_ cluster: LocalCluster, _ uri: String, name: String) throws {
+        output = cluster.directory.appendingPathComponent("\(name).out")
+        _ = FileManager.default.createFile(atPath: output.path, contents: nil)
+        process.executableURL = try builtProduct("walle")
+        process.arguments = ["put", uri, "--lease", "1000", "--cluster", cluster.serverList]
+        process.standardInput = input
+        process.standardOutput = try FileHandle(forWritingTo: output)
+        try process.run()
+    }
+
+    func write(_ lines: String) { input.fileHandleForWriting.write(Data(lines.utf8)) }
+
+    /// Waits until the process printed `acked ID`.
+    func waitForAck(_ id: Int) throws {
+        try waitFor("the writer process acknowledges entry \(id)") {
+            (try? String(contentsOf: output, encoding: .utf8))?.contains("acked \(id)") ?? false
+        }
+    }
+
+    func kill() { if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) } }
+}

@@ -236,29 +236,19 @@ struct LoopbackTests {
         let list = ["--cluster", cluster.serverList]
         #expect(try run("walle", ["create-stream", "/failover"] + list).status == 0)
         // The first writer keeps its stdin open: it stays the writer until it is fenced.
-        let first = Process()
-        first.executableURL = try builtProduct("walle")
-        first.arguments = ["put", "/failover", "--lease", "1000"] + list
-        let input = Pipe()
-        let output = cluster.directory.appendingPathComponent("first.out")
-        _ = FileManager.default.createFile(atPath: output.path, contents: nil)
-        first.standardInput = input
-        first.standardOutput = try FileHandle(forWritingTo: output)
-        try first.run()
-        defer { if first.isRunning { kill(first.processIdentifier, SIGKILL) } }
-        input.fileHandleForWriting.write(Data("a1\na2\na3\n".utf8))
-        try waitFor("the first writer's acks") {
-            (try? String(contentsOf: output, encoding: .utf8))?.contains("acked 3") ?? false
-        }
+        let first = try WriterProcess(cluster, "/failover", name: "first")
+        defer { first.kill() }
+        first.write("a1\na2\na3\n")
+        try first.waitForAck(3)
         // The second process claims: it waits out the first's lease, then commits after it.
         let second = try run("walle", ["put", "/failover", "b1"] + list)
         #expect(second.status == 0)
         #expect(second.output == "acked 4\n", "second writer: \(second.output)")
         // The fenced writer's next put fails and it exits non-zero.
-        input.fileHandleForWriting.write(Data("a4\n".utf8))
-        try input.fileHandleForWriting.close()
-        first.waitUntilExit()
-        #expect(first.terminationStatus == 1)
+        first.write("a4\n")
+        try first.input.fileHandleForWriting.close()
+        first.process.waitUntilExit()
+        #expect(first.process.terminationStatus == 1)
         let read = try run("walle", ["read", "/failover"] + list)
         let texts = read.output.split(separator: "\n").map { $0.split(separator: "\t").last.map(String.init) ?? "" }
         #expect(texts == ["a1", "a2", "a3", "b1"], "read: \(read.output)")
