@@ -1,4 +1,4 @@
-public import WalleEnvironment
+import WalleEnvironment
 
 /// The bound that refused a request for load or time, named by its configuration field. The
 /// answer itself is a retryable typed error; the core also emits `Effect.refused`, so a node
