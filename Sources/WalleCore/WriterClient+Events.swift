@@ -13,6 +13,7 @@ extension WriterClient {
         case .waiting, .claiming, .confirming, .active: preconditionFailure("claim while \(phase)")
         }
         startClaim(through: nil, now: now)
+        startFollowing(now: now)
         checkInvariants()
     }
 
@@ -58,6 +59,10 @@ extension WriterClient {
 
     public mutating func receive(_ message: Message, from source: NodeID, now: Instant) {
         guard case .response(let requestID, let reply) = message else { return }
+        if followerAnswered(requestID, reply, from: source, now: now) {
+            checkInvariants()
+            return
+        }
         guard let what = outstanding.removeValue(forKey: requestID)?.request else {
             lateAnswer(requestID, reply, from: source)
             return
@@ -96,6 +101,7 @@ extension WriterClient {
         }
         if let retry = session.retryWakeAt, retry <= now { session.retryWakeAt = nil }
         if let due = politeWakeAt, due <= now { askStatus(now: now) }
+        followTopology(now: now)
         pump(now: now)
         checkInvariants()
     }

@@ -28,6 +28,7 @@ extension WriterClient {
         outstanding.removeAll()
         state = .waiting(PoliteWait(server: routing.next(now: now), requestID: nil, wakeAt: now, rounds: 0))
         askStatus(now: now)
+        startFollowing(now: now)
         checkInvariants()
     }
 

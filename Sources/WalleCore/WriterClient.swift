@@ -32,6 +32,14 @@ public struct WriterConfiguration: Sendable {
     public var serverSuspectDuration: Duration = .seconds(5)
     /// How soon after the last acknowledgement an idle writer tells members what committed.
     public var shortBeat: Duration = .milliseconds(5)
+    /// Where the writer follows the topology from (`WriterClient+Topology.swift`); nil: its
+    /// member list changes only through `updateServers` (the manager's own writer).
+    public var topologySource: TopologySource?
+    /// How long one round of topology polls may take: a member's long poll lasts its
+    /// `pollTimeout` (5 s by default), and a round that lasts longer lost its answers.
+    public var topologyRoundTimeout: Duration = .seconds(6)
+    /// The pause between rounds when one brought nothing newer.
+    public var topologyRetryDelay: Duration = .milliseconds(200)
     package var plantedBugs: Set<PlantedBug> = []
 
     public init(address: String, lease: Duration) {
@@ -108,6 +116,7 @@ public struct WriterClient {
     var nextRequestID: RequestID = 0
     var outbox: [Effect] = []
     var events: [WriterEvent] = []
+    var follower: TopologyFollower?
 
     /// `requestIDBase`: where this writer's request ids start. A writer that shares its node id
     /// with a server (the topology manager runs under its server's id) numbers its requests
@@ -123,6 +132,7 @@ public struct WriterClient {
         self.configuration = configuration
         self.session = WriterSession(putsWindow: configuration.putsInFlightMax)
         self.routing = WriterRouting(servers: servers, cursor: firstServer % servers.count)
+        self.follower = configuration.topologySource.map { TopologyFollower($0, requestIDBase: requestIDBase) }
     }
 
     public var phase: Phase {
@@ -174,7 +184,8 @@ public struct WriterClient {
     public var nextWakeup: Instant? {
         // A minimum does not depend on the order the dictionary yields its values.
         let candidates = [
-            heartbeatDue, session.retryWakeAt, politeWakeAt, outstanding.values.lazy.map(\.deadline).min(),
+            heartbeatDue, session.retryWakeAt, politeWakeAt, followerWakeAt,
+            outstanding.values.lazy.map(\.deadline).min(),
         ]
         return candidates.compactMap { $0 }.min()
     }

@@ -8,6 +8,8 @@ public final class WriterNode<NodeClock: Clock, NodeNetwork: Network> {
     public let clock: NodeClock
     public let network: NodeNetwork
     private var scheduledWakeup: Instant?
+    /// Where the addresses the writer learns from the topology go (the host's network).
+    public var serversSink: (([NodeID: ServerAddress]) -> Void)?
 
     public init(client: WriterClient, clock: NodeClock, network: NodeNetwork) {
         self.client = client
@@ -56,8 +58,10 @@ public final class WriterNode<NodeClock: Clock, NodeNetwork: Network> {
 
     private func carryOut() -> [WriterEvent] {
         for effect in client.takeEffects() {
-            if case .send(let message, let target) = effect {
-                network.send(message, from: client.id, to: target)
+            switch effect {
+            case .send(let message, let target): network.send(message, from: client.id, to: target)
+            case .servers(let servers): serversSink?(servers)
+            default: break
             }
         }
         if let next = client.nextWakeup, next != scheduledWakeup {
