@@ -9,7 +9,6 @@ enum WorkloadAction {
     case resume(writer: Int)
     case read(reader: Int)
     case clockRate(NodeID)
-    case route(writer: Int, members: [NodeID], version: UInt64)
     case manager(ManagerTimer)
 }
 
@@ -90,7 +89,9 @@ final class Workload: WorkloadControl {
                 host.node.createStream(uri, topology: topology)
             }
             for _ in 0..<profile.writersPerStream {
-                addWriter(uri, members: topology.members, rateIndex: rateIndex % profile.clockRates.count)
+                addWriter(
+                    uri, members: topology.members, rootMembers: rootMembers,
+                    rateIndex: rateIndex % profile.clockRates.count)
                 rateIndex += 1
             }
         }
@@ -102,7 +103,7 @@ final class Workload: WorkloadControl {
         return initial
     }
 
-    private func addWriter(_ uri: StreamURI, members: [NodeID], rateIndex: Int) {
+    private func addWriter(_ uri: StreamURI, members: [NodeID], rootMembers: [NodeID], rateIndex: Int) {
         let index = cluster.writers.count
         let id = NodeID.client(UInt64(100 + index))
         let lease = Duration.milliseconds(
@@ -111,6 +112,8 @@ final class Workload: WorkloadControl {
         configuration.putsInFlightMax = profile.load.putsInFlightMax
         configuration.putsPendingMax = max(configuration.putsPendingMax, profile.load.pendingMax)
         configuration.plantedBugs = plantedBugs
+        // Writers follow the topology themselves, as the client library's do.
+        configuration.topologySource = TopologySource(rootStream: World.rootStream, rootMembers: rootMembers)
         let client = WriterClient(
             id: id, uri: uri, servers: members, configuration: configuration,
             firstServer: random.int(in: 0...members.count - 1))
@@ -170,12 +173,6 @@ final class Workload: WorkloadControl {
         case .read(let index):
             cluster.readers[index].issueRead(random: &random, streams: streams)
             after(.milliseconds(random.int(in: 10...300)), .read(reader: index))
-        case .route(let index, let members, let version):
-            let host = cluster.writers[index]
-            // Routing updates may arrive out of order; only a newer topology replaces one.
-            guard version > host.routingVersion else { return }
-            host.routingVersion = version
-            host.node.updateServers(members)
         case .manager:
             preconditionFailure("the world hands manager actions to the manager")
         case .clockRate(let node):

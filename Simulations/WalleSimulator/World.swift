@@ -42,7 +42,6 @@ final class WriterHost {
     var paused = false
     var burstGeneration: UInt64 = 0
     /// The topology version the client routes by.
-    var routingVersion: UInt64 = 0
 
     init(id: NodeID, uri: StreamURI, clock: SimClock, node: SimWriterNode) {
         self.id = id
@@ -84,7 +83,6 @@ public final class World: SendObserver, ClockControl, TopologyListener, ServerCo
     /// when the seed has hostile clients).
     let overheard = OverheardRequests()
     private let clocks: ClockFactory
-    private var routingRandom: SimRandom
 
     public init(seed: UInt64, options: RunOptions) {
         self.seed = seed
@@ -92,7 +90,6 @@ public final class World: SendObserver, ClockControl, TopologyListener, ServerCo
         self.profile = Profile.draw(seed: seed, options: options)
         self.clocks = ClockFactory(
             agenda: agenda, random: SimRandom.fork(seed: seed, "clock"), rates: profile.clockRates)
-        self.routingRandom = SimRandom.fork(seed: seed, "routing")
         self.oracle = Oracle(
             agenda: agenda, trace: trace, counters: counters, cluster: cluster, beyondModel: profile.beyondModel,
             clockRateMin: profile.clockRateRange.lowerBound)
@@ -227,18 +224,11 @@ public final class World: SendObserver, ClockControl, TopologyListener, ServerCo
         return host.id
     }
 
-    /// A committed topology: clients route to the new member lists, each after its own delay
-    /// (clients learn topology late, so old coordinators keep being used for a while).
+    /// A committed topology: where the world's own bookkeeping (which servers are root
+    /// members) follows it.
     func topologyChanged(_ topology: Topology) {
-        for (index, writer) in writers.enumerated() {
-            guard let members = topology.streams[writer.uri]?.members, !members.isEmpty else { continue }
-            var delay = routingRandom.int(in: Int64(0)...2_000_000_000)
-            // With stalled topology watches, some clients learn as late as the servers they ask.
-            let lag = profile.faults.topologyLagsPerMinute > 0 ? profile.faults.topologyLagMax.nanoseconds : 0
-            if lag > delay && routingRandom.chance(0.3) { delay = routingRandom.int(in: delay...lag) }
-            schedule(at: trueNow + delay, .workload(.route(writer: index, members: members, version: topology.version)))
-        }
-        // The manager's own writer follows the root members itself (ManagerNode).
+        // Writers follow the topology themselves (`WriterClient+Topology.swift`); the
+        // manager's own writer follows the root members through its node (ManagerNode).
         if let root = topology.streams[World.rootStream]?.members { rootMembers = root }
     }
 

@@ -32,13 +32,15 @@ public final class StreamWriter: @unchecked Sendable {
         self.uri = uri
         self.eventLoop = client.eventLoop
         let id = ClusterClient.makeClientID()
-        let peers = client.addresses.filter { members.contains($0.key) }
-        self.transport = Transport(eventLoop: eventLoop, localID: id, peers: peers, logger: client.logger)
+        // Every server it knows of: the writer follows the topology, and its members change.
+        let transport = Transport(eventLoop: eventLoop, localID: id, peers: client.addresses, logger: client.logger)
+        self.transport = transport
         self.clock = SystemClock(eventLoop: eventLoop)
         let writer = WriterClient(
             id: id, uri: uri, servers: members, configuration: configuration,
             firstServer: Int.random(in: 0..<members.count))
         self.node = WriterNode(client: writer, clock: clock, network: transport)
+        node.serversSink = { [unowned transport] servers in transport.learn(servers) }
         transport.onMessage = { [weak self] message, source in
             guard let self else { return }
             handle(node.receive(message, from: source))
@@ -167,6 +169,11 @@ public final class StreamWriter: @unchecked Sendable {
         try! await eventLoop.submit { [self] in node.isExclusive() }.get()
     }
 
+    /// The members the writer sends its requests through now: it follows the topology.
+    public var members: [NodeID] {
+        get async { try! await eventLoop.submit { [self] in node.client.servers }.get() }
+    }
+
     public var writerID: WriterID {
         get async { try! await eventLoop.submit { [self] in node.client.writerID }.get() }
     }
@@ -247,10 +254,14 @@ extension ClusterClient {
     public func writer(
         for uri: StreamURI, lease: Duration = .seconds(2), address: String = "walle-client"
     ) async throws(WalleError) -> StreamWriter {
-        let members = try await members(of: uri)
-        return StreamWriter(
-            client: self, uri: uri, members: members,
-            configuration: WriterConfiguration(address: address, lease: lease))
+        let topology = try await topology()
+        guard let members = topology.streams[uri]?.members, !members.isEmpty else {
+            throw WalleError(.notFound, "stream \(uri) does not exist in the cluster's topology")
+        }
+        var configuration = WriterConfiguration(address: address, lease: lease)
+        let root = topology.streams[Self.rootStream]?.members ?? serverIDs
+        configuration.topologySource = TopologySource(rootStream: Self.rootStream, rootMembers: root)
+        return StreamWriter(client: self, uri: uri, members: members, configuration: configuration)
     }
 
     /// Adds `uri` to the topology with `members` as version 1 of its member list: asks the

@@ -43,6 +43,13 @@ extension LoopbackTests {
         // Node 4 took live puts while it still had a gap below them.
         let sawLivePutsWithGap = try await gapWatch.value
         #expect(sawLivePutsWithGap, "node 4 acknowledged new entries while its backfill ran")
+        // The writer, created when the members were 1, 2 and 3, followed the topology itself.
+        var followed: [NodeID] = []
+        for _ in 0..<50 where followed != [NodeID(1), NodeID(2), NodeID(4)] {
+            followed = await writer.members
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        #expect(followed == [NodeID(1), NodeID(2), NodeID(4)], "the writer routes to \(followed)")
         let root = try run("walle", ["replace", "/cluster/root", "3", "4"] + list)
         #expect(root.output.contains("members [1, 2, 4]"), "root: \(root.output)")
         let acknowledged = await load.stop()
