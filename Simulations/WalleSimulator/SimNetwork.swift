@@ -53,6 +53,45 @@ public final class SimNetwork: Network {
         topologyDeafUntil[node] = max(topologyDeafUntil[node] ?? 0, until)
     }
 
+    /// Clients learn the topology late: the answers to a writer's round of root-stream polls
+    /// are held back 0 to 2 s, one draw per round (with stalled topology watches in the
+    /// profile, 30% of the rounds up to the stall bound), so coordinators of the previous
+    /// stream version keep being asked for a while, as behind a slow path to the root members.
+    /// One draw per round, not per answer: the first of three answers would otherwise come
+    /// after the smallest of three draws. Each client's root polls still out, the newest
+    /// `clientRootPollsMax`: a round is one poll per root member (at most 5), and a round given
+    /// up may still be answered.
+    private var clientRootPolls: [NodeID: [(requestID: RequestID, sentAt: Int64, held: Int64)]] = [:]
+    static let clientRootPollsMax = 16
+    static let clientTopologyDelayMaxNanoseconds: Int64 = 2_000_000_000
+
+    private func noteClientRootPoll(_ message: Message, from source: NodeID) {
+        guard !source.isServer, case .pollStream(let requestID, let uri, _) = message, uri == World.rootStream else {
+            return
+        }
+        var polls = clientRootPolls[source] ?? []
+        if polls.count >= Self.clientRootPollsMax { polls.removeFirst() }
+        let held: Int64
+        if let last = polls.last, last.sentAt == agenda.trueNow {
+            held = last.held
+        } else {
+            var delay = random.int(in: Int64(0)...Self.clientTopologyDelayMaxNanoseconds)
+            let lag = faults.topologyLagsPerMinute > 0 ? faults.topologyLagMax.nanoseconds : 0
+            if lag > delay && random.chance(0.3) { delay = random.int(in: delay...lag) }
+            held = delay
+        }
+        polls.append((requestID, agenda.trueNow, held))
+        clientRootPolls[source] = polls
+    }
+
+    /// How long the answer to a client's root poll is held back; 0 for any other message.
+    private func clientTopologyDelay(_ message: Message, to target: NodeID) -> Int64 {
+        guard !target.isServer, case .response(let requestID, _) = message,
+            let index = clientRootPolls[target]?.firstIndex(where: { $0.requestID == requestID })
+        else { return 0 }
+        return clientRootPolls[target]?.remove(at: index).held ?? 0
+    }
+
     /// No more loss, duplication, spikes or stalled topology watches (the liveness phase).
     func stopFaults() {
         faults = .none
@@ -66,6 +105,8 @@ public final class SimNetwork: Network {
         {
             return // even to itself: a root member learns versions from its own replica this way
         }
+        noteClientRootPoll(message, from: source)
+        let held = clientTopologyDelay(message, to: target)
         if source == target {
             agenda.schedule(at: agenda.trueNow, .deliver(from: source, to: target, message))
             return
@@ -81,12 +122,12 @@ public final class SimNetwork: Network {
         }
         if faults.duplicateProbability > 0 && random.chance(faults.duplicateProbability) {
             counters.count(.messageDuplicated)
-            schedule(message, from: source, to: target)
+            schedule(message, from: source, to: target, held: held)
         }
-        schedule(message, from: source, to: target)
+        schedule(message, from: source, to: target, held: held)
     }
 
-    private func schedule(_ message: Message, from source: NodeID, to target: NodeID) {
+    private func schedule(_ message: Message, from source: NodeID, to target: NodeID, held: Int64) {
         let key = LinkKey(source: source, target: target)
         let base: Int64
         if let known = linkLatency[key] {
@@ -102,7 +143,7 @@ public final class SimNetwork: Network {
             counters.count(.latencySpike)
             jitter += random.int(in: Int64(0)...faults.spikeMax.nanoseconds)
         }
-        agenda.schedule(at: agenda.trueNow + base + jitter, .deliver(from: source, to: target, message))
+        agenda.schedule(at: agenda.trueNow + base + jitter + held, .deliver(from: source, to: target, message))
     }
 }
 
