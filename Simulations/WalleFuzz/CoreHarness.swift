@@ -220,6 +220,8 @@ struct MemoryDisk {
             streams[uri] = stream
         case .deleteLiveEntries(let uri, let from):
             if let live = streams[uri]?.live { streams[uri]?.live = live.filter { $0.key < from } }
+        case .deleteEntries(let uri, let below):
+            if let live = streams[uri]?.live { streams[uri]?.live = live.filter { $0.key >= below } }
         case .setMetadata(let uri, let metadata): streams[uri]?.metadata = metadata
         case .dropStream(let uri): streams.removeValue(forKey: uri)
         }

@@ -106,11 +106,13 @@ public struct MessageFuzzer {
 
     /// A request to the manager: a server core refuses it (it runs none); the members are
     /// servers, strangers, clients, zero, repeated, or too many; an address is well formed, a
-    /// host without a port, a port out of range, or bytes that are no host at all.
+    /// host without a port, a port out of range, or bytes that are no host at all; a trim's first
+    /// entry is an edge value or one near the start.
     private mutating func topologyRequest(_ context: FuzzContext, _ uri: StreamURI) -> TopologyRequest {
         let node = random.chance(0.7) ? random.pick(context.servers) : NodeID(random.pick(Self.edges))
-        switch random.int(in: 0...4) {
+        switch random.int(in: 0...5) {
         case 0: return .fetch
+        case 5: return .trim(uri, firstEntryID: id(near: 1))
         case 1:
             let count = random.chance(0.9) ? random.int(in: 0...4) : random.int(in: 17...40)
             let members = (0..<count).map { _ in random.chance(0.8) ? random.pick(context.servers) : node }

@@ -48,7 +48,7 @@ extension ServerCore {
             return
         }
         if replica.committedID >= pollEntryID {
-            reply(route, .entry(replica.committedEntry))
+            answerPoll(route, replica)
             return
         }
         wait(ReadWaiter(route: route, kind: .poll(pollEntryID)), uri)
@@ -61,6 +61,10 @@ extension ServerCore {
         }
         guard let replica = streams[uri] else {
             fail(route, .notFound, "stream \(uri) is not stored on \(id)")
+            return
+        }
+        if let error = Self.belowFirstEntry(replica, start) {
+            fail(route, error.code, error.message)
             return
         }
         if replica.committedID >= start {
@@ -98,7 +102,7 @@ extension ServerCore {
             timers.cancel(.readWaiterDeadline(uri, waiter.id))
             switch waiter.kind {
             case .poll:
-                reply(waiter.route, .entry(replica.committedEntry))
+                answerPoll(waiter.route, replica)
             case .entries(let start, let end):
                 readCommitted(uri, start: start, end: min(end, committed + 1), then: .answerPublic(waiter.route))
             }
@@ -118,10 +122,33 @@ extension ServerCore {
         fail(waiter.route, .outOfRange, "committed id \(committed) is below \(waiter.kind.firstNeeded)")
     }
 
+    /// The committed entry, unless this member lags behind a trim: its committed entry is
+    /// then below the first entry, and another member can answer.
+    private mutating func answerPoll(_ route: Route, _ replica: StreamReplica) {
+        guard replica.committedID >= replica.metadata.firstEntryID else {
+            let first = replica.metadata.firstEntryID
+            fail(route, .unavailable, "\(id) has committed \(replica.uri) only to \(replica.committedID), below its first entry \(first)")
+            return
+        }
+        reply(route, .entry(replica.committedEntry))
+    }
+
+    /// OutOfRange for a read that starts below the stream's first entry, as this member knows
+    /// it: nothing there is served, to readers or to peers (docs/protocol.md, "Trimming").
+    static func belowFirstEntry(_ replica: StreamReplica, _ start: EntryID) -> WalleError? {
+        let first = replica.metadata.firstEntryID
+        guard start < first else { return nil }
+        return WalleError(.outOfRange, "entry \(start) of \(replica.uri) is below its first entry \(first) (trimmed)")
+    }
+
     /// Reads committed entries `[start, end)`; the committed entry itself is in memory.
     mutating func readCommitted(_ uri: StreamURI, start: EntryID, end: EntryID, then purpose: DiskRead.Purpose) {
         let replica = streams[held: uri]
         precondition(start < end && end <= replica.committedID + 1, "reads return committed entries only")
+        if let error = Self.belowFirstEntry(replica, start) {
+            fail(purpose.route, error.code, error.message)
+            return
+        }
         var end = end
         if case .answerPublic(let route) = purpose, replica.metadata.hasGap, start < replica.metadata.gapEnd {
             // The gap range is unverified (it may hold kept entries): readers never see it.

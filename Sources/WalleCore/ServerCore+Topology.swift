@@ -143,6 +143,7 @@ extension ServerCore {
                 pendingWrites.append(.setMetadata(uri, streams[held: uri].metadata))
                 refuseQueuedPuts(uri, version: stream.version)
             }
+            trim(uri, below: topology.firstEntryID(of: uri))
         }
         let root = configuration.topologySource?.rootStream
         topologyWatch.applied(version: topology.version, rootMembers: root.flatMap { topology.streams[$0]?.members })
@@ -162,6 +163,13 @@ extension ServerCore {
                 fail(route, .unavailable, "\(uri) moved to version \(version) while entry \(queued.entry.id) waited")
             }
         }
+    }
+
+    /// The topology names a higher first entry: delete below it, and stop fetching there.
+    private mutating func trim(_ uri: StreamURI, below first: EntryID) {
+        guard streams[held: uri].trim(below: first, writes: &pendingWrites) else { return }
+        // A backfill retry still set stays: it returns the backfill to idle, and finds no gap.
+        note("trimmed \(uri) below \(first)")
     }
 
     /// This server is no longer a member: answer everything waiting and forget the stream.

@@ -286,12 +286,15 @@ extension StreamReplica {
         let keptEnd = min(tailID, entry.id - 1)
         truncate(from: keptEnd + 1, writes: &writes)
         if !metadata.hasGap {
-            metadata.gapStart = committedID + 1
+            metadata.gapStart = gapStart(above: committedID)
+            // Unused when the gap starts at a trim point (`isTrimPoint`).
             metadata.gapPreviousChecksum = window[0].checksum
         }
         if keptEnd > committedID { metadata.gapKeptEnd = max(metadata.gapKeptEnd, keptEnd) }
         metadata.gapEnd = entry.id
         metadata.gapEndChecksum = entry.checksum
+        // Trimmed up to the entry itself: nothing below it is needed.
+        if metadata.gapStart >= metadata.gapEnd { closeGap() }
         metadata.committedID = entry.id
         window = [entry]
         uncommittedBytes = 0

@@ -104,7 +104,7 @@ extension StreamReplica {
         }
         let closes = above.id == metadata.gapStart && above.id < top.id
         if closes {
-            guard above.chains(onto: metadata.gapPreviousChecksum) else {
+            guard isTrimPoint(above.id) || above.chains(onto: metadata.gapPreviousChecksum) else {
                 return WalleError(.dataLoss, "backfilled entry \(above.id) does not chain onto \(above.id - 1)")
             }
         } else if !proven.isEmpty {
@@ -118,11 +118,7 @@ extension StreamReplica {
             writes.append(.putEntry(uri, entry.id <= metadata.gapKeptEnd ? .live : .backfill, entry))
         }
         if closes {
-            metadata.gapStart = 0
-            metadata.gapEnd = 0
-            metadata.gapPreviousChecksum = 0
-            metadata.gapEndChecksum = 0
-            metadata.gapKeptEnd = 0
+            closeGap()
         } else {
             metadata.gapEnd = proven[proven.count - 1].id
             metadata.gapEndChecksum = proven[proven.count - 1].checksum

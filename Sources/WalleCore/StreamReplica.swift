@@ -99,6 +99,7 @@ struct StreamReplica {
     func checkInvariants() {
         precondition(metadata.committedID == window[0].id, "metadata and window disagree on C")
         precondition(!metadata.hasGap || metadata.gapEnd <= metadata.committedID, "gap beyond C")
+        precondition(!metadata.hasGap || metadata.gapStart >= metadata.firstEntryID, "a gap below the first entry")
         #if DEBUG
             for index in window.indices.dropFirst() {
                 precondition(window[index].id == window[index - 1].id + 1, "window ids not dense")

@@ -10,12 +10,24 @@ public struct Topology: Hashable, Sendable {
     /// Each registered server's address, `HOST:PORT` as it registered it (`[MEM-1]`): where
     /// servers and clients reach it. A `--peers` or `--cluster` list is only where to look first.
     public var servers: [NodeID: ServerAddress]
+    /// Each trimmed stream's first entry (`walle trim`): members delete what lies below it and
+    /// serve nothing there. A stream not listed is not trimmed (its first entry is 0). Kept
+    /// apart from `StreamTopology`, which members compare to tell a membership change: a trim
+    /// moves no stream version.
+    public var firstEntryIDs: [StreamURI: EntryID]
 
-    public init(version: UInt64, streams: [StreamURI: StreamTopology], servers: [NodeID: ServerAddress] = [:]) {
+    public init(
+        version: UInt64, streams: [StreamURI: StreamTopology], servers: [NodeID: ServerAddress] = [:],
+        firstEntryIDs: [StreamURI: EntryID] = [:]
+    ) {
         self.version = version
         self.streams = streams
         self.servers = servers
+        self.firstEntryIDs = firstEntryIDs
     }
+
+    /// The stream's first entry: 0 until it is trimmed.
+    public func firstEntryID(of uri: StreamURI) -> EntryID { firstEntryIDs[uri] ?? 0 }
 
     public static let empty = Topology(version: 0, streams: [:])
 
@@ -25,9 +37,11 @@ public struct Topology: Hashable, Sendable {
     /// A fixed little-endian layout, streams sorted by URI and servers by id, so equal
     /// topologies encode to equal bytes on every platform:
     /// `version u64, count u32, { uri-length u16, uri, stream-version u64, member-count u16,
-    /// members u64... }`, then, only when a server has registered, `server-count u32,
-    /// { id u64, address-length u16, address }`. A topology without servers (the simulator's)
-    /// encodes as before the server table existed.
+    /// members u64... }`, then, only when a server has registered or a stream is trimmed,
+    /// `server-count u32, { id u64, address-length u16, address }`, then, only when a stream
+    /// is trimmed, `trim-count u32, { uri-length u16, uri, first-entry u64 }`. A topology
+    /// without either encodes as before the tables existed; the server count is 0 only when a
+    /// trim table follows.
     public func encoded() -> [UInt8] {
         var writer = ByteWriter()
         writer.u64(version)
@@ -39,11 +53,18 @@ public struct Topology: Hashable, Sendable {
             writer.u16(UInt16(stream.members.count))
             for member in stream.members { writer.u64(member.rawValue) }
         }
-        if !servers.isEmpty {
+        if !servers.isEmpty || !firstEntryIDs.isEmpty {
             writer.u32(UInt32(servers.count))
             for (id, address) in servers.sorted(by: { $0.key < $1.key }) {
                 writer.u64(id.rawValue)
                 writer.string16(address.description)
+            }
+        }
+        if !firstEntryIDs.isEmpty {
+            writer.u32(UInt32(firstEntryIDs.count))
+            for (uri, first) in firstEntryIDs.sorted(by: { $0.key < $1.key }) {
+                writer.string16(uri.rawValue)
+                writer.u64(first)
             }
         }
         return writer.bytes
@@ -55,9 +76,16 @@ public struct Topology: Hashable, Sendable {
         let streamBytes = streams.reduce(8 + 4) { sum, pair in
             sum + Self.encodedByteCount(pair.key, members: pair.value.members.count)
         }
-        guard !servers.isEmpty else { return streamBytes }
-        return servers.values.reduce(streamBytes + 4) { sum, address in sum + Self.encodedByteCount(address: address) }
+        guard !servers.isEmpty || !firstEntryIDs.isEmpty else { return streamBytes }
+        let serverBytes = servers.values.reduce(streamBytes + 4) { sum, address in
+            sum + Self.encodedByteCount(address: address)
+        }
+        guard !firstEntryIDs.isEmpty else { return serverBytes }
+        return firstEntryIDs.keys.reduce(serverBytes + 4) { sum, uri in sum + Self.encodedByteCount(trimOf: uri) }
     }
+
+    /// The bytes one trimmed stream takes in the trim table.
+    static func encodedByteCount(trimOf uri: StreamURI) -> Int { 2 + uri.rawValue.utf8.count + 8 }
 
     /// The bytes one server takes in the server table.
     static func encodedByteCount(address: ServerAddress) -> Int { 8 + 2 + address.description.utf8.count }
@@ -112,18 +140,22 @@ public struct Topology: Hashable, Sendable {
             streams[uri] = StreamTopology(version: streamVersion, members: members)
         }
         let servers = reader.isAtEnd ? [:] : try decodeServers(&reader, entryID: entryID)
+        let firstEntryIDs = reader.isAtEnd ? [:] : try decodeTrims(&reader, streams: streams, entryID: entryID)
         try reader.finish()
-        return Topology(version: version, streams: streams, servers: servers)
+        return Topology(version: version, streams: streams, servers: servers, firstEntryIDs: firstEntryIDs)
     }
 
-    /// The server table: at least one server, ids ascending (so each once), each a server id
-    /// with an address that parses. The count is hostile: each server reads at least 10 bytes
-    /// or throws, so the loop ends within the entry's bytes.
+    /// The server table: ids ascending (so each once), each a server id with an address that
+    /// parses; empty only when a trim table follows (one encoding per topology). The count is
+    /// hostile: each server reads at least 10 bytes or throws, so the loop ends within the
+    /// entry's bytes.
     private static func decodeServers(
         _ reader: inout ByteReader, entryID: EntryID
     ) throws(WalleError) -> [NodeID: ServerAddress] {
         let count = try reader.u32()
-        guard count >= 1 else { throw WalleError(.invalidArgument, "topology \(entryID): an empty server table") }
+        guard count >= 1 || !reader.isAtEnd else {
+            throw WalleError(.invalidArgument, "topology \(entryID): an empty server table")
+        }
         var servers: [NodeID: ServerAddress] = [:]
         var previous = NodeID(0)
         for _ in 0..<count {
@@ -145,5 +177,33 @@ public struct Topology: Hashable, Sendable {
             previous = id
         }
         return servers
+    }
+
+    /// The trim table: at least one stream, URIs ascending, each a stream of the topology with
+    /// a first entry from 1 to `ProtocolBounds.entryIDMax`. Each row reads at least 10 bytes or
+    /// throws, so a hostile count ends within the entry's bytes.
+    private static func decodeTrims(
+        _ reader: inout ByteReader, streams: [StreamURI: StreamTopology], entryID: EntryID
+    ) throws(WalleError) -> [StreamURI: EntryID] {
+        let count = try reader.u32()
+        guard count >= 1 else { throw WalleError(.invalidArgument, "topology \(entryID): an empty trim table") }
+        var firstEntryIDs: [StreamURI: EntryID] = [:]
+        var previous: StreamURI?
+        for _ in 0..<count {
+            let uri = try StreamURI(try reader.string16())
+            let first = try reader.u64()
+            guard streams[uri] != nil else {
+                throw WalleError(.invalidArgument, "topology \(entryID): trims \(uri), which it does not list")
+            }
+            guard first >= 1, first <= ProtocolBounds.entryIDMax else {
+                throw WalleError(.invalidArgument, "topology \(entryID): \(uri) has first entry \(first)")
+            }
+            if let previous, !(previous < uri) {
+                throw WalleError(.invalidArgument, "topology \(entryID): trim of \(uri) is out of order or twice")
+            }
+            firstEntryIDs[uri] = first
+            previous = uri
+        }
+        return firstEntryIDs
     }
 }

@@ -9,11 +9,14 @@ public enum TopologyChange: Hashable, Sendable, CustomStringConvertible {
     case create(StreamURI, members: [NodeID])
     /// A server's address, new or changed ([MEM-1]). No stream's version moves.
     case register(NodeID, address: ServerAddress)
+    /// The stream's new first entry. No stream's version moves: the members stay, and the
+    /// writer's puts go on.
+    case trim(StreamURI, firstEntryID: EntryID)
 
     /// The stream the change is to; nil for a registration.
     public var uri: StreamURI? {
         switch self {
-        case .add(let uri, _), .remove(let uri, _), .create(let uri, _): return uri
+        case .add(let uri, _), .remove(let uri, _), .create(let uri, _), .trim(let uri, _): return uri
         case .register: return nil
         }
     }
@@ -24,6 +27,7 @@ public enum TopologyChange: Hashable, Sendable, CustomStringConvertible {
         case .remove(let uri, let node): return "remove \(node.short) from \(uri)"
         case .create(let uri, let members): return "create \(uri) on \(members.map(\.short).joined(separator: ","))"
         case .register(let node, let address): return "register \(node.short) at \(address)"
+        case .trim(let uri, let first): return "trim \(uri) below \(first)"
         }
     }
 
@@ -35,17 +39,23 @@ public enum TopologyChange: Hashable, Sendable, CustomStringConvertible {
         case .create(let uri, let members): return Topology.encodedByteCount(uri, members: members.count)
         case .register(let node, let address):
             if let old = topology.servers[node] { return address.description.utf8.count - old.description.utf8.count }
-            // The first server brings the table's count with it.
-            return Topology.encodedByteCount(address: address) + (topology.servers.isEmpty ? 4 : 0)
+            // The first server brings the table's count with it, unless a trim table did.
+            let countBytes = topology.servers.isEmpty && topology.firstEntryIDs.isEmpty ? 4 : 0
+            return Topology.encodedByteCount(address: address) + countBytes
+        case .trim(let uri, _):
+            guard topology.firstEntryIDs[uri] == nil else { return 0 }
+            guard topology.firstEntryIDs.isEmpty else { return Topology.encodedByteCount(trimOf: uri) }
+            // The first trim brings its table's count, and the server count if no server did.
+            return Topology.encodedByteCount(trimOf: uri) + 4 + (topology.servers.isEmpty ? 4 : 0)
         }
     }
 
     /// A new stream or an address is written without asking anyone's status: no member holds
-    /// anything it could lose.
+    /// anything it could lose. A trim asks, to learn the committed id it must not pass.
     var isWrittenAtOnce: Bool {
         switch self {
         case .create, .register: return true
-        case .add, .remove: return false
+        case .add, .remove, .trim: return false
         }
     }
 
@@ -56,6 +66,7 @@ public enum TopologyChange: Hashable, Sendable, CustomStringConvertible {
         case .remove(let uri, let node): return !(topology.streams[uri]?.contains(node) ?? true)
         case .create(let uri, _): return topology.streams[uri] != nil
         case .register(let node, let address): return topology.servers[node] == address
+        case .trim(let uri, let first): return topology.firstEntryID(of: uri) >= first
         }
     }
 }

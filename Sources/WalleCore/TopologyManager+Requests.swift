@@ -79,6 +79,7 @@ extension TopologyManager {
                 preconditionFailure("`Boundary.checkTopologyRequest` parsed the address")
             }
             return .register(node, address: address)
+        case .trim(let uri, let first): return .trim(uri, firstEntryID: first)
         }
     }
 
@@ -100,6 +101,8 @@ extension TopologyManager {
         switch change {
         case .register:
             return nil
+        case .trim(let uri, _):
+            return stream == nil ? notFound(uri) : nil
         case .create(let uri, let members):
             guard let stream else { return unregistered(members, in: topology) }
             guard stream.members != members.sorted() else { return nil }

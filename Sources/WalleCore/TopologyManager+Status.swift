@@ -1,6 +1,21 @@
 import WalleEnvironment
 
 extension TopologyManager {
+    /// Why a trim cannot be made, from the members' StreamStatus answers: a first entry above
+    /// every committed id a majority at the current version reports. Nil for any other change,
+    /// for a trim within the committed log, and while the answers are too few to tell.
+    /// Committed ids only grow, so a refusal is final for this request; the client may ask
+    /// again once more is committed.
+    func trimRefusal(_ change: TopologyChange, _ infos: [WriterInfo], in topology: Topology) -> WalleError? {
+        guard case .trim(let uri, let first) = change, let stream = topology.streams[uri] else { return nil }
+        let current = infos.filter { stream.contains($0.server) && $0.streamVersion == stream.version }
+        guard current.count >= stream.majority else { return nil }
+        let committed = current.map(\.committedID).max() ?? 0
+        guard first > committed else { return nil }
+        return WalleError(
+            .outOfRange, "first entry \(first) is past the committed id \(committed) of \(uri); trim at most that")
+    }
+
     /// Whether `change` may be made now, from the members' StreamStatus answers, and the removal
     /// target to keep for the next round.
     func ready(
@@ -10,6 +25,8 @@ extension TopologyManager {
         guard let uri = change.uri, let stream = topology.streams[uri] else { return (false, removalTarget) }
         let current = infos.filter { stream.contains($0.server) && $0.streamVersion == stream.version }
         guard current.count >= stream.majority else { return (false, removalTarget) }
+        // A trim past the committed id was refused before this (`trimRefusal`, on the same
+        // answers), so any other change but a removal may be made now.
         guard case .remove(_, let leaving) = change else { return (true, removalTarget) }
         let remaining = stream.members.filter { $0 != leaving }
         // Fixed at the first answer with a majority on the current version: entries
@@ -65,6 +82,10 @@ extension TopologyManager {
             let stream = existing(uri, in: next)
             let members = stream.members.filter { $0 != node }
             next.streams[uri] = StreamTopology(version: stream.version + 1, members: members)
+        case .trim(let uri, let first):
+            _ = existing(uri, in: next)
+            precondition(first > next.firstEntryID(of: uri), "a first entry only moves up (`decide` checked)")
+            next.firstEntryIDs[uri] = first
         }
         return next
     }

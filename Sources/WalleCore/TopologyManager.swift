@@ -198,6 +198,10 @@ public struct TopologyManager {
         guard case .streamStatus(let infos) = reply, let change = pending.first?.change else {
             return [.schedule(.retry, after: configuration.retryDelay)]
         }
+        if let error = trimRefusal(change, infos, in: topology) {
+            let dropped = pending.removeFirst()
+            return answers(dropped, .refuse(error)) + advance(topology, removalTarget: nil)
+        }
         let (isReady, newTarget) = ready(change, infos, in: topology, removalTarget: target)
         state = .waiting(topology, removalTarget: newTarget)
         guard isReady else { return [.schedule(.retry, after: configuration.retryDelay)] }

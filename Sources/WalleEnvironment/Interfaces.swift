@@ -63,6 +63,9 @@ public struct StreamMetadata: Hashable, Sendable {
     /// know how much of it passed. Persisting it keeps a restarted member from making every
     /// claim wait `leaseMax` (issue 12). −1: unknown (metadata of format 1), wait `leaseMax`.
     public var pendingWaitMilliseconds: Int64
+    /// The stream's first entry as the topology says, once this member learned it: nothing
+    /// below it is served, fetched or kept (docs/protocol.md, "Trimming"). 0: not trimmed.
+    public var firstEntryID: EntryID
 
     public init(topology: StreamTopology) {
         self.topology = topology
@@ -76,6 +79,7 @@ public struct StreamMetadata: Hashable, Sendable {
         self.gapEndChecksum = 0
         self.gapKeptEnd = 0
         self.pendingWaitMilliseconds = 0
+        self.firstEntryID = 0
     }
 
     public var hasGap: Bool { gapStart < gapEnd }
@@ -88,6 +92,9 @@ public enum DiskOperation: Sendable {
     case putEntry(StreamURI, DiskTable, Entry)
     /// Deletes every live entry with id >= the given id (drops a stale uncommitted suffix).
     case deleteLiveEntries(StreamURI, from: EntryID)
+    /// Deletes every entry with id < the given id from both tables (a trim: WiredTiger
+    /// truncates the range, and the space is reused).
+    case deleteEntries(StreamURI, below: EntryID)
     case setMetadata(StreamURI, StreamMetadata)
     /// Forgets the stream: its tables and metadata go (this server left its member list).
     /// A later re-add starts from nothing instead of a stale history (closes WS-6).

@@ -91,6 +91,9 @@ public enum TopologyRequest: Hashable, Sendable, CustomStringConvertible {
     case removeMember(StreamURI, NodeID)
     /// A server says where it listens (`[MEM-1]`); only the server itself may ask.
     case registerServer(NodeID, address: String)
+    /// The stream's new first entry: members delete what lies below it. It must be committed
+    /// (at most the committed id a member reports), and a first entry never moves down.
+    case trim(StreamURI, firstEntryID: EntryID)
 
     public var description: String {
         switch self {
@@ -99,6 +102,7 @@ public enum TopologyRequest: Hashable, Sendable, CustomStringConvertible {
         case .addMember(let uri, let node): return "add \(node.short) to \(uri)"
         case .removeMember(let uri, let node): return "remove \(node.short) from \(uri)"
         case .registerServer(let node, let address): return "register \(node.short) at \(address)"
+        case .trim(let uri, let first): return "trim \(uri) below \(first)"
         }
     }
 }

@@ -4,8 +4,9 @@ public import WalleEnvironment
 /// "Data directory"). A format byte leads each value so a later layout can be told apart.
 public enum StorageCodec {
     static let entryFormat: UInt8 = 1
-    /// 2 added the pending wait; format 1 still decodes, with the wait unknown (−1).
-    static let metadataFormat: UInt8 = 2
+    /// 2 added the pending wait, 3 the first entry; format 1 still decodes with the wait
+    /// unknown (−1), formats 1 and 2 with the stream not trimmed.
+    static let metadataFormat: UInt8 = 3
 
     /// `format u8, writer-ts u64, writer-id u64, checksum u64, data...` (the id is the key).
     public static func encode(_ entry: Entry) -> [UInt8] {
@@ -32,7 +33,7 @@ public enum StorageCodec {
     /// `format u8, stream-version u64, member-count u16, members u64..., writer-ts u64,
     /// writer-id u64, address (u16 length, UTF-8), lease-ms i64, committed u64, gap-start u64,
     /// gap-end u64, gap-previous-checksum u64, gap-end-checksum u64, gap-kept-end u64,
-    /// pending-wait-ms i64` (the last field since format 2).
+    /// pending-wait-ms i64, first-entry u64` (the wait since format 2, the first entry since 3).
     public static func encode(_ metadata: StreamMetadata) -> [UInt8] {
         var writer = ByteWriter(capacity: 128)
         writer.u8(metadataFormat)
@@ -50,14 +51,15 @@ public enum StorageCodec {
             writer.u64(value)
         }
         writer.u64(UInt64(bitPattern: metadata.pendingWaitMilliseconds))
+        writer.u64(metadata.firstEntryID)
         return writer.bytes
     }
 
     public static func decodeMetadata(_ uri: StreamURI, _ bytes: [UInt8]) throws(WalleError) -> StreamMetadata {
         var reader = ByteReader(bytes: bytes, what: "metadata of \(uri)")
         let format = try reader.u8()
-        guard format == metadataFormat || format == 1 else {
-            throw WalleError(.dataLoss, "metadata of \(uri) has format \(format), expected 1 or \(metadataFormat)")
+        guard (1...metadataFormat).contains(format) else {
+            throw WalleError(.dataLoss, "metadata of \(uri) has format \(format), expected 1 to \(metadataFormat)")
         }
         let version = try reader.u64()
         var members: [NodeID] = []
@@ -73,6 +75,7 @@ public enum StorageCodec {
         metadata.gapEndChecksum = try reader.u64()
         metadata.gapKeptEnd = try reader.u64()
         metadata.pendingWaitMilliseconds = format == 1 ? -1 : Int64(bitPattern: try reader.u64())
+        metadata.firstEntryID = format < 3 ? 0 : try reader.u64()
         try reader.finish()
         return metadata
     }

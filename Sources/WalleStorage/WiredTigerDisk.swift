@@ -188,6 +188,14 @@ public final class WiredTigerDisk: Disk, @unchecked Sendable {
             try put(entry, table: Self.tableName(uri, table))
         case .deleteLiveEntries(let uri, let from):
             try deleteEntries(table: Self.tableName(uri, .live), from: from)
+        case .deleteEntries(let uri, let below):
+            guard let session else { throw WalleError(.internal, "the disk is closed") }
+            for table in [DiskTable.live, .backfill] {
+                let name = Self.tableName(uri, table)
+                if let error = Self.check(walle_wt_truncate_below(session, name, below), "trim \(name) below \(below)") {
+                    throw error
+                }
+            }
         case .setMetadata(let uri, let metadata):
             try put(metadata, uri)
         case .dropStream(let uri):

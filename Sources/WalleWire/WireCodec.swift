@@ -181,6 +181,7 @@ enum TopologyRequestKind {
     static let addMember: UInt8 = 2
     static let removeMember: UInt8 = 3
     static let registerServer: UInt8 = 4
+    static let trim: UInt8 = 5
 }
 
 extension ByteWriter {
@@ -198,6 +199,8 @@ extension ByteWriter {
             u8(TopologyRequestKind.removeMember); string16(uri.rawValue); u64(node.rawValue)
         case .registerServer(let node, let address):
             u8(TopologyRequestKind.registerServer); u64(node.rawValue); string16(address)
+        case .trim(let uri, let first):
+            u8(TopologyRequestKind.trim); string16(uri.rawValue); u64(first)
         }
     }
 
@@ -390,6 +393,7 @@ extension ByteReader {
         case TopologyRequestKind.addMember: return .addMember(try uri(), NodeID(try u64()))
         case TopologyRequestKind.removeMember: return .removeMember(try uri(), NodeID(try u64()))
         case TopologyRequestKind.registerServer: return .registerServer(NodeID(try u64()), address: try string16())
+        case TopologyRequestKind.trim: return .trim(try uri(), firstEntryID: try u64())
         default: throw WalleError(.invalidArgument, "topology request kind \(kind) is unknown")
         }
     }

@@ -24,6 +24,24 @@ int walle_wt_create(WT_SESSION *session, const char *name, const char *config) {
 
 int walle_wt_drop(WT_SESSION *session, const char *name) { return session->drop(session, name, NULL); }
 
+// The stop cursor is the last key below `below`: search_near lands next to it, and a key
+// above it steps back once. The start is the table's first key (NULL), so one call removes
+// the whole range inside the caller's transaction.
+int walle_wt_truncate_below(WT_SESSION *session, const char *name, uint64_t below) {
+    if (below == 0) return 0;
+    WT_CURSOR *stop;
+    int error = session->open_cursor(session, name, NULL, NULL, &stop);
+    if (error != 0) return error;
+    stop->set_key(stop, below - 1);
+    int exact = 0;
+    error = stop->search_near(stop, &exact);
+    if (error == 0 && exact > 0) error = stop->prev(stop);
+    if (error == 0) error = session->truncate(session, NULL, NULL, stop, NULL);
+    int closed = stop->close(stop);
+    if (error == WT_NOTFOUND) error = 0;
+    return error != 0 ? error : closed;
+}
+
 // Commits do not sync on their own: durability comes from the one sync thread's log flush,
 // which covers every transaction committed before it (group commit).
 int walle_wt_begin(WT_SESSION *session) { return session->begin_transaction(session, "sync=false"); }

@@ -21,6 +21,7 @@ public enum DiskContract {
         ("writes are visible to later reads at once, before any sync", readsSeeWrites),
         ("reads merge both tables, live wins, holes stay, bounded by countMax", readsMerge),
         ("deleteLiveEntries removes every live id from the bound, above holes too", deleteAboveHoles),
+        ("deleteEntries removes every id below the bound from both tables, holes and all", deleteBelow),
         ("a completed sync covers every earlier write across a restart", syncedSurvives),
         ("a dropped and re-created stream starts empty", dropForgets),
         ("recovery lists streams by URI, with the window from the committed entry", recoverySorted),
@@ -94,6 +95,27 @@ public enum DiskContract {
         expect(
             &failures, entries == [Entry.zero, entry(1), entry(3)],
             "after delete from 2: \(entries.map { $0.map(\.id) } ?? [])")
+        return failures
+    }
+
+    /// A trim: below the bound nothing stays, in either table, whatever holes lie between; at
+    /// and above it nothing goes; and it lasts across a restart once synced.
+    static func deleteBelow(_ disk: any DiskUnderTest) throws -> [String] {
+        var failures: [String] = []
+        disk.submit(.write([.createStream(a, metadata(committed: 9))]))
+        disk.submit(.write(
+            [1, 2, 6, 7, 9].map { .putEntry(a, .live, entry($0)) } + [3, 4, 7, 8].map { .putEntry(a, .backfill, entry($0)) }))
+        disk.submit(.write([.deleteEntries(a, below: 7)]))
+        let entries = read(disk, a, 0..<10)
+        expect(&failures, entries?.map(\.id) == [7, 8, 9], "after delete below 7: \(entries.map { $0.map(\.id) } ?? [])")
+        // Nothing left below: a second trim at the same bound, or below it, changes nothing.
+        disk.submit(.write([.deleteEntries(a, below: 7), .deleteEntries(a, below: 2)]))
+        disk.submit(.sync(token: 1))
+        _ = disk.settle()
+        let recovered = try disk.restart()
+        let after = read(disk, a, 0..<10)
+        expect(&failures, after?.map(\.id) == [7, 8, 9], "after a restart: \(after.map { $0.map(\.id) } ?? [])")
+        expect(&failures, recovered.streams.first?.window.first?.id == 9, "the window still starts at 9")
         return failures
     }
 

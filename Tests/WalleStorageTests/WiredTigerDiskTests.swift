@@ -218,12 +218,19 @@ struct WiredTigerDiskTests {
         stored.gapEndChecksum = 88
         stored.gapKeptEnd = 12
         stored.pendingWaitMilliseconds = 1234
+        stored.firstEntryID = 5
         let bytes = StorageCodec.encode(stored)
         #expect(try StorageCodec.decodeMetadata(uri, bytes) == stored)
-        // Format 1 (before the pending wait) still decodes, with the wait unknown.
-        var formatOne = Array(bytes.dropLast(8))
+        // Format 2 (before the first entry) decodes as a stream never trimmed.
+        var formatTwo = Array(bytes.dropLast(8))
+        formatTwo[0] = 2
+        var untrimmed = stored
+        untrimmed.firstEntryID = 0
+        #expect(try StorageCodec.decodeMetadata(uri, formatTwo) == untrimmed)
+        // Format 1 (before the pending wait too) still decodes, with the wait unknown.
+        var formatOne = Array(bytes.dropLast(16))
         formatOne[0] = 1
-        var legacy = stored
+        var legacy = untrimmed
         legacy.pendingWaitMilliseconds = -1
         #expect(try StorageCodec.decodeMetadata(uri, formatOne) == legacy)
         #expect(throws: WalleError.self) { try StorageCodec.decodeMetadata(uri, Array(bytes.dropLast())) }

@@ -26,6 +26,9 @@ int walle_wt_session_close(WT_SESSION *session);
 int walle_wt_create(WT_SESSION *session, const char *name, const char *config);
 /// Drops a table (not transactional; no cursor may be open on it).
 int walle_wt_drop(WT_SESSION *session, const char *name);
+/// Removes every key below `below` from a table keyed by `Q` (a range truncate from the
+/// table's start through the last key below `below`); nothing to remove is success.
+int walle_wt_truncate_below(WT_SESSION *session, const char *name, uint64_t below);
 int walle_wt_begin(WT_SESSION *session);
 int walle_wt_commit(WT_SESSION *session);
 int walle_wt_rollback(WT_SESSION *session);
