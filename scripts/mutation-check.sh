@@ -31,6 +31,9 @@ mutations=(
   "marker alone drops entries (hostile 2)@@Sources/WalleCore/StreamReplica+Put.swift@@        if limits.acceptForgedMarker {@@        if true {"
   "client may send NewWriter@@Sources/WalleCore/Boundary.swift@@        if message.isInternalRequest && !source.isServer {@@        if false {"
   "abandoned claim leaves a lease (44)@@Sources/WalleCore/StreamReplica.swift@@        renewedAt = .distantPast@@        renewedAt = previousEnd"
+  "member serves entry below first entry@@Sources/WalleCore/ServerCore+Reads.swift@@        guard start < first else { return nil }@@        guard start < first, false else { return nil }"
+  "trim deletes the first entry too@@Sources/WalleCore/StreamReplica+Trim.swift@@        writes.append(.deleteEntries(uri, below: min(first, committedID)))@@        writes.append(.deleteEntries(uri, below: min(first + 1, committedID)))"
+  "manager trims past the committed id@@Sources/WalleCore/TopologyManager+Status.swift@@        guard first > committed else { return nil }@@        guard first > committed, false else { return nil }"
 )
 
 printf '%-36s %-7s %-17s %s\n' "bug" "caught" "seeds to failure" "oracle"

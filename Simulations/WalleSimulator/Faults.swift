@@ -94,6 +94,7 @@ public enum FaultKind: String, CaseIterable, Sendable {
     case replicaMove = "replica moved (live member)"
     case topologyLag = "topology watch stalled"
     case hostileRequest = "hostile request (refused or harmless)"
+    case trim = "trim (a stream's first entry moves up)"
 }
 
 enum FaultAction {

@@ -106,6 +106,7 @@ final class Liveness {
             return "\(uri): no member is up"
         }
         let acknowledgedMax = acknowledgements.highestAcknowledged(uri)
+        let firstEntry = topologyView.topology.firstEntryID(of: uri)
         for host in members {
             let metadata = host.node.metadata(of: uri)!
             if metadata.committedID != reference.committedID || metadata.committedID < acknowledgedMax {
@@ -115,14 +116,20 @@ final class Liveness {
             if metadata.hasGap {
                 return "\(uri): \(host.id.short) still has the gap [\(metadata.gapStart), \(metadata.gapEnd))"
             }
+            if metadata.firstEntryID != firstEntry {
+                return "\(uri): \(host.id.short) has first entry \(metadata.firstEntryID), the topology \(firstEntry)"
+            }
         }
-        return identicalData(uri, members: members, upTo: reference.committedID)
+        return identicalData(uri, members: members, from: max(1, firstEntry), upTo: reference.committedID)
     }
 
-    /// Every member holds every entry 1...C with the same checksum (invariant 10).
-    private func identicalData(_ uri: StreamURI, members: [ServerHost], upTo committed: EntryID) -> String? {
-        guard committed > 0 else { return nil }
-        for id in 1...committed {
+    /// Every member holds every entry from the first (1 if not trimmed) to C with the same
+    /// checksum (invariant 10).
+    private func identicalData(
+        _ uri: StreamURI, members: [ServerHost], from first: EntryID, upTo committed: EntryID
+    ) -> String? {
+        guard committed >= first else { return nil }
+        for id in first...committed {
             var checksum: UInt64?
             for host in members {
                 guard let entry = host.disk.current.streams[uri]?.entry(id) else {

@@ -76,6 +76,10 @@ final class ManagerHost: TopologyControl {
         // its servers register no addresses.
         if case .register = change { return }
         if case .create = change { return }
+        if case .trim(let uri, let first) = change {
+            observer.trimmed(uri, below: first)
+            return
+        }
         counters.count(.membershipChange)
         switch change {
         case .remove(let uri, _):
@@ -84,7 +88,7 @@ final class ManagerHost: TopologyControl {
             observer.checkMembersHoldNewestClaim(uri, members)
         case .add(let uri, let node):
             observer.joined(node, uri)
-        case .create, .register:
+        case .create, .register, .trim:
             return
         }
     }
@@ -96,6 +100,8 @@ protocol MembershipObserver: AnyObject {
     func checkMembersHoldCommitted(_ uri: StreamURI, _ members: [NodeID])
     func checkMembersHoldNewestClaim(_ uri: StreamURI, _ members: [NodeID])
     func joined(_ node: NodeID, _ uri: StreamURI)
+    /// A trim committed: entries below `first` may go from now on.
+    func trimmed(_ uri: StreamURI, below first: EntryID)
 }
 
 /// Who routes clients to a committed topology (the world).

@@ -34,6 +34,8 @@ final class Oracle: AcknowledgementView, ClientObserver, MembershipObserver {
     private var writerClosed = WriterClosedChecker()
     private var reads = ServerReadsChecker()
     private var hostile = HostileAnswerChecker()
+    /// Each stream's first entry as committed in the topology: what lies below may be gone.
+    private var firstEntryIDs: [StreamURI: EntryID] = [:]
     private(set) var replacementStats = ReplacementStats()
 
     init(
@@ -102,7 +104,20 @@ final class Oracle: AcknowledgementView, ClientObserver, MembershipObserver {
     }
 
     func checkMembersHoldCommitted(_ uri: StreamURI, _ members: [NodeID]) {
-        removals.membersHoldCommitted(uri, members, images: memberImages(uri, members), log: log, verdict: verdict)
+        removals.membersHoldCommitted(
+            uri, members, images: memberImages(uri, members), log: log, from: firstEntryIDs[uri] ?? 0,
+            verdict: verdict)
+    }
+
+    /// A trim's version committed. Its first entry must be committed: the manager takes it only
+    /// from a member that reports it committed, and every server's committed entries enter L
+    /// after each of its events, so L holds it by now (invariant 12, `[TOPO-5]`).
+    func trimmed(_ uri: StreamURI, below first: EntryID) {
+        let committed = log.highest(uri)
+        if first > committed {
+            fail(.topology, [], "\(uri) trimmed below \(first), past its committed id \(committed)")
+        }
+        firstEntryIDs[uri] = max(firstEntryIDs[uri] ?? 0, first)
     }
 
     func checkMembersHoldNewestClaim(_ uri: StreamURI, _ members: [NodeID]) {
@@ -239,7 +254,7 @@ final class Oracle: AcknowledgementView, ClientObserver, MembershipObserver {
             }
         }
         durability.finish(
-            checkedStreams, acknowledged: acknowledged,
+            checkedStreams, acknowledged: acknowledged, firstEntryIDs: firstEntryIDs,
             holdsDurably: { uri, entry in
                 cluster.servers.contains {
                     !$0.isRetired && $0.disk.durable.streams[uri]?.entry(entry.id)?.checksum == entry.checksum

@@ -53,6 +53,8 @@ public struct Profile: Sendable, CustomStringConvertible {
     public var limits: LimitsProfile
     public var load: LoadProfile
     public var beyondModel: Bool
+    /// How often the workload trims a stream (`Trimmer`); none in half the seeds.
+    public var trimsPerMinute: Double = 0
 
     /// Draws a profile from the seed (its own fork, so workload draws do not move it).
     public static func draw(seed: UInt64, options: RunOptions) -> Profile {
@@ -89,7 +91,14 @@ public struct Profile: Sendable, CustomStringConvertible {
             limits: options.drawnLimits
                 ? LimitsProfile.draw(seed: seed, load: load).keepingBase(options.baseLimitNames) : .base,
             load: load,
-            beyondModel: options.beyondModel)
+            beyondModel: options.beyondModel,
+            trimsPerMinute: trimsPerMinute(seed: seed))
+    }
+
+    /// Its own fork, so the rest of the profile is drawn as before trims existed.
+    private static func trimsPerMinute(seed: UInt64) -> Double {
+        var random = SimRandom.fork(seed: seed, "trim-rate")
+        return random.chance(0.5) ? 0 : random.double(in: 1...6)
     }
 
     public var clockRateRange: ClosedRange<Double> { beyondModel ? 0.5...1.6 : 0.75...1.25 }
@@ -119,7 +128,8 @@ public struct Profile: Sendable, CustomStringConvertible {
             + "faults: \(faults)\n"
             + "hostile: \(hostile)\n"
             + "limits: \(limits)\n"
-            + "load: \(load)"
+            + "load: \(load)\n"
+            + "trims: \(Int((trimsPerMinute * 10).rounded()))/10min"
     }
 }
 

@@ -11,9 +11,9 @@ struct DiskImage {
         func entry(_ id: EntryID) -> Entry? { live[id] ?? backfill[id] }
 
         /// What a reader may be served: nothing inside the gap, where a gap commit's kept
-        /// suffix waits unverified.
+        /// suffix waits unverified, and nothing below the first entry.
         func servedEntry(_ id: EntryID) -> Entry? {
-            metadata.gapStart <= id && id < metadata.gapEnd ? nil : entry(id)
+            metadata.gapStart <= id && id < metadata.gapEnd || id < metadata.firstEntryID ? nil : entry(id)
         }
     }
 
@@ -31,6 +31,9 @@ struct DiskImage {
             case .deleteLiveEntries(let uri, let from):
                 // Every id >= from, even above a hole (a gap commit leaves one): the contract.
                 streams[uri]!.live = streams[uri]!.live.filter { $0.key < from }
+            case .deleteEntries(let uri, let below):
+                streams[uri]!.live = streams[uri]!.live.filter { $0.key >= below }
+                streams[uri]!.backfill = streams[uri]!.backfill.filter { $0.key >= below }
             case .setMetadata(let uri, let metadata):
                 streams[uri]!.metadata = metadata
             case .dropStream(let uri):

@@ -87,6 +87,7 @@ extension TopologyRequest {
         case .addMember: return 2
         case .removeMember: return 3
         case .registerServer: return 4
+        case .trim: return 5
         }
     }
 }

@@ -10,6 +10,8 @@ enum WorkloadAction {
     case read(reader: Int)
     case clockRate(NodeID)
     case manager(ManagerTimer)
+    /// The trimmer's next trim.
+    case trim
 }
 
 /// Drives the clients: competing writers that claim, pipeline bursts of puts, pause (a frozen
@@ -173,8 +175,8 @@ final class Workload: WorkloadControl {
         case .read(let index):
             cluster.readers[index].issueRead(random: &random, streams: streams)
             after(.milliseconds(random.int(in: 10...300)), .read(reader: index))
-        case .manager:
-            preconditionFailure("the world hands manager actions to the manager")
+        case .manager, .trim:
+            preconditionFailure("the world hands manager actions to the manager, trims to the trimmer")
         case .clockRate(let node):
             let rate = random.double(in: profile.clockRateRange)
             counters.count(.clockRateChange)
@@ -287,6 +289,8 @@ final class ReaderHost {
         var uri: StreamURI
         var server: NodeID
         var kind: Kind
+        /// The server's first entry when the request was sent: it must serve nothing below.
+        var firstEntryKnown: EntryID = 0
 
         enum Kind {
             case poll(EntryID)
@@ -307,16 +311,19 @@ final class ReaderHost {
         let members = cluster.servers.filter { $0.isUp && $0.node.metadata(of: uri) != nil }.map(\.id)
         guard !members.isEmpty else { return }
         let server = random.pick(members)
+        let firstEntryKnown = cluster.servers.first { $0.id == server }?.node.metadata(of: uri)?.firstEntryID ?? 0
         let known = knownCommitted[uri] ?? 0
         nextRequestID += 1
         if random.chance(0.5) {
             let from = known + EntryID(random.int(in: 0...3))
-            pending[nextRequestID] = ReadRequest(uri: uri, server: server, kind: .poll(from))
+            pending[nextRequestID] = ReadRequest(
+                uri: uri, server: server, kind: .poll(from), firstEntryKnown: firstEntryKnown)
             network.send(.pollStream(nextRequestID, uri, pollEntryID: from), from: id, to: server)
         } else {
             let start = EntryID(random.int(in: max(0, Int64(known) - 50)...Int64(known) + 2))
             let end = start + EntryID(random.int(in: 1...64))
-            pending[nextRequestID] = ReadRequest(uri: uri, server: server, kind: .entries(start: start, end: end))
+            pending[nextRequestID] = ReadRequest(
+                uri: uri, server: server, kind: .entries(start: start, end: end), firstEntryKnown: firstEntryKnown)
             network.send(.streamEntries(nextRequestID, uri, start: start, end: end), from: id, to: server)
         }
     }

@@ -66,6 +66,7 @@ public final class World: SendObserver, ClockControl, TopologyListener, ServerCo
     private(set) var oracle: Oracle!
     private(set) var network: SimNetwork!
     private(set) var workload: Workload!
+    private var trimmer: Trimmer!
     private(set) var nemesis: Nemesis!
     private(set) var liveness: Liveness!
     private(set) var manager: ManagerHost!
@@ -112,8 +113,12 @@ public final class World: SendObserver, ClockControl, TopologyListener, ServerCo
             replaceServerAt: options.replaceServerAt, agenda: agenda, trace: trace, counters: counters,
             cluster: cluster, network: network, streams: workload.streams, servers: self, manager: manager,
             phase: self)
+        self.trimmer = Trimmer(
+            random: SimRandom.fork(seed: seed, "trims"), agenda: agenda, trace: trace, counters: counters,
+            streams: workload.streams, manager: manager, acknowledgements: oracle, perMinute: profile.trimsPerMinute)
         buildHostiles()
         workload.start()
+        trimmer.start()
         nemesis.start()
         manager.start()
     }
@@ -147,6 +152,7 @@ public final class World: SendObserver, ClockControl, TopologyListener, ServerCo
     /// clients stop with the other faults, and the liveness phase begins.
     func faultPhaseEnded() {
         workload.healed()
+        trimmer.stop()
         for hostile in hostiles { hostile.stop() }
         liveness.begin()
     }
@@ -336,6 +342,7 @@ public final class World: SendObserver, ClockControl, TopologyListener, ServerCo
             trace.event(at: trueNow, node: NodeID(0), kind: 5)
             switch action {
             case .manager(let timer): manager.timerFired(timer)
+            case .trim: trimmer.perform()
             default: workload.perform(action)
             }
         case .fault(let action):

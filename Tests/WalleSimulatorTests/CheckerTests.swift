@@ -169,8 +169,15 @@ struct CheckerTests {
         var acknowledged = AckLedger()
         acknowledged.record(uri, entry(1), at: 0)
         let lost = Harness()
-        checker.finish([uri], acknowledged: acknowledged, holdsDurably: { _, _ in false }, verdict: lost.verdict)
+        checker.finish(
+            [uri], acknowledged: acknowledged, firstEntryIDs: [:], holdsDurably: { _, _ in false }, verdict: lost.verdict)
         #expect(lost.invariant == .acknowledgedDurability)
+        // Below the stream's first entry the entry was trimmed: gone is not lost.
+        let trimmed = Harness()
+        checker.finish(
+            [uri], acknowledged: acknowledged, firstEntryIDs: [uri: 2], holdsDurably: { _, _ in false },
+            verdict: trimmed.verdict)
+        #expect(trimmed.invariant == nil)
     }
 
     @Test("Removal: a committed entry or the newest claim's stamp left on a minority is found")
@@ -183,11 +190,16 @@ struct CheckerTests {
         holding.live[1] = committed
         let members = [NodeID(1), NodeID(2), NodeID(3)]
         let control = Harness()
-        checker.membersHoldCommitted(uri, members, images: [holding, holding, nil], log: log, verdict: control.verdict)
+        checker.membersHoldCommitted(
+            uri, members, images: [holding, holding, nil], log: log, from: 0, verdict: control.verdict)
         #expect(control.invariant == nil)
         let minority = Harness()
-        checker.membersHoldCommitted(uri, members, images: [holding, nil, nil], log: log, verdict: minority.verdict)
+        checker.membersHoldCommitted(
+            uri, members, images: [holding, nil, nil], log: log, from: 0, verdict: minority.verdict)
         #expect(minority.invariant == .acknowledgedDurability)
+        let trimmed = Harness()
+        checker.membersHoldCommitted(uri, members, images: [nil, nil, nil], log: log, from: 2, verdict: trimmed.verdict)
+        #expect(trimmed.invariant == nil, "entry 1 lies below the first entry")
         var claims = ClaimLedger()
         claims.append(uri, newer, entry(1))
         let stampLost = Harness()

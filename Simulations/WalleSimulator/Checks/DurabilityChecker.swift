@@ -34,11 +34,14 @@ struct DurabilityChecker {
     }
 
     /// End of run: `holdsDurably(uri, entry)` says whether a server not replaced holds it.
+    /// Entries below a stream's first entry were trimmed: nothing at or above it may be lost.
     func finish(
-        _ uris: [StreamURI], acknowledged: AckLedger, holdsDurably: (StreamURI, Entry) -> Bool, verdict: Verdict
+        _ uris: [StreamURI], acknowledged: AckLedger, firstEntryIDs: [StreamURI: EntryID],
+        holdsDurably: (StreamURI, Entry) -> Bool, verdict: Verdict
     ) {
         for uri in uris {
-            for entry in acknowledged.sorted(uri) where entry.id > 0 && !holdsDurably(uri, entry) {
+            let first = max(1, firstEntryIDs[uri] ?? 0)
+            for entry in acknowledged.sorted(uri) where entry.id >= first && !holdsDurably(uri, entry) {
                 verdict.fail(
                     .acknowledgedDurability, [],
                     "\(uri) entry \(entry.id) was acknowledged but no server holds it durably")
@@ -51,12 +54,14 @@ struct DurabilityChecker {
 /// majority of the remaining members (live or backfill table), or one more lost disk loses
 /// acknowledged data; and the newest claim's stamp is on a majority (claim-stamp-quorum).
 struct RemovalChecker {
-    /// `images`: what each remaining member holds of the stream (nil: nothing).
+    /// `images`: what each remaining member holds of the stream (nil: nothing); `first`: the
+    /// stream's first entry, below which entries were trimmed.
     func membersHoldCommitted(
-        _ uri: StreamURI, _ members: [NodeID], images: [DiskImage.StreamImage?], log: CommittedLog, verdict: Verdict
+        _ uri: StreamURI, _ members: [NodeID], images: [DiskImage.StreamImage?], log: CommittedLog,
+        from first: EntryID, verdict: Verdict
     ) {
         let majority = members.count / 2 + 1
-        for (id, checksum) in log.sorted(uri) where id > 0 {
+        for (id, checksum) in log.sorted(uri) where id > 0 && id >= first {
             let holders = images.filter { $0?.entry(id)?.checksum == checksum }
             if holders.count < majority {
                 verdict.fail(

@@ -19,6 +19,9 @@ struct CommittedLog {
     }
 
     var count: Int { entries.values.reduce(0) { $0 + $1.count } }
+
+    /// The highest committed id seen on a stream (0 for none).
+    func highest(_ uri: StreamURI) -> EntryID { entries[uri]?.keys.max() ?? 0 }
 }
 
 /// Every successful claim per stream, in the order they were seen.

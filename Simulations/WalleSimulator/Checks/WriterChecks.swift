@@ -46,10 +46,22 @@ struct WriterClosedChecker {
     }
 }
 
-/// Invariant 8: server reads return committed entries only, contiguous from the start.
+/// Invariant 8: server reads return committed entries only, contiguous from the start, and
+/// nothing below the first entry the server knew when it was asked (a trimmed stream).
 struct ServerReadsChecker {
     /// Checks an answer; returns the entries it proves committed, for L.
     func answered(_ request: ReaderHost.ReadRequest, _ reply: Reply, reader: NodeID, verdict: Verdict) -> [Entry] {
+        let served: [Entry] = switch reply {
+        case .entry(let entry): [entry]
+        case .entries(let entries): entries
+        default: []
+        }
+        if let below = served.first(where: { $0.id < request.firstEntryKnown }) {
+            verdict.fail(
+                .serverReads, [request.server, reader],
+                "\(request.uri) entry \(below.id) served below the first entry \(request.firstEntryKnown)")
+            return []
+        }
         switch (request.kind, reply) {
         case (.poll(let from), .entry(let entry)):
             if entry.id < from {
