@@ -154,6 +154,8 @@ public final class NodeRuntime: @unchecked Sendable {
         }
         clock.onWake = { [unowned node] in node.wake() }
         node.serversSink = { [unowned transport] servers in transport.learn(servers) }
+        // The core's notes (trims, backfills, fast-forwards): `--log-level debug` shows them.
+        node.noteSink = { [logger] text in logger.debug("\(text)") }
         metrics.attach(to: node, on: eventLoop)
         if isNew && options.bootstrap {
             logger.info("bootstrap: creating \(rootStream) with members \(rootMembers.map(\.rawValue))")

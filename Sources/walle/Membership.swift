@@ -14,7 +14,7 @@ struct Streams: AsyncParsableCommand {
             let topology = try await client.topologyRequest(.fetch)
             printLine("topology v\(topology.version)")
             for (uri, stream) in topology.streams.sorted(by: { $0.key < $1.key }) {
-                printLine(memberLine(uri, stream))
+                printLine(memberLine(uri, stream, first: topology.firstEntryID(of: uri)))
             }
         }
     }
@@ -69,7 +69,7 @@ struct Members: AsyncParsableCommand {
             guard let stream = topology.streams[uri] else {
                 throw WalleError(.notFound, "\(uri) is not in topology v\(topology.version)")
             }
-            printLine(memberLine(uri, stream))
+            printLine(memberLine(uri, stream, first: topology.firstEntryID(of: uri)))
         }
     }
 }
@@ -100,7 +100,30 @@ struct Replace: AsyncParsableCommand {
     }
 }
 
-/// "/orders v3 members [1, 2, 3]": the line `streams` and `members` print for a stream.
-func memberLine(_ uri: StreamURI, _ stream: StreamTopology) -> String {
-    "\(uri) v\(stream.version) members \(stream.members.map(\.rawValue))"
+/// `walle trim URI ENTRY`: ENTRY becomes the stream's first entry. The manager refuses an entry
+/// past the committed id (OutOfRange); a first entry never moves down, so trimming below the
+/// current one is answered at once with nothing changed.
+struct Trim: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Make ENTRY the stream's first entry: members delete what lies below it.")
+    @OptionGroup var cluster: ClusterOptions
+    @Argument(help: "The stream URI.") var uri: String
+    @Argument(help: "The new first entry: a committed entry id.") var entry: UInt64
+
+    func run() async throws {
+        let uri = try parseURI(uri)
+        try await withClient(cluster) { client in
+            let topology = try await client.topologyRequest(.trim(uri, firstEntryID: entry), patience: .seconds(60))
+            guard let stream = topology.streams[uri] else {
+                throw WalleError(.notFound, "\(uri) is not in topology v\(topology.version)")
+            }
+            printLine(memberLine(uri, stream, first: topology.firstEntryID(of: uri)))
+        }
+    }
+}
+
+/// "/orders v3 members [1, 2, 3] first 0": the line `streams`, `members` and `trim` print for
+/// a stream (first 0: never trimmed).
+func memberLine(_ uri: StreamURI, _ stream: StreamTopology, first: EntryID) -> String {
+    "\(uri) v\(stream.version) members \(stream.members.map(\.rawValue)) first \(first)"
 }

@@ -18,7 +18,7 @@ struct Walle: AsyncParsableCommand {
             64 bad arguments.
             """,
         subcommands: [
-            CreateStream.self, Streams.self, Servers.self, Members.self, Replace.self, Claim.self, Put.self,
+            CreateStream.self, Streams.self, Servers.self, Members.self, Replace.self, Trim.self, Claim.self, Put.self,
             Read.self, Tail.self,
             Poll.self, WriterCommand.self, Status.self, Bench.self,
         ])
@@ -177,7 +177,7 @@ struct Read: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Print committed entries [from, to).")
     @OptionGroup var cluster: ClusterOptions
     @Argument var uri: String
-    @Option var from: UInt64 = 1
+    @Option(help: "Start; default: the stream's first entry (1 if it was never trimmed).") var from: UInt64?
     @Option(help: "End (exclusive); default: the committed tail.") var to: UInt64?
     @Option(help: "Read this server's copy only (to compare members).") var server: UInt64?
 
@@ -185,11 +185,11 @@ struct Read: AsyncParsableCommand {
         let uri = try parseURI(uri)
         try await withClient(cluster) { client in
             let only = server.map { [NodeID($0)] }
-            // The stream's members first: the topology says where each server is.
-            _ = try await client.members(of: uri)
+            // The topology first: where each server is, and where the stream starts.
+            let first = try await client.topology().firstEntryID(of: uri)
             var end = to ?? 0
             if to == nil { end = try await client.poll(uri, from: 0, members: only).id + 1 }
-            var next = from
+            var next = from ?? max(1, first)
             while next < end {
                 let entries = try await client.read(uri, start: next, end: end, server: only?.first)
                 for entry in entries { printEntry(entry) }
@@ -216,15 +216,18 @@ struct Tail: AsyncParsableCommand {
             var next = from ?? 0
             if from == nil { next = try await client.poll(uri, from: 0).id + 1 }
             while true {
+                let newest: Entry
                 do {
-                    let newest = try await client.poll(uri, from: next)
-                    while next <= newest.id {
-                        let entries = try await client.read(uri, start: next, end: newest.id + 1)
-                        for entry in entries { printEntry(entry) }
-                        next = entries.last!.id + 1
-                    }
+                    newest = try await client.poll(uri, from: next)
                 } catch let error as WalleError where error.code == .outOfRange {
                     continue  // the long poll ended with nothing new
+                }
+                // A read's OutOfRange is not "nothing new": it names the first entry of a
+                // trimmed stream, and the command ends with it.
+                while next <= newest.id {
+                    let entries = try await client.read(uri, start: next, end: newest.id + 1)
+                    for entry in entries { printEntry(entry) }
+                    next = entries.last!.id + 1
                 }
             }
         }

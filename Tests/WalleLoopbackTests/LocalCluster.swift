@@ -181,6 +181,27 @@ func run(_ name: String, _ arguments: [String], stdin: String? = nil) throws -> 
     return (process.terminationStatus, String(decoding: data, as: UTF8.self))
 }
 
+/// Runs a built executable to its end; returns its exit status, standard output and standard
+/// error (where `walle` prints the error that made it fail).
+func runCapturingErrors(
+    _ name: String, _ arguments: [String]
+) throws -> (status: Int32, output: String, error: String) {
+    let process = Process()
+    process.executableURL = try builtProduct(name)
+    process.arguments = arguments
+    let output = Pipe()
+    let error = Pipe()
+    process.standardOutput = output
+    process.standardError = error
+    process.standardInput = FileHandle.nullDevice
+    try process.run()
+    // stderr is short (one error line); stdout is read to its end first.
+    let data = output.fileHandleForReading.readDataToEndOfFile()
+    let errors = error.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return (process.terminationStatus, String(decoding: data, as: UTF8.self), String(decoding: errors, as: UTF8.self))
+}
+
 /// `GET path` on 127.0.0.1:`port` over HTTP/1.0: the status code and the body (nil on no answer
 /// within 5 s).
 func httpGet(port: Int, _ path: String) -> (status: Int, body: String)? {
