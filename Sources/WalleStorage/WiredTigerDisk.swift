@@ -24,6 +24,7 @@ public final class WiredTigerDisk: Disk, @unchecked Sendable {
     private var session: OpaquePointer?
     private var cursors: [String: OpaquePointer] = [:]
     private let syncer: SyncThread
+    private let compactor: CompactThread
     private let deliver: Deliver
     /// A write or sync failed: nothing after it may be acknowledged, so the node must stop.
     private let fatal: @Sendable (WalleError) -> Void
@@ -74,14 +75,17 @@ public final class WiredTigerDisk: Disk, @unchecked Sendable {
         connection = opened
         var loopSession: OpaquePointer?
         var syncSession: OpaquePointer?
+        var compactSession: OpaquePointer?
         guard walle_wt_open_session(opened, &loopSession) == 0, let loopSession,
-            walle_wt_open_session(opened, &syncSession) == 0, let syncSession
+            walle_wt_open_session(opened, &syncSession) == 0, let syncSession,
+            walle_wt_open_session(opened, &compactSession) == 0, let compactSession
         else {
             _ = walle_wt_close(opened)
             throw WalleError(.internal, "data directory \(directory): WiredTiger opened no session")
         }
         session = loopSession
         syncer = SyncThread(session: syncSession, deliver: deliver, fatal: fatal)
+        compactor = CompactThread(session: compactSession)
         if let error = Self.check(
             walle_wt_create(loopSession, Self.metadataTable, "key_format=S,value_format=u"),
             "create the metadata table")
@@ -90,7 +94,11 @@ public final class WiredTigerDisk: Disk, @unchecked Sendable {
             throw WalleError(error.code, "data directory \(directory): \(error.message)")
         }
         syncer.start()
+        compactor.start()
     }
+
+    /// Compactions of trimmed tables finished so far (they run in the background).
+    public var compactionsFinished: Int { compactor.compacted }
 
     deinit { close() }
 
@@ -99,6 +107,7 @@ public final class WiredTigerDisk: Disk, @unchecked Sendable {
     public func close() {
         guard let connection else { return }
         syncer.stop()
+        compactor.stop()
         cursors.removeAll()
         _ = walle_wt_close(connection)
         self.connection = nil
@@ -176,7 +185,12 @@ public final class WiredTigerDisk: Disk, @unchecked Sendable {
             _ = walle_wt_rollback(session)
             return error
         }
-        return Self.check(walle_wt_commit(session), "commit a transaction")
+        if let error = Self.check(walle_wt_commit(session), "commit a transaction") { return error }
+        // A trim's space goes back to the file system once its truncate is committed.
+        for case .deleteEntries(let uri, _) in operations {
+            for table in [DiskTable.live, .backfill] { compactor.compact(Self.tableName(uri, table)) }
+        }
+        return nil
     }
 
     private func apply(_ operation: DiskOperation) throws(WalleError) {
@@ -238,6 +252,7 @@ public final class WiredTigerDisk: Disk, @unchecked Sendable {
 
     private func recreateTables(_ uri: StreamURI) -> WalleError? {
         guard let session else { return WalleError(.internal, "the disk is closed") }
+        compactor.forget([DiskTable.live, .backfill].map { Self.tableName(uri, $0) })
         for table in [DiskTable.live, .backfill] {
             let name = Self.tableName(uri, table)
             if let cursor = cursors.removeValue(forKey: name) { _ = walle_cursor_close(cursor) }

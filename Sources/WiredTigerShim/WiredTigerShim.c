@@ -24,6 +24,10 @@ int walle_wt_create(WT_SESSION *session, const char *name, const char *config) {
 
 int walle_wt_drop(WT_SESSION *session, const char *name) { return session->drop(session, name, NULL); }
 
+int walle_wt_compact(WT_SESSION *session, const char *name) { return session->compact(session, name, NULL); }
+
+int walle_wt_checkpoint(WT_SESSION *session) { return session->checkpoint(session, NULL); }
+
 // The stop cursor is the last key below `below`: search_near lands next to it, and a key
 // above it steps back once. The start is the table's first key (NULL), so one call removes
 // the whole range inside the caller's transaction.

@@ -29,6 +29,10 @@ int walle_wt_drop(WT_SESSION *session, const char *name);
 /// Removes every key below `below` from a table keyed by `Q` (a range truncate from the
 /// table's start through the last key below `below`); nothing to remove is success.
 int walle_wt_truncate_below(WT_SESSION *session, const char *name, uint64_t below);
+/// Compacts a table: rewrites blocks from the end of its file into free space and shortens it.
+int walle_wt_compact(WT_SESSION *session, const char *name);
+/// Writes a checkpoint of every table (the blocks a truncate freed become free only then).
+int walle_wt_checkpoint(WT_SESSION *session);
 int walle_wt_begin(WT_SESSION *session);
 int walle_wt_commit(WT_SESSION *session);
 int walle_wt_rollback(WT_SESSION *session);

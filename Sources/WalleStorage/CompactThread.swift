@@ -1,0 +1,91 @@
+import Dispatch
+import Foundation
+import WiredTigerShim
+
+/// Gives a trimmed table's space back to the file system. A range truncate frees pages that
+/// later writes reuse, but the file keeps its size; compaction rewrites the blocks at the end of
+/// the file into the freed space and shortens it. It runs here, on its own session, after the
+/// trim's transaction commits, so the event loop never waits for it. Best effort: a compaction
+/// that fails (WiredTiger busy with a checkpoint) is not retried, and the next trim of the
+/// stream compacts again.
+final class CompactThread: @unchecked Sendable {
+    private let session: OpaquePointer
+    private let condition = NSCondition()
+    /// Tables waiting, each once. Bounded by `queuedMax`: two tables per stream, and a trim
+    /// that finds the queue full leaves its table to the next trim.
+    private var queued: [String] = []
+    static let queuedMax = 256
+    private var stopping = false
+    /// The table being compacted now.
+    private var current: String?
+    private var thread: Thread?
+    private let finished = DispatchSemaphore(value: 0)
+    /// Compactions finished, for tests and metrics.
+    private(set) var compactedCount = 0
+
+    init(session: OpaquePointer) { self.session = session }
+
+    func start() {
+        let thread = Thread { [self] in run() }
+        thread.name = "walle-compact"
+        self.thread = thread
+        thread.start()
+    }
+
+    func compact(_ table: String) {
+        condition.lock()
+        if !queued.contains(table) && queued.count < Self.queuedMax { queued.append(table) }
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Takes `tables` off the queue and waits for a compaction of one of them to end: a drop
+    /// of a table that is being compacted fails with EBUSY.
+    func forget(_ tables: [String]) {
+        condition.lock()
+        queued.removeAll { tables.contains($0) }
+        while let current, tables.contains(current) { condition.wait() }
+        condition.unlock()
+    }
+
+    /// Compactions done so far.
+    var compacted: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return compactedCount
+    }
+
+    /// Ends the thread after the compaction under way; the tables still queued wait for the
+    /// next trim.
+    func stop() {
+        guard thread != nil else { return }
+        condition.lock()
+        stopping = true
+        condition.broadcast()
+        condition.unlock()
+        finished.wait()
+        thread = nil
+    }
+
+    private func run() {
+        while true {
+            condition.lock()
+            while queued.isEmpty && !stopping { condition.wait() }
+            let table = stopping ? nil : queued.removeFirst()
+            current = table
+            condition.unlock()
+            guard let table else { break }
+            // The truncate's pages are freed by a checkpoint; compaction then moves the blocks
+            // at the end of the file into them, and its own checkpoints shorten the file.
+            _ = walle_wt_checkpoint(session)
+            _ = walle_wt_compact(session, table)
+            condition.lock()
+            current = nil
+            compactedCount += 1
+            condition.broadcast()
+            condition.unlock()
+        }
+        _ = walle_wt_session_close(session)
+        finished.signal()
+    }
+}
