@@ -55,6 +55,8 @@ public struct Profile: Sendable, CustomStringConvertible {
     public var beyondModel: Bool
     /// How often the workload trims a stream (`Trimmer`); none in half the seeds.
     public var trimsPerMinute: Double = 0
+    /// Ids a server deletes per step of a trim (`ServerConfiguration.trimStepEntriesMax`).
+    public var trimStepEntriesMax: UInt64 = 4096
 
     /// Draws a profile from the seed (its own fork, so workload draws do not move it).
     public static func draw(seed: UInt64, options: RunOptions) -> Profile {
@@ -67,6 +69,7 @@ public struct Profile: Sendable, CustomStringConvertible {
         let load = options.drawnLimits && options.highLoad ? LoadProfile.draw(seed: seed) : .usual
         let streams = random.int(in: 1...4)
         let writers = random.int(in: 2...3)
+        let trims = Self.trims(seed: seed)
         return Profile(
             serverCount: servers,
             streamCount: load.streamCount ?? streams,
@@ -92,13 +95,14 @@ public struct Profile: Sendable, CustomStringConvertible {
                 ? LimitsProfile.draw(seed: seed, load: load).keepingBase(options.baseLimitNames) : .base,
             load: load,
             beyondModel: options.beyondModel,
-            trimsPerMinute: trimsPerMinute(seed: seed))
+            trimsPerMinute: trims.perMinute, trimStepEntriesMax: trims.stepEntriesMax)
     }
 
     /// Its own fork, so the rest of the profile is drawn as before trims existed.
-    private static func trimsPerMinute(seed: UInt64) -> Double {
+    private static func trims(seed: UInt64) -> (perMinute: Double, stepEntriesMax: UInt64) {
         var random = SimRandom.fork(seed: seed, "trim-rate")
-        return random.chance(0.5) ? 0 : random.double(in: 1...6)
+        let perMinute = random.chance(0.5) ? 0 : random.double(in: 1...6)
+        return (perMinute, UInt64(random.int(in: 4...256)))
     }
 
     public var clockRateRange: ClosedRange<Double> { beyondModel ? 0.5...1.6 : 0.75...1.25 }
@@ -129,7 +133,7 @@ public struct Profile: Sendable, CustomStringConvertible {
             + "hostile: \(hostile)\n"
             + "limits: \(limits)\n"
             + "load: \(load)\n"
-            + "trims: \(Int((trimsPerMinute * 10).rounded()))/10min"
+            + "trims: \(Int((trimsPerMinute * 10).rounded()))/10min, \(trimStepEntriesMax) ids per delete step"
     }
 }
 

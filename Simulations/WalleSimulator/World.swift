@@ -181,6 +181,10 @@ public final class World: SendObserver, ClockControl, TopologyListener, ServerCo
         configuration.pollTimeout = .seconds(1)
         configuration.statusCallTimeout = .milliseconds(250)
         configuration.fastForwardDelay = .milliseconds(50)
+        // Small delete steps, so a trim's deletion lasts a while and reads meet entries below
+        // the first entry that are still on disk (the read check must hold them back).
+        configuration.trimStepEntriesMax = profile.trimStepEntriesMax
+        configuration.trimStepDelay = .milliseconds(50)
         profile.limits.apply(to: &configuration)
         return configuration
     }

@@ -80,6 +80,12 @@ public struct ServerConfiguration: Sendable {
     public var queuedPutTimeout: Duration = .seconds(3)
     /// Wait before fetching a committed entry this member has not received ([PIPE-6]).
     public var fastForwardDelay: Duration = .milliseconds(250)
+    /// A trim deletes in steps of at most this many ids, one write each: a WiredTiger range
+    /// truncate inside a transaction keeps a tombstone per key until it commits, so one step
+    /// holds at most this many, whatever the trim's size.
+    public var trimStepEntriesMax: UInt64 = 4096
+    /// The pause between two delete steps of a trim, so the event loop serves puts between them.
+    public var trimStepDelay: Duration = .milliseconds(10)
     /// Timeout of one server-to-server call.
     public var callTimeout: Duration = .seconds(5)
     /// A NewWriter without an answer is sent again this often. Safe because a repeated

@@ -84,6 +84,8 @@ extension ServerCore {
         case .backfillRetry(let uri):
             streams[uri]?.backfill.resume()
             startBackfill(uri)
+        case .trimStep(let uri):
+            trimStep(uri)
         case .readWaiterDeadline(let uri, let waiterID):
             expireReadWaiter(uri, waiterID)
         case .topologyPoll:
@@ -155,6 +157,8 @@ enum ServerTimer: Hashable {
     case queuedPutExpiry(StreamURI, EntryID)
     case fastForward(StreamURI)
     case backfillRetry(StreamURI)
+    /// The next delete step of a trim.
+    case trimStep(StreamURI)
     case readWaiterDeadline(StreamURI, UInt64)
     case topologyPoll
     case topologyPollTimeout

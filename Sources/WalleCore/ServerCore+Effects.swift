@@ -93,7 +93,7 @@ extension ServerCore {
     /// O(streams): simulator and tests.
     package var liveDeadlineCountMax: Int {
         let queued = streams.values.reduce(0) { $0 + $1.queueCount }
-        return calls.count + readWaiterCount + newWriterWaits.count + queued + 2 * streams.count + 3
+        return calls.count + readWaiterCount + newWriterWaits.count + queued + 3 * streams.count + 3
     }
 
     package var timerCount: Int { timers.count }

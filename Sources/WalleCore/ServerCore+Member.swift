@@ -315,6 +315,7 @@ extension ServerCore {
             timers.schedule(.fastForward(uri), noLaterThan: time.monotonic + configuration.fastForwardDelay)
         }
         if streams[held: uri].metadata.hasGap { startBackfill(uri) }
+        scheduleTrimStep(uri)
         answerReadWaiters(uri)
         streams[held: uri].checkInvariants()
     }

@@ -165,11 +165,26 @@ extension ServerCore {
         }
     }
 
-    /// The topology names a higher first entry: delete below it, and stop fetching there.
+    /// The topology names a higher first entry: serve nothing below it from now on, stop
+    /// fetching there, and delete below it in steps.
     private mutating func trim(_ uri: StreamURI, below first: EntryID) {
         guard streams[held: uri].trim(below: first, writes: &pendingWrites) else { return }
         // A backfill retry still set stays: it returns the backfill to idle, and finds no gap.
         note("trimmed \(uri) below \(first)")
+        scheduleTrimStep(uri)
+    }
+
+    /// Sets the step timer if deletion is due (after a trim, a commit of a member that was
+    /// behind the trim, or a restart in the middle of one).
+    mutating func scheduleTrimStep(_ uri: StreamURI) {
+        guard streams[held: uri].needsTrimStep else { return }
+        timers.schedule(.trimStep(uri), noLaterThan: time.monotonic + configuration.trimStepDelay)
+    }
+
+    mutating func trimStep(_ uri: StreamURI) {
+        guard streams[uri] != nil else { return }
+        let more = streams[held: uri].trimStep(stepMax: configuration.trimStepEntriesMax, writes: &pendingWrites)
+        if more { scheduleTrimStep(uri) }
     }
 
     /// This server is no longer a member: answer everything waiting and forget the stream.
@@ -185,10 +200,11 @@ extension ServerCore {
             timers.cancel(.readWaiterDeadline(uri, waiter.id))
             fail(waiter.route, .notFound, "\(id) left \(uri)")
         }
-        // The stream's two own deadlines go with it: `liveDeadlineCountMax` counts two per
-        // stream held, and a replica move that dropped a stream with both pending broke it.
+        // The stream's three own deadlines go with it: `liveDeadlineCountMax` counts three per
+        // stream held, and a replica move that dropped a stream with two pending broke it.
         timers.cancel(.fastForward(uri))
         timers.cancel(.backfillRetry(uri))
+        timers.cancel(.trimStep(uri))
         pendingWrites.append(.dropStream(uri))
     }
 }

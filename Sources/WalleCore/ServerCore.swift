@@ -74,6 +74,7 @@ public struct ServerCore {
         for uri in streams.keys.sorted() where streams[held: uri].metadata.hasGap {
             startBackfill(uri)
         }
+        for uri in streams.keys.sorted() { scheduleTrimStep(uri) }
         if let source = configuration.topologySource {
             topologyWatch = TopologyWatch(rootMembers: source.rootMembers)
             timers.schedule(.topologyPoll, at: time.monotonic)

@@ -1,14 +1,12 @@
 import WalleEnvironment
 
-// Trimming (docs/protocol.md, "Trimming"): the topology names a stream's first entry, and each
-// member deletes what lies below it once it learns that.
+// Trimming (docs/protocol.md, "Trimming"): the topology names a stream's first entry; each
+// member records it at once and deletes what lies below it in the background, in steps.
 extension StreamReplica {
-    /// Takes `first` as the stream's first entry if it is higher than the one known. Entries
-    /// below it go from both tables, but only below the committed entry: a member that lags
-    /// behind the trim keeps its window (at most `uncommittedEntriesMax` entries) until a
-    /// later trim, and serves none of it below `first`. A gap below `first` shrinks to start
-    /// there, or closes: nothing below the first entry is ever fetched. Returns false when
-    /// `first` was already known.
+    /// Takes `first` as the stream's first entry if it is higher than the one known. Nothing
+    /// below it is served from now on (`ServerCore.belowFirstEntry`); the entries go in later
+    /// steps (`trimStep`). A gap below `first` shrinks to start there, or closes: nothing
+    /// below the first entry is ever fetched. Returns false when `first` was already known.
     mutating func trim(below first: EntryID, writes: inout [DiskOperation]) -> Bool {
         guard first > metadata.firstEntryID else { return false }
         metadata.firstEntryID = first
@@ -23,9 +21,31 @@ extension StreamReplica {
                 if metadata.gapKeptEnd < first { metadata.gapKeptEnd = 0 }
             }
         }
+        if committedID == 0 && tailID == 0 && !metadata.hasGap {
+            // A stream just joined holds Entry0 only: one step is the whole deletion.
+            writes.append(.deleteEntries(uri, below: 1))
+            metadata.trimmedBelow = first
+        }
         writes.append(.setMetadata(uri, metadata))
-        writes.append(.deleteEntries(uri, below: min(first, committedID)))
         return true
+    }
+
+    /// How far deletion must go: below the first entry, but never the committed entry or
+    /// anything above it. A member behind the trim deletes the rest as its committed id moves.
+    var trimTarget: EntryID { min(metadata.firstEntryID, committedID) }
+
+    var needsTrimStep: Bool { metadata.trimmedBelow < trimTarget }
+
+    /// One delete step of at most `stepMax` ids, with the progress in the same write (a
+    /// restart goes on from there). Returns whether more steps are due.
+    mutating func trimStep(stepMax: UInt64, writes: inout [DiskOperation]) -> Bool {
+        precondition(stepMax > 0, "a trim step deletes something")
+        guard needsTrimStep else { return false }
+        let next = min(trimTarget, metadata.trimmedBelow + stepMax)
+        writes.append(.deleteEntries(uri, below: next))
+        metadata.trimmedBelow = next
+        writes.append(.setMetadata(uri, metadata))
+        return needsTrimStep
     }
 
     /// Where a gap starts: above the committed entry, but never below the first entry.

@@ -66,6 +66,9 @@ public struct StreamMetadata: Hashable, Sendable {
     /// The stream's first entry as the topology says, once this member learned it: nothing
     /// below it is served, fetched or kept (docs/protocol.md, "Trimming"). 0: not trimmed.
     public var firstEntryID: EntryID
+    /// Every entry below this id is deleted from both tables: the background deletion of a
+    /// trim has come this far (it works up to `min(firstEntryID, committedID)`).
+    public var trimmedBelow: EntryID
 
     public init(topology: StreamTopology) {
         self.topology = topology
@@ -80,6 +83,7 @@ public struct StreamMetadata: Hashable, Sendable {
         self.gapKeptEnd = 0
         self.pendingWaitMilliseconds = 0
         self.firstEntryID = 0
+        self.trimmedBelow = 0
     }
 
     public var hasGap: Bool { gapStart < gapEnd }

@@ -33,7 +33,8 @@ public enum StorageCodec {
     /// `format u8, stream-version u64, member-count u16, members u64..., writer-ts u64,
     /// writer-id u64, address (u16 length, UTF-8), lease-ms i64, committed u64, gap-start u64,
     /// gap-end u64, gap-previous-checksum u64, gap-end-checksum u64, gap-kept-end u64,
-    /// pending-wait-ms i64, first-entry u64` (the wait since format 2, the first entry since 3).
+    /// pending-wait-ms i64, first-entry u64, trimmed-below u64` (the wait since format 2, the
+    /// trim's two fields since 3).
     public static func encode(_ metadata: StreamMetadata) -> [UInt8] {
         var writer = ByteWriter(capacity: 128)
         writer.u8(metadataFormat)
@@ -52,6 +53,7 @@ public enum StorageCodec {
         }
         writer.u64(UInt64(bitPattern: metadata.pendingWaitMilliseconds))
         writer.u64(metadata.firstEntryID)
+        writer.u64(metadata.trimmedBelow)
         return writer.bytes
     }
 
@@ -76,6 +78,7 @@ public enum StorageCodec {
         metadata.gapKeptEnd = try reader.u64()
         metadata.pendingWaitMilliseconds = format == 1 ? -1 : Int64(bitPattern: try reader.u64())
         metadata.firstEntryID = format < 3 ? 0 : try reader.u64()
+        metadata.trimmedBelow = format < 3 ? 0 : try reader.u64()
         try reader.finish()
         return metadata
     }

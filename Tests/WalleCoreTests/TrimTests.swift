@@ -135,21 +135,40 @@ struct TrimTests {
         return StreamReplica(uri: streamURI, metadata: metadata, window: [chainA[committed - 1]])
     }
 
-    @Test("A member deletes below the first entry, but never its own committed entry or above")
+    /// The ids below which each delete in `writes` removes entries.
+    func deletes(_ writes: [DiskOperation]) -> [EntryID] {
+        writes.compactMap { if case .deleteEntries(_, let below) = $0 { below } else { nil } }
+    }
+
+    @Test("A member deletes below the first entry in bounded steps, never its committed entry or above")
     func memberDeletes() {
         var replica = member(committed: 10)
         var writes: [DiskOperation] = []
-        #expect(replica.trim(below: 6, writes: &writes))
-        #expect(writes.contains { if case .deleteEntries(_, 6) = $0 { true } else { false } })
+        #expect(replica.trim(below: 8, writes: &writes))
+        #expect(deletes(writes).isEmpty, "the trim itself deletes nothing: steps do, in the background")
+        #expect(ServerCore.belowFirstEntry(replica, 7)?.message.contains("first entry 8") == true)
+        #expect(ServerCore.belowFirstEntry(replica, 8) == nil)
+        writes = []
+        #expect(replica.trimStep(stepMax: 3, writes: &writes))
+        #expect(replica.trimStep(stepMax: 3, writes: &writes))
+        #expect(!replica.trimStep(stepMax: 3, writes: &writes), "three steps of 3 reach 8")
+        #expect(deletes(writes) == [3, 6, 8])
+        #expect(replica.metadata.trimmedBelow == 8 && !replica.needsTrimStep)
         #expect(!replica.trim(below: 4, writes: &writes), "a first entry never moves down")
+        // A member behind the trim deletes up to its committed entry, and no further.
         var lagging = member(committed: 3)
         writes = []
-        #expect(lagging.trim(below: 6, writes: &writes))
-        #expect(writes.contains { if case .deleteEntries(_, 3) = $0 { true } else { false } },
-            "a member behind the trim keeps its committed entry: \(writes)")
+        _ = lagging.trim(below: 6, writes: &writes)
+        while lagging.trimStep(stepMax: 100, writes: &writes) {}
+        #expect(deletes(writes) == [3], "a member behind the trim keeps its committed entry: \(writes)")
         #expect(ServerCore.belowFirstEntry(lagging, 5)?.code == .outOfRange)
-        #expect(ServerCore.belowFirstEntry(lagging, 5)?.message.contains("first entry 6") == true)
-        #expect(ServerCore.belowFirstEntry(lagging, 6) == nil)
+        // A stream that holds only Entry0 (a member that just joined) is done at once.
+        var joined = StreamReplica(
+            uri: streamURI, metadata: StreamMetadata(topology: StreamTopology(version: 1, members: [node(1)])),
+            window: [.zero])
+        writes = []
+        _ = joined.trim(below: 1_000_000, writes: &writes)
+        #expect(deletes(writes) == [1] && !joined.needsTrimStep)
     }
 
     @Test("A gap starts at the first entry, closes at it without its predecessor, or closes by the trim")

@@ -257,16 +257,18 @@ struct WiredTigerDiskTests {
         stored.gapKeptEnd = 12
         stored.pendingWaitMilliseconds = 1234
         stored.firstEntryID = 5
+        stored.trimmedBelow = 4
         let bytes = StorageCodec.encode(stored)
         #expect(try StorageCodec.decodeMetadata(uri, bytes) == stored)
         // Format 2 (before the first entry) decodes as a stream never trimmed.
-        var formatTwo = Array(bytes.dropLast(8))
+        var formatTwo = Array(bytes.dropLast(16))
         formatTwo[0] = 2
         var untrimmed = stored
         untrimmed.firstEntryID = 0
+        untrimmed.trimmedBelow = 0
         #expect(try StorageCodec.decodeMetadata(uri, formatTwo) == untrimmed)
         // Format 1 (before the pending wait too) still decodes, with the wait unknown.
-        var formatOne = Array(bytes.dropLast(16))
+        var formatOne = Array(bytes.dropLast(24))
         formatOne[0] = 1
         var legacy = untrimmed
         legacy.pendingWaitMilliseconds = -1
