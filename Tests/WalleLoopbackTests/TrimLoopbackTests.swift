@@ -2,55 +2,83 @@ import Foundation
 import Testing
 import WalleEnvironment
 
-/// `walle trim` on a real cluster: the manager's check, the members' reads, a member that joins
-/// after the trim.
+/// `walle trim` on a real cluster: the manager's check, the members' reads, the disk space, and
+/// a replacement after the trim.
 @Suite("Trimming on loopback", .serialized)
 struct TrimLoopbackTests {
-    @Test("walle trim: past the committed id refused; below the first entry OutOfRange on every member; a new member starts there")
+    @Test("walle trim: refused past the committed id; OutOfRange below the first entry on every member; files shrink; a replacement converges")
     func trimFromTheCLI() async throws {
         let cluster = try LocalCluster()
         defer { cluster.stopAll() }
         try cluster.startAll()
         let list = ["--cluster", cluster.serverList]
         #expect(try run("walle", ["create-stream", "/trimmed", "--members", "1,2,3"] + list).status == 0)
-        let values = (1...40).map { "e\($0)" }
-        #expect(try run("walle", ["put", "/trimmed"] + values + list).status == 0)
-        let past = try runCapturingErrors("walle", ["trim", "/trimmed", "100"] + list)
-        #expect(past.status == 1 && past.error.contains("past the committed id"), "trim 100: \(past)")
-        let trimmed = try run("walle", ["trim", "/trimmed", "30"] + list)
-        #expect(trimmed.output.contains("/trimmed v1 members [1, 2, 3] first 30"), "trim 30: \(trimmed.output)")
-        let kept = (30...40).map { "e\($0)" }
+        // 3000 entries of 2 KB, about 6 MB on each member.
+        let filler = String(repeating: "x", count: 2000)
+        let lines = (1...3000).map { "e\($0)-\(filler)\n" }.joined()
+        let put = try run("walle", ["put", "/trimmed"] + list, stdin: lines)
+        #expect(put.status == 0 && put.output.contains("acked 3000\n"), "put: \(put.output.suffix(200))")
+        // A clean restart checkpoints the tables into their files.
+        for id in cluster.ids {
+            #expect(cluster.terminate(id) == 0)
+            try cluster.start(id)
+        }
+        let before = cluster.ids.map { tableFileSize(cluster, $0) }
+        #expect(before.allSatisfy { $0 > 4_000_000 }, "table files before the trim: \(before)")
+
+        let past = try runCapturingErrors("walle", ["trim", "/trimmed", "100000"] + list)
+        #expect(past.status == 1 && past.error.contains("past the committed id"), "trim 100000: \(past)")
+        let trimmed = try run("walle", ["trim", "/trimmed", "2990"] + list)
+        #expect(trimmed.output.contains("/trimmed v1 members [1, 2, 3] first 2990"), "trim: \(trimmed.output)")
+        let kept = (2990...3000).map { "e\($0)" }
         for server in cluster.ids {
             let below = try await eventually {
                 let read = try runCapturingErrors(
                     "walle", ["read", "/trimmed", "--from", "10", "--server", String(server)] + list)
-                return read.status == 1 && read.error.contains("below its first entry 30") ? read : nil
+                return read.status == 1 && read.error.contains("below its first entry 2990") ? read : nil
             }
             #expect(below != nil, "server \(server) refuses reads below the first entry")
-            #expect(texts(try run("walle", ["read", "/trimmed", "--server", String(server)] + list).output) == kept)
+            let read = try run("walle", ["read", "/trimmed", "--server", String(server)] + list)
+            #expect(names(read.output) == kept, "server \(server): \(read.output.prefix(200))")
         }
-        // A member that joins after the trim backfills down to the first entry and serves it.
+        // The members delete in steps, then compact: every table file shrinks.
+        let after = try await eventually {
+            let sizes = cluster.ids.map { tableFileSize(cluster, $0) }
+            return zip(sizes, before).allSatisfy { $0 < $1 / 4 } ? sizes : nil
+        }
+        #expect(after != nil, "table files after the trim: \(cluster.ids.map { tableFileSize(cluster, $0) })")
+
+        // A replacement after the trim backfills down to the first entry and serves it.
         try cluster.startJoining(4)
-        let added = try run("walle", ["members", "/trimmed", "--add", "4"] + list)
-        #expect(added.output.contains("/trimmed v2 members [1, 2, 3, 4] first 30"), "add: \(added.output)")
+        let replaced = try run("walle", ["replace", "/trimmed", "3", "4"] + list)
+        #expect(replaced.output.contains("removed 3: /trimmed members [1, 2, 4]"), "replace: \(replaced.output)")
         let joined = try await eventually {
-            let read = try run("walle", ["read", "/trimmed", "--server", "4", "--to", "41"] + list)
-            return read.status == 0 && texts(read.output) == kept ? read : nil
+            let read = try run("walle", ["read", "/trimmed", "--server", "4", "--to", "3001"] + list)
+            return read.status == 0 && names(read.output) == kept ? read : nil
         }
-        #expect(joined != nil, "node 4 serves 30...40")
-        #expect(try run("walle", ["put", "/trimmed", "e41"] + list).output == "acked 41\n")
+        #expect(joined != nil, "node 4 serves 2990...3000")
+        #expect(try run("walle", ["put", "/trimmed", "e3001"] + list).output == "acked 3001\n")
         let streams = try run("walle", ["streams"] + list)
-        #expect(streams.output.contains("/trimmed v2 members [1, 2, 3, 4] first 30"), "streams: \(streams.output)")
+        #expect(streams.output.contains("/trimmed v3 members [1, 2, 4] first 2990"), "streams: \(streams.output)")
     }
 
-    /// The data column of `walle read` lines.
-    func texts(_ output: String) -> [String] {
-        output.split(separator: "\n").map { $0.split(separator: "\t").last.map(String.init) ?? "" }
+    /// The size of a node's live table file of `/trimmed`.
+    func tableFileSize(_ cluster: LocalCluster, _ id: UInt64) -> Int {
+        let path = cluster.dataDirectory(id).appendingPathComponent("live-trimmed.wt").path
+        return ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0
     }
 
-    /// `attempt` every 200 ms until it returns a value or 30 s have passed.
+    /// The entry names (`e12`) of `walle read` lines, whose data is `e12-xxx...`.
+    func names(_ output: String) -> [String] {
+        output.split(separator: "\n").map { line in
+            let data = line.split(separator: "\t").last.map(String.init) ?? ""
+            return String(data.prefix { $0 != "-" })
+        }
+    }
+
+    /// `attempt` every 200 ms until it returns a value or 60 s have passed.
     func eventually<T>(_ attempt: () throws -> T?) async throws -> T? {
-        let deadline = ContinuousClock.now + .seconds(30)
+        let deadline = ContinuousClock.now + .seconds(60)
         while ContinuousClock.now < deadline {
             if let value = try attempt() { return value }
             try await Task.sleep(for: .milliseconds(200))
