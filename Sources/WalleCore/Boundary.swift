@@ -73,7 +73,8 @@ struct Boundary {
         case .trim(_, let first):
             // Entry 0 is every stream's start: a trim names a real entry.
             guard first >= 1, first <= ProtocolBounds.entryIDMax else {
-                return WalleError(.invalidArgument, "first entry \(first) is not from 1 to \(ProtocolBounds.entryIDMax)")
+                return WalleError(
+                    .invalidArgument, "first entry \(first) is not from 1 to \(ProtocolBounds.entryIDMax)")
             }
             return nil
         }

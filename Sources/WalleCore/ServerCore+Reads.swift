@@ -127,7 +127,9 @@ extension ServerCore {
     private mutating func answerPoll(_ route: Route, _ replica: StreamReplica) {
         guard replica.committedID >= replica.metadata.firstEntryID else {
             let first = replica.metadata.firstEntryID
-            fail(route, .unavailable, "\(id) has committed \(replica.uri) only to \(replica.committedID), below its first entry \(first)")
+            let committed = replica.committedID
+            let uri = replica.uri
+            fail(route, .unavailable, "\(id) has committed \(uri) only to \(committed), below its first entry \(first)")
             return
         }
         reply(route, .entry(replica.committedEntry))

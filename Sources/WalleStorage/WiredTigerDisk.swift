@@ -206,9 +206,8 @@ public final class WiredTigerDisk: Disk, @unchecked Sendable {
             guard let session else { throw WalleError(.internal, "the disk is closed") }
             for table in [DiskTable.live, .backfill] {
                 let name = Self.tableName(uri, table)
-                if let error = Self.check(walle_wt_truncate_below(session, name, below), "trim \(name) below \(below)") {
-                    throw error
-                }
+                let status = walle_wt_truncate_below(session, name, below)
+                if let error = Self.check(status, "trim \(name) below \(below)") { throw error }
             }
         case .setMetadata(let uri, let metadata):
             try put(metadata, uri)

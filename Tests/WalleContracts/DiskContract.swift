@@ -104,10 +104,12 @@ public enum DiskContract {
         var failures: [String] = []
         disk.submit(.write([.createStream(a, metadata(committed: 9))]))
         disk.submit(.write(
-            [1, 2, 6, 7, 9].map { .putEntry(a, .live, entry($0)) } + [3, 4, 7, 8].map { .putEntry(a, .backfill, entry($0)) }))
+            [1, 2, 6, 7, 9].map { .putEntry(a, .live, entry($0)) }
+                + [3, 4, 7, 8].map { .putEntry(a, .backfill, entry($0)) }))
         disk.submit(.write([.deleteEntries(a, below: 7)]))
         let entries = read(disk, a, 0..<10)
-        expect(&failures, entries?.map(\.id) == [7, 8, 9], "after delete below 7: \(entries.map { $0.map(\.id) } ?? [])")
+        expect(
+            &failures, entries?.map(\.id) == [7, 8, 9], "after delete below 7: \(entries.map { $0.map(\.id) } ?? [])")
         // Nothing left below: a second trim at the same bound, or below it, changes nothing.
         disk.submit(.write([.deleteEntries(a, below: 7), .deleteEntries(a, below: 2)]))
         disk.submit(.sync(token: 1))

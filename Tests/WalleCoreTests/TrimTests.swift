@@ -21,7 +21,8 @@ struct TrimTests {
         let address = try ServerAddress(parsing: "db1.example:7000")
         for topology in [
             Topology(version: 4, streams: streams, firstEntryIDs: [streamURI: 17]),
-            Topology(version: 4, streams: streams, servers: [node(1): address], firstEntryIDs: [other: 1, streamURI: 9]),
+            Topology(
+                version: 4, streams: streams, servers: [node(1): address], firstEntryIDs: [other: 1, streamURI: 9]),
             Topology(version: 4, streams: streams, servers: [node(1): address]),
         ] {
             let bytes = topology.encoded()

@@ -6,7 +6,7 @@ import WalleEnvironment
 /// a replacement after the trim.
 @Suite("Trimming on loopback", .serialized)
 struct TrimLoopbackTests {
-    @Test("walle trim: refused past the committed id; OutOfRange below the first entry on every member; files shrink; a replacement converges")
+    @Test("walle trim: past committed refused, reads below the first entry refused, files shrink, replace converges")
     func trimFromTheCLI() async throws {
         let cluster = try LocalCluster()
         defer { cluster.stopAll() }

@@ -170,7 +170,8 @@ struct CheckerTests {
         acknowledged.record(uri, entry(1), at: 0)
         let lost = Harness()
         checker.finish(
-            [uri], acknowledged: acknowledged, firstEntryIDs: [:], holdsDurably: { _, _ in false }, verdict: lost.verdict)
+            [uri], acknowledged: acknowledged, firstEntryIDs: [:], holdsDurably: { _, _ in false },
+            verdict: lost.verdict)
         #expect(lost.invariant == .acknowledgedDurability)
         // Below the stream's first entry the entry was trimmed: gone is not lost.
         let trimmed = Harness()
