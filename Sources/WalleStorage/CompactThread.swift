@@ -4,16 +4,19 @@ import WiredTigerShim
 /// Gives a trimmed table's space back to the file system. A range truncate frees pages that
 /// later writes reuse, but the file keeps its size; compaction rewrites the blocks at the end of
 /// the file into the freed space and shortens it. It runs here, on its own session, after the
-/// trim's transaction commits, so the event loop never waits for it. Best effort: a compaction
-/// that fails (WiredTiger busy with a checkpoint) is not retried, and the next trim of the
-/// stream compacts again.
+/// trim's transaction commits, so the event loop never waits for it. A trim deletes in steps
+/// (one write each), so a table waits `settleDelay` after its last step before it is compacted:
+/// one checkpoint and compaction per trim, not one per step. Best effort: a compaction that
+/// fails (WiredTiger busy with a checkpoint) is not retried, and the next trim compacts again.
 final class CompactThread: @unchecked Sendable {
     private let session: OpaquePointer
     private let condition = NSCondition()
-    /// Tables waiting, each once. Bounded by `queuedMax`: two tables per stream, and a trim
-    /// that finds the queue full leaves its table to the next trim.
-    private var queued: [String] = []
+    /// Tables waiting, each once, with when each is due. Bounded by `queuedMax`: two tables per
+    /// stream, and a trim that finds the queue full leaves its table to the next trim.
+    private var queued: [(table: String, due: Date)] = []
     static let queuedMax = 256
+    /// A table is compacted this long after its last trim step.
+    private let settleDelay: TimeInterval
     private var stopping = false
     /// The table being compacted now.
     private var current: String?
@@ -22,7 +25,10 @@ final class CompactThread: @unchecked Sendable {
     /// Compactions finished, for tests and metrics.
     private(set) var compactedCount = 0
 
-    init(session: OpaquePointer) { self.session = session }
+    init(session: OpaquePointer, settleDelay: TimeInterval = 1) {
+        self.session = session
+        self.settleDelay = settleDelay
+    }
 
     func start() {
         let thread = Thread { [self] in run() }
@@ -33,7 +39,12 @@ final class CompactThread: @unchecked Sendable {
 
     func compact(_ table: String) {
         condition.lock()
-        if !queued.contains(table) && queued.count < Self.queuedMax { queued.append(table) }
+        let due = Date(timeIntervalSinceNow: settleDelay)
+        if let index = queued.firstIndex(where: { $0.table == table }) {
+            queued[index].due = due
+        } else if queued.count < Self.queuedMax {
+            queued.append((table, due))
+        }
         condition.broadcast()
         condition.unlock()
     }
@@ -42,7 +53,7 @@ final class CompactThread: @unchecked Sendable {
     /// of a table that is being compacted fails with EBUSY.
     func forget(_ tables: [String]) {
         condition.lock()
-        queued.removeAll { tables.contains($0) }
+        queued.removeAll { tables.contains($0.table) }
         while let current, tables.contains(current) { condition.wait() }
         condition.unlock()
     }
@@ -69,8 +80,18 @@ final class CompactThread: @unchecked Sendable {
     private func run() {
         while true {
             condition.lock()
-            while queued.isEmpty && !stopping { condition.wait() }
-            let table = stopping ? nil : queued.removeFirst()
+            var table: String?
+            while table == nil && !stopping {
+                if let index = queued.indices.min(by: { queued[$0].due < queued[$1].due }) {
+                    if queued[index].due <= Date() {
+                        table = queued.remove(at: index).table
+                    } else {
+                        _ = condition.wait(until: queued[index].due)
+                    }
+                } else {
+                    condition.wait()
+                }
+            }
             current = table
             condition.unlock()
             guard let table else { break }
