@@ -96,9 +96,11 @@ final class CompactThread: @unchecked Sendable {
             condition.unlock()
             guard let table else { break }
             // The truncate's pages are freed by a checkpoint; compaction then moves the blocks
-            // at the end of the file into them, and its own checkpoints shorten the file.
+            // at the end of the file into them, and the checkpoint after it shortens the file
+            // now instead of at the next periodic one (up to 60 s later).
             _ = walle_wt_checkpoint(session)
             _ = walle_wt_compact(session, table)
+            _ = walle_wt_checkpoint(session)
             condition.lock()
             current = nil
             compactedCount += 1
