@@ -100,13 +100,26 @@ public final class NodeRuntime: @unchecked Sendable {
                 // Nothing after a failed write or sync may be acknowledged: stop at once.
                 logger.critical("storage failed, stopping: \(error)")
                 exit(70)
-            })
+            },
+            compacted: { report in Self.log(report, logger) })
         self.disk = disk
         if isNew {
             try "\(options.id.rawValue)\n".write(
                 toFile: options.dataDirectory + "/" + Self.idFileName, atomically: true, encoding: .utf8)
         }
         try await eventLoop.submit { [self] in try startNode(disk: disk, isNew: isNew) }.get()
+    }
+
+    /// A trimmed table's space coming back, or WiredTiger refusing to give it back yet.
+    private static func log(_ report: CompactionReport, _ logger: Logger) {
+        let sizes = "\(report.bytesBefore) -> \(report.bytesAfter) bytes"
+        if let failure = report.failure {
+            let next = report.willRetry ? "will try again" : "given up until the next trim"
+            logger.warning(
+                "compaction of \(report.table) attempt \(report.attempt) failed (\(sizes)): \(failure); \(next)")
+        } else {
+            logger.info("compacted \(report.table): \(sizes)")
+        }
     }
 
     /// True when the directory is new. Refuses one that belongs to another server.

@@ -36,9 +36,11 @@ public final class WiredTigerDisk: Disk, @unchecked Sendable {
 
     /// Opens (or creates) the database in `directory`, which must exist. Throws a typed error
     /// naming the directory when it is missing, in use by another process, or unreadable.
+    /// `compacted` hears of each compaction of a trimmed table, on the compaction thread.
     public init(
         directory: String, cacheMegabytes: Int = 256, deliver: @escaping Deliver,
-        fatal: @escaping @Sendable (WalleError) -> Void
+        fatal: @escaping @Sendable (WalleError) -> Void,
+        compacted: @escaping @Sendable (CompactionReport) -> Void = { _ in }
     ) throws(WalleError) {
         self.directory = directory
         self.deliver = deliver
@@ -85,7 +87,7 @@ public final class WiredTigerDisk: Disk, @unchecked Sendable {
         }
         session = loopSession
         syncer = SyncThread(session: syncSession, deliver: deliver, fatal: fatal)
-        compactor = CompactThread(session: compactSession)
+        compactor = CompactThread(session: compactSession, directory: directory, report: compacted)
         if let error = Self.check(
             walle_wt_create(loopSession, Self.metadataTable, "key_format=S,value_format=u"),
             "create the metadata table")
@@ -97,7 +99,8 @@ public final class WiredTigerDisk: Disk, @unchecked Sendable {
         compactor.start()
     }
 
-    /// Compactions of trimmed tables finished so far (they run in the background).
+    /// Compactions of trimmed tables ended so far (they run in the background; a refused one
+    /// counts once it is given up on).
     public var compactionsFinished: Int { compactor.compacted }
 
     deinit { close() }

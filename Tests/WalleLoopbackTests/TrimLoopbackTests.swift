@@ -2,13 +2,11 @@ import Foundation
 import Testing
 import WalleEnvironment
 
-/// `walle trim` on a real cluster: the manager's check, the members' reads, and a replacement
-/// after the trim. That the files shrink is `WiredTigerDiskTests.trimShrinksTheFile`'s: here,
-/// in two fresh-clone CI runs with every suite loading both cores, the table files had not
-/// shrunk within 60 s or 300 s, yet were 53 KB when the failure was reported (not understood).
+/// `walle trim` on a real cluster: the manager's check, the members' reads, the disk space
+/// (the nodes log each compaction with the file's sizes), and a replacement after the trim.
 @Suite("Trimming on loopback", .serialized)
 struct TrimLoopbackTests {
-    @Test("walle trim: past committed refused, reads below the first entry refused, replace converges")
+    @Test("walle trim: past committed refused, reads below the first entry refused, files shrink, replace converges")
     func trimFromTheCLI() async throws {
         let cluster = try LocalCluster()
         defer { cluster.stopAll() }
@@ -25,6 +23,8 @@ struct TrimLoopbackTests {
             #expect(cluster.terminate(id) == 0)
             try cluster.start(id)
         }
+        let before = cluster.ids.map { tableFileSize(cluster, $0) }
+        #expect(before.allSatisfy { $0 > 4_000_000 }, "table files before the trim: \(before)")
 
         let past = try runCapturingErrors("walle", ["trim", "/trimmed", "100000"] + list)
         #expect(past.status == 1 && past.error.contains("past the committed id"), "trim 100000: \(past)")
@@ -41,6 +41,18 @@ struct TrimLoopbackTests {
             let read = try run("walle", ["read", "/trimmed", "--server", String(server)] + list)
             #expect(names(read.output) == kept, "server \(server): \(read.output.prefix(200))")
         }
+        // The members delete in steps, then compact; each node logs the compaction with the
+        // file's sizes, so a failure here says what WiredTiger did.
+        let shrunk = try await eventually(within: .seconds(300)) {
+            let sizes = cluster.ids.map { tableFileSize(cluster, $0) }
+            return sizes.allSatisfy({ $0 < 1_000_000 }) ? sizes : nil
+        }
+        let logged = compactionLines(cluster)
+        let after = cluster.ids.map { tableFileSize(cluster, $0) }
+        #expect(shrunk != nil, "table files \(before) before the trim, \(after) after; logs: \(logged)")
+        #expect(
+            logged.values.allSatisfy { $0.contains { $0.contains("compacted table:live-trimmed") } },
+            "every node logs its compaction: \(logged)")
         // A replacement after the trim backfills down to the first entry and serves it.
         try cluster.startJoining(4)
         let replaced = try run("walle", ["replace", "/trimmed", "3", "4"] + list)
@@ -53,6 +65,19 @@ struct TrimLoopbackTests {
         #expect(try run("walle", ["put", "/trimmed", "e3001"] + list).output == "acked 3001\n")
         let streams = try run("walle", ["streams"] + list)
         #expect(streams.output.contains("/trimmed v3 members [1, 2, 4] first 2990"), "streams: \(streams.output)")
+    }
+
+    /// The size of a node's live table file of `/trimmed`.
+    func tableFileSize(_ cluster: LocalCluster, _ id: UInt64) -> Int {
+        let path = cluster.dataDirectory(id).appendingPathComponent("live-trimmed.wt").path
+        return ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0
+    }
+
+    /// Each node's log lines about compaction.
+    func compactionLines(_ cluster: LocalCluster) -> [UInt64: [Substring]] {
+        Dictionary(uniqueKeysWithValues: cluster.ids.map { id in
+            (id, cluster.log(id).split(separator: "\n").filter { $0.contains("compact") })
+        })
     }
 
     /// The entry names (`e12`) of `walle read` lines, whose data is `e12-xxx...`.

@@ -9,6 +9,7 @@ final class Completions: @unchecked Sendable {
     private var synced: Set<UInt64> = []
     private var reads: [UInt64: [Entry]] = [:]
     private var fatalErrors: [WalleError] = []
+    private var compactionReports: [CompactionReport] = []
 
     func deliver(_ completion: DiskCompletion) {
         condition.lock()
@@ -24,6 +25,18 @@ final class Completions: @unchecked Sendable {
         condition.lock()
         fatalErrors.append(error)
         condition.unlock()
+    }
+
+    func compacted(_ report: CompactionReport) {
+        condition.lock()
+        compactionReports.append(report)
+        condition.unlock()
+    }
+
+    var compactions: [CompactionReport] {
+        condition.lock()
+        defer { condition.unlock() }
+        return compactionReports
     }
 
     /// Waits up to 10 s for the sync `token`.
@@ -82,7 +95,7 @@ func entry(_ id: EntryID, tag: UInt8 = 0) -> Entry {
 func open(_ directory: DataDirectory, _ completions: Completions) throws -> WiredTigerDisk {
     try WiredTigerDisk(
         directory: directory.path, cacheMegabytes: 16, deliver: { completions.deliver($0) },
-        fatal: { completions.fatal($0) })
+        fatal: { completions.fatal($0) }, compacted: { completions.compacted($0) })
 }
 
 @Suite("WiredTiger disk")
@@ -178,7 +191,8 @@ struct WiredTigerDiskTests {
         disk.close()
         let before = size()
         #expect(before > 4 << 20, "the entries reached the file: \(before) bytes")
-        disk = try open(directory, Completions())
+        let trimming = Completions()
+        disk = try open(directory, trimming)
         disk.submit(.write([.deleteEntries(uri, below: 3190)]))
         let deadline = ContinuousClock.now + .seconds(60)
         while disk.compactionsFinished < 2 && ContinuousClock.now < deadline {
@@ -190,6 +204,11 @@ struct WiredTigerDiskTests {
         disk.close()
         let after = size()
         #expect(compacted < before / 10, "\(before) bytes before the trim, \(compacted) once compacted")
+        // The node logs these: the live table's report names its file's sizes.
+        let live = trimming.compactions.first { $0.table == "table:live-contract-stream" }
+        #expect(
+            live?.failure == nil && (live?.bytesBefore ?? 0) > before / 2 && live?.bytesAfter == compacted,
+            "\(String(describing: live))")
         // Entries of 2 KiB live on leaf pages, which compaction moves; WiredTiger 3.2 does not
         // move overflow items (values over half a leaf page), so a file of large entries keeps
         // more, though later writes reuse the space.
