@@ -258,3 +258,20 @@ struct WriterProcess {
 
     func kill() { if process.isRunning { Glibc.kill(process.processIdentifier, SIGKILL) } }
 }
+
+/// Tries `attempt` every `interval` until it returns a value, and once more after `within` has
+/// passed. The last try matters: beside other suites on two cores, both of the cooperative
+/// threads can be busy with synchronous tests for minutes, so a sleeping test may wake long
+/// after its deadline, and a condition that came true meanwhile must still count. (The trim
+/// test failed twice in CI that way: its files had shrunk, but the poll never ran again.)
+func eventually<T>(
+    within: Duration = .seconds(60), every interval: Duration = .milliseconds(200),
+    _ attempt: () async throws -> T?
+) async throws -> T? {
+    let deadline = ContinuousClock.now + within
+    while true {
+        if let value = try await attempt() { return value }
+        guard ContinuousClock.now < deadline else { return nil }
+        try await Task.sleep(for: interval)
+    }
+}

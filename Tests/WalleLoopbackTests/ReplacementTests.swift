@@ -70,11 +70,11 @@ extension LoopbackTests {
     /// The server that runs the active manager, once it is not `dead` (a standby takes over
     /// when the dead one's root lease runs out).
     private func managerServer(_ client: ClusterClient, other dead: UInt64) async throws -> UInt64 {
-        let deadline = ContinuousClock.now + .seconds(30)
-        while ContinuousClock.now < deadline {
-            if let manager = try? await managerServer(client), manager != dead { return manager }
-            try await Task.sleep(for: .milliseconds(100))
+        let manager = try await eventually(within: .seconds(30), every: .milliseconds(100)) { () async -> UInt64? in
+            guard let manager = try? await managerServer(client), manager != dead else { return nil }
+            return manager
         }
+        if let manager { return manager }
         throw WalleError(.deadlineExceeded, "no root member other than \(dead) took the manager over in 30 s")
     }
 
@@ -83,15 +83,13 @@ extension LoopbackTests {
     private func nodeTakesPutsWithGap(
         _ client: ClusterClient, _ uri: StreamURI, joinedAt: EntryID
     ) async throws -> Bool {
-        let deadline = ContinuousClock.now + .seconds(60)
-        while ContinuousClock.now < deadline {
-            if let info = try? await client.streamStatus(uri).first(where: { $0.server == NodeID(4) }) {
-                if info.hasGap && info.committedID > joinedAt { return true }
-                if !info.hasGap && info.committedID > joinedAt { return false }
-            }
-            try await Task.sleep(for: .milliseconds(20))
+        let seen = try await eventually(within: .seconds(60), every: .milliseconds(20)) { () async -> Bool? in
+            guard let info = try? await client.streamStatus(uri).first(where: { $0.server == NodeID(4) }),
+                info.committedID > joinedAt
+            else { return nil }
+            return info.hasGap
         }
-        return false
+        return seen ?? false
     }
 
     /// `walle read URI --server ID` for each server, once each has committed `last`.
@@ -99,17 +97,12 @@ extension LoopbackTests {
         _ cluster: LocalCluster, uri: StreamURI, servers: [UInt64], through last: EntryID
     ) async throws -> [UInt64: String] {
         var copies: [UInt64: String] = [:]
-        let deadline = ContinuousClock.now + .seconds(120)
         for server in servers {
-            while ContinuousClock.now < deadline {
+            copies[server] = try await eventually(within: .seconds(120)) { () throws -> String? in
                 let read = try run(
                     "walle", ["read", uri.rawValue, "--server", String(server), "--to", String(last + 1),
                         "--cluster", cluster.serverList])
-                if read.status == 0 && read.output.split(separator: "\n").count == Int(last) {
-                    copies[server] = read.output
-                    break
-                }
-                try await Task.sleep(for: .milliseconds(200))
+                return read.status == 0 && read.output.split(separator: "\n").count == Int(last) ? read.output : nil
             }
         }
         return copies
