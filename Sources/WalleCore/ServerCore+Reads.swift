@@ -182,6 +182,12 @@ extension ServerCore {
     }
 
     mutating func readCompleted(_ read: DiskRead, _ entries: [Entry]) {
+        // A trim learned while the read was on disk: nothing below the new first entry goes
+        // out once the member knows it, whenever the read started.
+        if let replica = streams[read.uri], let error = Self.belowFirstEntry(replica, read.start) {
+            fail(read.purpose.route, error.code, error.message)
+            return
+        }
         answerRead(read.purpose, entries, uri: read.uri, start: read.start)
     }
 

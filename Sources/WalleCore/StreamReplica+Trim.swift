@@ -22,8 +22,9 @@ extension StreamReplica {
             }
         }
         if committedID == 0 && tailID == 0 && !metadata.hasGap {
-            // A stream just joined holds Entry0 only: one step is the whole deletion.
-            writes.append(.deleteEntries(uri, below: 1))
+            // A stream just joined holds Entry0 only, and nothing below `first` ever comes (a
+            // gap starts at it): no step is due. Entry0 stays, one empty row: it is the
+            // committed entry, and a restart that did not find it would refuse the directory.
             metadata.trimmedBelow = first
         }
         writes.append(.setMetadata(uri, metadata))
