@@ -258,13 +258,33 @@ public final class WiredTigerDisk: Disk, @unchecked Sendable {
         for table in [DiskTable.live, .backfill] {
             let name = Self.tableName(uri, table)
             if let cursor = cursors.removeValue(forKey: name) { _ = walle_cursor_close(cursor) }
-            let dropped = walle_wt_drop(session, name)
+            let dropped = drop(name, session)
             if dropped != 0 && dropped != ENOENT, let error = Self.check(dropped, "empty \(name)") { return error }
             if let error = Self.check(walle_wt_create(session, name, "key_format=Q,value_format=u"), "create \(name)") {
                 return error
             }
         }
         return nil
+    }
+
+    /// Tries of a drop that WiredTiger refuses with EBUSY, `dropRetryDelay` apart: about a
+    /// second in all, after a checkpoint of our own has waited for the one under way.
+    static let dropAttemptCountMax = 50
+    static let dropRetryDelay: TimeInterval = 0.02
+
+    /// Drops `name`. A drop needs the table to itself, and a checkpoint (the periodic one or the
+    /// compaction thread's) that holds it makes WiredTiger answer EBUSY: a failed write stops
+    /// the node, so a refused drop waits for the checkpoint and is tried again.
+    private func drop(_ name: String, _ session: OpaquePointer) -> Int32 {
+        var status = walle_wt_drop(session, name)
+        guard status == EBUSY else { return status }
+        _ = walle_wt_checkpoint(session)
+        for _ in 1..<Self.dropAttemptCountMax {
+            status = walle_wt_drop(session, name)
+            guard status == EBUSY else { return status }
+            Thread.sleep(forTimeInterval: Self.dropRetryDelay)
+        }
+        return status
     }
 
     // MARK: Reads
