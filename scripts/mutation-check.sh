@@ -33,6 +33,7 @@ mutations=(
   "abandoned claim leaves a lease (44)@@Sources/WalleCore/StreamReplica.swift@@        renewedAt = .distantPast@@        renewedAt = previousEnd"
   "member serves entry below first entry@@Sources/WalleCore/ServerCore+Reads.swift@@        guard start < first else { return nil }@@        guard start < first, false else { return nil }"
   "trim deletes the first entry too@@Sources/WalleCore/StreamReplica+Trim.swift@@    var trimTarget: EntryID { min(metadata.firstEntryID, committedID) }@@    var trimTarget: EntryID { min(metadata.firstEntryID + 1, committedID) }"
+  "clients stop following the topology@@Sources/WalleCore/TopologyFollower.swift@@                pollAt = now@@                pollAt = nil"
   "manager trims past the committed id@@Sources/WalleCore/TopologyManager+Status.swift@@        guard first > committed else { return nil }@@        guard first > committed, false else { return nil }"
 )
 

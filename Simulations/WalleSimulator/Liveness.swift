@@ -3,7 +3,8 @@ import WalleEnvironment
 
 /// The liveness phase (invariants 10 and 14 in docs/simulation.md): after the faults heal,
 /// within a bounded simulated time, every stream has a writer whose puts commit, and every
-/// member of every stream holds the same committed id, no gap, and the same entries.
+/// member of every stream holds the same committed id, no gap, and the same entries, and the
+/// clients route by the current member lists.
 final class Liveness {
     private let agenda: Agenda
     private let trace: Trace
@@ -90,8 +91,24 @@ final class Liveness {
                 return "\(uri): no active writer"
             }
             if let problem = membersDisagree(uri) { return problem }
+            if let problem = clientsBehind(uri) { return problem }
         }
         return quiescing ? nil : "puts still running"
+    }
+
+    /// Clients follow the topology themselves: every reader, and every active writer, routes
+    /// by the stream's current member list.
+    private func clientsBehind(_ uri: StreamURI) -> String? {
+        let members = topologyView.topology.streams[uri]?.members ?? []
+        for reader in cluster.readers where reader.streams[uri]?.members != members {
+            let known = reader.streams[uri]?.members ?? []
+            return "\(uri): \(reader.id.short) reads from \(known), the topology has \(members)"
+        }
+        for writer in cluster.writers where writer.uri == uri && writer.node.client.phase == .active {
+            guard writer.node.client.servers != members else { continue }
+            return "\(uri): \(writer.id.short) writes to \(writer.node.client.servers), the topology has \(members)"
+        }
+        return nil
     }
 
     private func membersDisagree(_ uri: StreamURI) -> String? {

@@ -99,7 +99,8 @@ final class Workload: WorkloadControl {
         }
         for index in 0..<profile.readerCount {
             let id = NodeID.client(UInt64(1000 + index))
-            cluster.readers.append(ReaderHost(id: id, cluster: cluster, network: network, observer: observer))
+            cluster.readers.append(ReaderHost(
+                id: id, rootMembers: rootMembers, cluster: cluster, network: network, observer: observer))
             cluster.register(id, .reader(index))
         }
         return initial
@@ -173,7 +174,8 @@ final class Workload: WorkloadControl {
         case .resume(let index):
             resume(cluster.writers[index])
         case .read(let index):
-            cluster.readers[index].issueRead(random: &random, streams: streams)
+            cluster.readers[index].issueRead(
+                random: &random, streams: streams, now: Instant(nanoseconds: agenda.trueNow))
             after(.milliseconds(random.int(in: 10...300)), .read(reader: index))
         case .manager, .trim:
             preconditionFailure("the world hands manager actions to the manager, trims to the trimmer")
@@ -272,18 +274,29 @@ extension WriterEvent {
     }
 }
 
-/// A reader client: PollStream and StreamEntries at random servers; the oracle checks every
-/// answer against the committed log.
+/// A reader client: PollStream and StreamEntries at random members of a stream, as the
+/// topology it follows itself names them (`TopologyFollower`, the client library's); the oracle
+/// checks every answer against the committed log.
 final class ReaderHost {
     let id: NodeID
     /// Unowned: the cluster holds its readers, and a strong reference back kept every seed's
-    /// cluster (its servers and their disk images) alive in a sweep.
+    /// cluster (its servers and their disk images) alive in a sweep. Read only for the oracle's
+    /// bookkeeping (a server's first entry), never to choose where to read.
     private unowned let cluster: Cluster
     private let network: SimNetwork
     private unowned let observer: any ClientObserver
     private var nextRequestID: RequestID = 0
     private var pending: [RequestID: ReadRequest] = [:]
+    /// A reader keeps this many reads out at once.
+    static let pendingMax = 64
+    /// A read unanswered this long was lost with a crashed or cut-off server: its slot comes
+    /// back. Longer than a server holds a long poll (5 s).
+    static let readTimeout: Duration = .seconds(10)
     private var knownCommitted: [StreamURI: EntryID] = [:]
+    private var follower: TopologyFollower
+    /// Each stream as the newest stream version the reader has seen names it; one entry per
+    /// stream of the topology (bounded by the topology's own stream bound).
+    private(set) var streams: [StreamURI: StreamTopology] = [:]
 
     struct ReadRequest {
         var uri: StreamURI
@@ -291,6 +304,7 @@ final class ReaderHost {
         var kind: Kind
         /// The server's first entry when the request was sent: it must serve nothing below.
         var firstEntryKnown: EntryID = 0
+        var sentAt = Instant(nanoseconds: 0)
 
         enum Kind {
             case poll(EntryID)
@@ -298,18 +312,25 @@ final class ReaderHost {
         }
     }
 
-    init(id: NodeID, cluster: Cluster, network: SimNetwork, observer: any ClientObserver) {
+    init(id: NodeID, rootMembers: [NodeID], cluster: Cluster, network: SimNetwork, observer: any ClientObserver) {
         self.id = id
         self.cluster = cluster
         self.network = network
         self.observer = observer
+        let writer = WriterConfiguration(address: "reader", lease: .seconds(1))
+        self.follower = TopologyFollower(
+            TopologySource(rootStream: World.rootStream, rootMembers: rootMembers), requestIDBase: 0,
+            roundTimeout: writer.topologyRoundTimeout, retryDelay: writer.topologyRetryDelay)
     }
 
-    func issueRead(random: inout SimRandom, streams: [StreamURI]) {
-        guard pending.count < 64 else { return }
+    /// One read of a random stream at a random member, once the topology names its members.
+    /// Also the reader's tick: the follower's next round, lost reads forgotten.
+    func issueRead(random: inout SimRandom, streams: [StreamURI], now: Instant) {
+        send(follower.start(now: now) + follower.tick(now: now))
+        pending = pending.filter { $0.value.sentAt + Self.readTimeout > now }
+        guard pending.count < Self.pendingMax else { return }
         let uri = random.pick(streams)
-        let members = cluster.servers.filter { $0.isUp && $0.node.metadata(of: uri) != nil }.map(\.id)
-        guard !members.isEmpty else { return }
+        guard let members = self.streams[uri]?.members, !members.isEmpty else { return }
         let server = random.pick(members)
         let firstEntryKnown = cluster.servers.first { $0.id == server }?.node.metadata(of: uri)?.firstEntryID ?? 0
         let known = knownCommitted[uri] ?? 0
@@ -317,21 +338,26 @@ final class ReaderHost {
         if random.chance(0.5) {
             let from = known + EntryID(random.int(in: 0...3))
             pending[nextRequestID] = ReadRequest(
-                uri: uri, server: server, kind: .poll(from), firstEntryKnown: firstEntryKnown)
+                uri: uri, server: server, kind: .poll(from), firstEntryKnown: firstEntryKnown, sentAt: now)
             network.send(.pollStream(nextRequestID, uri, pollEntryID: from), from: id, to: server)
         } else {
             let start = EntryID(random.int(in: max(0, Int64(known) - 50)...Int64(known) + 2))
             let end = start + EntryID(random.int(in: 1...64))
             pending[nextRequestID] = ReadRequest(
-                uri: uri, server: server, kind: .entries(start: start, end: end), firstEntryKnown: firstEntryKnown)
+                uri: uri, server: server, kind: .entries(start: start, end: end), firstEntryKnown: firstEntryKnown,
+                sentAt: now)
             network.send(.streamEntries(nextRequestID, uri, start: start, end: end), from: id, to: server)
         }
     }
 
-    func receive(_ message: Message, from source: NodeID) {
-        guard case .response(let requestID, let reply) = message,
-            let request = pending.removeValue(forKey: requestID)
-        else { return }
+    func receive(_ message: Message, from source: NodeID, now: Instant) {
+        guard case .response(let requestID, let reply) = message else { return }
+        if let answer = follower.answered(requestID, reply, from: source, now: now) {
+            if let topology = answer.topology { follow(topology) }
+            send(answer.polls)
+            return
+        }
+        guard let request = pending.removeValue(forKey: requestID) else { return }
         observer.readAnswered(request, reply, reader: id)
         switch reply {
         case .entry(let entry):
@@ -343,5 +369,17 @@ final class ReaderHost {
         default:
             break
         }
+    }
+
+    /// Each stream version decides alone, as for writers: a lagging root member's older
+    /// topology never undoes a newer member list.
+    private func follow(_ topology: Topology) {
+        for (uri, stream) in topology.streams where stream.version > streams[uri]?.version ?? 0 {
+            streams[uri] = stream
+        }
+    }
+
+    private func send(_ polls: [TopologyFollower.Poll]) {
+        for poll in polls { network.send(poll.message, from: id, to: poll.server) }
     }
 }

@@ -384,7 +384,7 @@ public final class World: SendObserver, ClockControl, TopologyListener, ServerCo
             }
             workload.writerEvents(host, host.node.receive(message, from: source))
         case .reader(let index)?:
-            readers[index].receive(message, from: source)
+            readers[index].receive(message, from: source, now: Instant(nanoseconds: trueNow))
         case .manager?:
             manager.receive(message, from: source)
         case nil:

@@ -117,6 +117,7 @@ public struct WriterClient {
     var outbox: [Effect] = []
     var events: [WriterEvent] = []
     var follower: TopologyFollower?
+    var followed = Followed()
 
     /// `requestIDBase`: where this writer's request ids start. A writer that shares its node id
     /// with a server (the topology manager runs under its server's id) numbers its requests
@@ -132,7 +133,11 @@ public struct WriterClient {
         self.configuration = configuration
         self.session = WriterSession(putsWindow: configuration.putsInFlightMax)
         self.routing = WriterRouting(servers: servers, cursor: firstServer % servers.count)
-        self.follower = configuration.topologySource.map { TopologyFollower($0, requestIDBase: requestIDBase) }
+        self.follower = configuration.topologySource.map {
+            TopologyFollower(
+                $0, requestIDBase: requestIDBase, roundTimeout: configuration.topologyRoundTimeout,
+                retryDelay: configuration.topologyRetryDelay)
+        }
     }
 
     public var phase: Phase {

@@ -99,3 +99,61 @@ struct FollowTopologyTests {
         #expect(reported)
     }
 }
+
+/// The follower alone, as a reader runs it: nothing but polls in, topologies out.
+@Suite("Topology follower")
+struct TopologyFollowerTests {
+    let root = try! StreamURI("/cluster/root")
+
+    func instant(_ ms: Int64) -> Instant { Instant(nanoseconds: ms * 1_000_000) }
+
+    func follower() -> TopologyFollower {
+        TopologyFollower(
+            TopologySource(rootStream: root, rootMembers: [node(1), node(2)]), requestIDBase: 0,
+            roundTimeout: .seconds(6), retryDelay: .milliseconds(200))
+    }
+
+    func requestID(_ poll: TopologyFollower.Poll) -> RequestID {
+        guard case .pollStream(let requestID, _, _) = poll.message else { return 0 }
+        return requestID
+    }
+
+    /// The version a poll asks for (nil: not a poll of the root stream).
+    func version(_ poll: TopologyFollower.Poll) -> EntryID? {
+        guard case .pollStream(_, let uri, let from) = poll.message, uri == root else { return nil }
+        return from
+    }
+
+    @Test("Starts once; a newer topology comes out with the next round, which polls its root members")
+    func followsRootMembers() {
+        var follower = follower()
+        let first = follower.start(now: instant(0))
+        #expect(first.map(\.server) == [node(1), node(2)] && first.allSatisfy { version($0) == 1 })
+        #expect(follower.start(now: instant(1)).isEmpty, "a second start sends nothing")
+        #expect(follower.answered(12345, .failed(WalleError(.unavailable, "x")), from: node(1), now: instant(2)) == nil)
+
+        let moved = Topology(version: 3, streams: [root: StreamTopology(version: 2, members: [node(2), node(5)])])
+        let entry = Entry(id: 3, writerID: writerA, checksum: 1, data: moved.encoded())
+        let answer = follower.answered(requestID(first[0]), .entry(entry), from: node(1), now: instant(3))
+        #expect(answer?.topology?.version == 3)
+        #expect(answer?.polls.map(\.server) == [node(2), node(5)], "the next round asks the new root members")
+        #expect(answer?.polls.allSatisfy { version($0) == 4 } == true, "for the version after 3")
+        // node 2's answer to the first round comes late: nobody's.
+        #expect(follower.answered(requestID(first[1]), .entry(entry), from: node(2), now: instant(4)) == nil)
+    }
+
+    @Test("A round with nothing newer waits the retry delay; one nobody answers starts over at its deadline")
+    func retriesAndTimeouts() {
+        var follower = follower()
+        let first = follower.start(now: instant(0))
+        let nothing = Reply.failed(WalleError(.outOfRange, "nothing newer"))
+        #expect(follower.answered(requestID(first[0]), nothing, from: node(1), now: instant(1))?.polls.isEmpty == true)
+        #expect(follower.answered(requestID(first[1]), nothing, from: node(2), now: instant(2))?.polls.isEmpty == true)
+        #expect(follower.wakeAt == instant(202))
+        let second = follower.tick(now: instant(202))
+        #expect(second.count == 2)
+        #expect(follower.wakeAt == instant(202) + .seconds(6))
+        #expect(follower.tick(now: instant(6201)).isEmpty)
+        #expect(follower.tick(now: instant(6202)).count == 2, "the overdue round starts over")
+    }
+}
