@@ -86,6 +86,7 @@ let package = Package(
             dependencies: [
                 "WalleClient", "WalleCore", "WalleEnvironment", argumentParser, logging,
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
             swiftSettings: swiftSettings),

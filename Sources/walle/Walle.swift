@@ -19,7 +19,7 @@ struct Walle: AsyncParsableCommand {
             """,
         subcommands: [
             CreateStream.self, Streams.self, Servers.self, Members.self, Replace.self, Trim.self, Claim.self, Put.self,
-            Read.self, Tail.self,
+            Hold.self, Read.self, Tail.self,
             Poll.self, WriterCommand.self, Status.self, Bench.self,
         ])
 }
@@ -141,21 +141,40 @@ func claimWriter(
 struct Put: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Claim the stream and append entries: the arguments, or each line of stdin.",
-        discussion: "Prints `acked ID` for each committed entry as it commits.")
+        discussion: """
+            Prints `acked ID` for each committed entry as it commits. With --no-claim --socket \
+            PATH it claims nothing and appends through the writer a `walle hold` keeps there.
+            """)
     @OptionGroup var cluster: ClusterOptions
     @Argument var uri: String
     @Argument(help: "Entries to append; none: read lines from stdin.") var entries: [String] = []
     @Option(help: "Lease in milliseconds.") var lease: Int = 2000
     @OptionGroup var politeness: Politeness
+    @Flag(help: "Do not claim: append through the writer a `walle hold` keeps at --socket.") var noClaim = false
+    @Option(help: "With --no-claim: the Unix socket of `walle hold`.") var socket: String?
+
+    func validate() throws {
+        if noClaim != (socket != nil) { throw ValidationError("--no-claim and --socket go together") }
+        if noClaim && politeness.wait != nil { throw ValidationError("--wait is for a claim; --no-claim makes none") }
+    }
 
     func run() async throws {
         let uri = try parseURI(uri)
+        let lines: AnySequence<String> = entries.isEmpty
+            ? AnySequence(AnyIterator { readLine(strippingNewline: true) }) : AnySequence(entries)
+        if let socket {
+            do {
+                try putThroughHolder(uri, socket: socket, lines: lines)
+            } catch let error as WalleError {
+                FileHandle.standardError.write(Data("walle: \(error)\n".utf8))
+                throw ExitCode(1)
+            }
+            return
+        }
         try await withClient(cluster) { client in
             let (writer, id, tail) = try await claimWriter(client, uri, leaseMilliseconds: lease, politeness)
             FileHandle.standardError.write(Data("writer \(id) from tail \(tail.id)\n".utf8))
             var futures: [EventLoopFuture<Entry>] = []
-            let lines: AnySequence<String> = entries.isEmpty
-                ? AnySequence(AnyIterator { readLine(strippingNewline: true) }) : AnySequence(entries)
             for line in lines {
                 let future = writer.submit(Array(line.utf8))
                 future.whenSuccess { entry in printLine("acked \(entry.id)") }

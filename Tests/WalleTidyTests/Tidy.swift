@@ -129,8 +129,8 @@ extension Tidy {
                 "ServiceLifecycle", "NIOCore", "Foundation",
             ],
             "Sources/walle": [
-                "WalleClient", "WalleCore", "WalleEnvironment", "ArgumentParser", "Logging", "NIOCore",
-                "Histogram", "Foundation",
+                "WalleClient", "WalleCore", "WalleEnvironment", "ArgumentParser", "Logging", "NIOCore", "NIOPosix",
+                "Histogram", "Foundation", "Synchronization",
             ],
             "Simulations/WalleSimulator": ["WalleNode", "WalleCore", "WalleEnvironment"],
             "Simulations/walle-sim": [
