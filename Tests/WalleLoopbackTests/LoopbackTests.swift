@@ -106,14 +106,10 @@ struct LoopbackTests {
         let client = try cluster.client()
         _ = try await client.topology()
         let uri = try StreamURI("/joined")
-        var texts: [String] = []
-        let deadline = ContinuousClock.now + .seconds(30)
-        while texts.count < 3 && ContinuousClock.now < deadline {
+        let texts = try await eventually(within: .seconds(30), every: .milliseconds(100)) { () async -> [String]? in
             let reply = await client.call(NodeID(4)) { .streamEntries($0, uri, start: 1, end: 4) }
-            if case .entries(let entries) = reply {
-                texts = entries.map { String(decoding: $0.data, as: UTF8.self) }
-            }
-            if texts.count < 3 { try await Task.sleep(for: .milliseconds(100)) }
+            guard case .entries(let entries) = reply, entries.count == 3 else { return nil }
+            return entries.map { String(decoding: $0.data, as: UTF8.self) }
         }
         #expect(texts == ["a", "b", "c"], "node 4 holds the stream")
         await client.close()
@@ -209,21 +205,21 @@ struct LoopbackTests {
         var next: EntryID = 1
         // Until the restarted node has served everything, or a deadline far beyond what an
         // idle machine needs (a few seconds): a loaded CI machine is slow, not wrong.
-        let deadline = ContinuousClock.now + .seconds(180)
-        while next <= last && ContinuousClock.now < deadline {
+        _ = try await eventually(within: .seconds(180), every: .milliseconds(50)) { () async -> Bool? in
             let start = next
             let reply = await client.call(server, timeout: .seconds(2)) {
                 .streamEntries($0, uri, start: start, end: last + 1)
             }
-            guard case .entries(let entries) = reply else {
-                try await Task.sleep(for: .milliseconds(50))  // still recovering or catching up
-                continue
+            // Anything else: still recovering or catching up.
+            if case .entries(let entries) = reply {
+                for entry in entries {
+                    let expected = acknowledged[entry.id]
+                    #expect(
+                        expected.map { entry.sameContent(as: $0) } ?? true, "round \(round): entry \(entry.id) changed")
+                }
+                next = entries.last!.id + 1
             }
-            for entry in entries {
-                let expected = acknowledged[entry.id]
-                #expect(expected.map { entry.sameContent(as: $0) } ?? true, "round \(round): entry \(entry.id) changed")
-            }
-            next = entries.last!.id + 1
+            return next > last ? true : nil
         }
         #expect(next == last + 1, "round \(round): server \(server) served up to \(next - 1) of \(last)")
     }
