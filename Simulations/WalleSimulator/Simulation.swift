@@ -27,6 +27,8 @@ public struct RunResult: Sendable {
     /// to the new member's first acknowledgement of a live put.
     public var joinedStreams: Int
     public var firstLiveAckAfterJoin: Duration?
+    /// The coverage probes some node reached (`Probe`).
+    public var probes: ProbeSet
 
     public var passed: Bool { violation == nil && stuck == nil }
 
@@ -64,7 +66,8 @@ public enum Simulation {
             refusals: world.refusalCounts,
             liveAcksDuringBackfill: world.oracle.replacementStats.liveAcksDuringBackfill,
             joinedStreams: world.oracle.replacementStats.joinedStreams,
-            firstLiveAckAfterJoin: world.oracle.replacementStats.firstLiveAckAfterJoin.map { .nanoseconds($0) })
+            firstLiveAckAfterJoin: world.oracle.replacementStats.firstLiveAckAfterJoin.map { .nanoseconds($0) },
+            probes: world.probesReached)
     }
 
     /// The one command that replays a seed exactly.

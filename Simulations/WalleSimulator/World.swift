@@ -84,6 +84,18 @@ public final class World: SendObserver, ClockControl, TopologyListener, ServerCo
     /// when the seed has hostile clients).
     let overheard = OverheardRequests()
     private let clocks: ClockFactory
+    /// The probes of server incarnations that crashed: their cores are gone by the end.
+    private var crashedProbes = ProbeSet()
+
+    /// Every coverage probe a node of this run reached (`Probe`): the live cores' and the
+    /// crashed ones'. Read once, at the end; the trace does not see it.
+    var probesReached: ProbeSet {
+        var reached = crashedProbes
+        for host in servers where host.isUp { reached.formUnion(host.node.core.probes) }
+        for host in writers { reached.formUnion(host.node.client.probes) }
+        reached.formUnion(manager.host.node.client.probes)
+        return reached
+    }
 
     public init(seed: UInt64, options: RunOptions) {
         self.seed = seed
@@ -248,6 +260,7 @@ public final class World: SendObserver, ClockControl, TopologyListener, ServerCo
         let host = servers[index]
         guard host.isUp else { return }
         let pending = host.disk.unsyncedCount
+        crashedProbes.formUnion(host.node.core.probes)
         let kept = host.disk.crash(keep: keep)
         host.isUp = false
         host.clock.cancelWakeup()

@@ -19,6 +19,8 @@ struct Sweep: ParsableCommand {
     @Option(help: "Write a JUnit XML report to this file.") var junit: String?
     @Flag(help: "Stop starting new seeds after the first failure (prints the lowest failing seed).")
     var failFast = false
+    @Flag(help: "Fail (exit 4) when a must-reach coverage probe was reached by no seed.")
+    var requireCoverage = false
     @OptionGroup var simulation: SimulationOptions
 
     func run() throws {
@@ -45,6 +47,7 @@ struct Sweep: ParsableCommand {
         }
         if tally.violations > 0 { throw ExitCode(ExitStatus.violation) }
         if tally.failed > 0 { throw ExitCode(ExitStatus.stuck) }
+        if requireCoverage && !tally.missedMustReach.isEmpty { throw ExitCode(ExitStatus.coverage) }
     }
 
     func shardSeeds() throws -> SeedList {
@@ -98,11 +101,28 @@ struct Sweep: ParsableCommand {
                 "  \(limit.rawValue.padding(toLength: 48, withPad: " ", startingAt: 0)) "
                     + "\(counts.seeds) / \(counts.times)")
         }
+        printCoverage(tally)
         for (kind, count) in tally.failureKinds.sorted(by: { $0.key < $1.key }) { print("failures: \(kind): \(count)") }
         for failure in tally.failures {
             print("FAIL seed \(failure.seed): \(failure.message)")
             print("  replay: \(Simulation.replayCommand(seed: failure.seed, options: options))")
         }
+    }
+
+    /// Which subtle branches the sweep took (`Probe`): seeds that reached each, then the
+    /// unreached by name, must-reach first.
+    func printCoverage(_ tally: SweepTally) {
+        let reached = Probe.allCases.filter { tally.probeSeeds[$0.rawValue] > 0 }
+        print("coverage: \(reached.count)/\(Probe.allCases.count) probes reached (seeds with it; * must reach):")
+        for probe in Probe.allCases {
+            let mark = probe.mustReach ? "*" : " "
+            print("  \(mark) \(probe.name.padding(toLength: 46, withPad: " ", startingAt: 0)) "
+                + "\(tally.probeSeeds[probe.rawValue])")
+        }
+        let missed = tally.missedMustReach
+        let rare = Probe.allCases.filter { !$0.mustReach && tally.probeSeeds[$0.rawValue] == 0 }
+        if !missed.isEmpty { print("coverage: MISSED must-reach: \(missed.map(\.name).joined(separator: ", "))") }
+        if !rare.isEmpty { print("coverage: unreached (not required): \(rare.map(\.name).joined(separator: ", "))") }
     }
 
     /// Written as it goes: the report of a 100k-seed sweep is never in memory at once.
@@ -245,6 +265,8 @@ final class SweepTally: @unchecked Sendable {
     private(set) var faults: [FaultKind: Count] = [:]
     private(set) var refusals: [Refusal: Count] = [:]
     private(set) var failureKinds: [String: Int] = [:]
+    /// Seeds that reached each probe, by `Probe.rawValue`.
+    private(set) var probeSeeds = [Int](repeating: 0, count: Probe.allCases.count)
     private(set) var allFailures: [Failure] = []
     private var convergenceBuckets: [Int: Int] = [:]
     private var convergenceCount = 0
@@ -270,6 +292,7 @@ final class SweepTally: @unchecked Sendable {
             faults[kind, default: Count()].seeds += 1
             faults[kind, default: Count()].times += times
         }
+        for probe in result.probes { probeSeeds[probe.rawValue] += 1 }
         for (what, times) in result.refusals {
             refusals[what, default: Count()].seeds += 1
             refusals[what, default: Count()].times += times
@@ -287,6 +310,9 @@ final class SweepTally: @unchecked Sendable {
         failureKinds[failure.kind, default: 0] += 1
         allFailures.append(failure)
     }
+
+    /// Must-reach probes no seed reached.
+    var missedMustReach: [Probe] { Probe.allCases.filter { $0.mustReach && probeSeeds[$0.rawValue] == 0 } }
 
     /// The median convergence time, to the histogram's 100 ms.
     var convergenceMedianSeconds: Double? {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Dispatch
 import Foundation
+import WalleCore
 import WalleSimulator
 
 /// Exit codes: 0 every seed passed; 1 a safety invariant broke; 2 the cluster did not
@@ -10,6 +11,8 @@ enum ExitStatus {
     static let violation: Int32 = 1
     static let stuck: Int32 = 2
     static let nondeterministic: Int32 = 3
+    /// The sweep passed but missed a must-reach coverage probe (`--require-coverage`).
+    static let coverage: Int32 = 4
     static let usage: Int32 = 64
 }
 
@@ -123,6 +126,8 @@ struct Run: ParsableCommand {
         }
         print(result.profile.description)
         print(result.summary)
+        let probes = result.probes.map(\.name).joined(separator: " ")
+        print("probes reached: \(result.probes.count)/\(Probe.allCases.count): \(probes)")
         if !result.passed {
             print("replay: \(Simulation.replayCommand(seed: seed, options: options))")
             throw ExitCode(result.violation != nil ? ExitStatus.violation : ExitStatus.stuck)

@@ -38,9 +38,11 @@ extension ServerCore {
         case .commit(let entry):
             let outcome = streams[held: uri].applyCommitted(entry, writes: &pendingWrites)
             note("fast-forward \(uri) to \(entry.brief) from \(source): \(outcome)")
+            probe(.fastForwarded)
             streams[held: uri].pendingCommit = nil
             afterWindowChange(uri)
         case .refuted(let entry, let marker):
+            probe(.fastForwardRefuted)
             note(
                 "WS-4: \(source) has committed \(entry.brief), not the marker's xx=\(hex16(marker.checksum).prefix(8))")
             return
@@ -86,10 +88,12 @@ extension ServerCore {
             guard let error else {
                 streams[held: uri].backfill.succeeded()
                 let gap = streams[held: uri].metadata
+                if !gap.hasGap { probe(.gapBackfilled) }
                 note("backfilled \(uri) from \(source): " + (gap.hasGap ? "down to \(gap.gapEnd)" : "gap closed"))
                 whenDurable(.resumeBackfill(uri))
                 return
             }
+            probe(.backfillAnswerRefused)
             failure = error
         case .failed(let error):
             failure = error
@@ -148,6 +152,7 @@ extension ServerCore {
         guard isTail || isNewerStamp else { return }
         let outcome = streams[held: uri].applyCommitted(entry, writes: &pendingWrites)
         if isTail {
+            probe(.joinedByPull)
             note("joined \(uri) at \(entry.brief), pulled from \(source): \(outcome)")
         } else {
             note("stamp of \(uri) at \(entry.id) pulled from \(source): \(entry.writerID) (\(outcome))")

@@ -47,6 +47,7 @@ extension ServerCore {
         guard var claim = claims[claimID], claim.phase == phase else { return }
         precondition(claim.members.contains(source), "claim calls go to the claim's members")
         if let error = topologyMoved(claim) {
+            probe(.claimEndedByTopologyMove)
             finishClaim(claimID, .failed(error))
             return
         }
@@ -76,6 +77,7 @@ extension ServerCore {
         case .askTails(let claimSet):
             for member in claimSet { call(member, .claim(claimID, uri, .tails)) { .tailEntries($0) } }
         case .align(let lagging, let highest):
+            probe(.claimAlignedCommitted)
             for member in lagging {
                 call(member, .claim(claimID, uri, .align)) {
                     .putEntryInternal(
@@ -83,6 +85,7 @@ extension ServerCore {
                 }
             }
         case .restamp(let sends):
+            probe(.claimRestampedSuffix)
             for (member, entries) in sends {
                 call(member, .claim(claimID, uri, .restamp)) { .restampEntries($0, entries) }
             }

@@ -7,6 +7,9 @@ extension ServerCore {
         if configuration.notesEnabled { outbox.append(.note(text())) }
     }
 
+    /// Marks a coverage probe: this event took one of the subtle branches `Probe` names.
+    mutating func probe(_ probe: Probe) { probes.insert(probe) }
+
     mutating func recordQuorum(_ uri: StreamURI, version: UInt64, members: [NodeID], startedAt: Instant) {
         if configuration.quorumRecordsEnabled {
             outbox.append(.quorum(QuorumRecord(
@@ -29,6 +32,7 @@ extension ServerCore {
     /// Answers a request a bound refused, and counts the refusal by its bound.
     mutating func fail(_ route: Route, _ code: WalleError.Code, _ message: String, limit: Refusal) {
         outbox.append(.refused(limit))
+        probe(.resourceExhausted)
         fail(route, code, message)
     }
 

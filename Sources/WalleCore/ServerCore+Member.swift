@@ -38,7 +38,7 @@ extension ServerCore {
     }
 
     /// [HDR-2], [HDR-4], [HDR-5].
-    func checkHeader(_ header: InternalHeader, from source: NodeID) -> WalleError? {
+    mutating func checkHeader(_ header: InternalHeader, from source: NodeID) -> WalleError? {
         guard header.target == id else {
             return WalleError(.notFound, "this is server \(id), not \(header.target)")
         }
@@ -52,6 +52,7 @@ extension ServerCore {
         // server is about to learn v+1 from the topology stream anyway.
         let local = replica.metadata.topology.version
         guard header.streamVersion == local || header.streamVersion == local + 1 else {
+            probe(.staleStreamVersionRefused)
             return WalleError(
                 .notFound,
                 "stream \(header.stream) is at version \(local) here, the request at \(header.streamVersion)")
@@ -84,9 +85,11 @@ extension ServerCore {
         }
         switch streams[held: uri].checkWriter(writer) {
         case .older:
+            probe(.claimFencedByNewerWriter)
             fail(route, .failedPrecondition, "writer \(writer) is older than \(streams[held: uri].metadata.writerID)")
             return
         case .current:
+            probe(.newWriterRepeated)
             note("NewWriter \(writer) repeated on \(uri): waits for the same lease end")
         case .newer:
             let end = streams[held: uri].installWriter(
@@ -96,6 +99,7 @@ extension ServerCore {
         }
         var until = streams[held: uri].previousLeaseEnd
         if configuration.plantedBugIsActive(.skipLeaseWait) { until = time.monotonic }
+        if until > time.monotonic { probe(.newWriterWaitedOutLease) }
         let waitID = makeProcessID()
         newWriterWaits[waitID] = NewWriterWait(until: until, route: route, uri: uri, writer: writer)
         whenDurable(.newWriterAnswer(waitID))
@@ -108,6 +112,7 @@ extension ServerCore {
         case .claimCommit where entry.writerID < streams[held: uri].metadata.writerID:
             // A claim's commit comes from a claim that a newer one has fenced here: it must not
             // commit anything (it skips the writer check below, like alignment does).
+            probe(.claimFencedByNewerWriter)
             fail(
                 route, .failedPrecondition,
                 "claim of \(entry.writerID) was superseded by \(streams[held: uri].metadata.writerID)")
@@ -162,6 +167,7 @@ extension ServerCore {
             return
         }
         guard installed == writer else {
+            probe(.newWriterSupersededWhileWaiting)
             fail(route, .failedPrecondition, "writer \(writer) was superseded by \(installed) while it waited")
             return
         }
@@ -191,6 +197,7 @@ extension ServerCore {
                 // The put is refused, but its commit marker is still a fact: that writer saw
                 // the entry acknowledged by a majority. Without this a member whose writer id
                 // came from a claim that later failed would never learn what committed.
+                probe(.commitMarkerFromFencedWriter)
                 let commitError = streams[held: uri].applyCommitMarker(
                     commit, from: entry.writerID, limits: limits, writes: &pendingWrites)
                 if let commitError { note("commit marker \(commit.id) on \(uri): \(commitError)") }
@@ -223,6 +230,7 @@ extension ServerCore {
             if groupCommit.everythingSynced {
                 reply(route, .ok)
             } else {
+                probe(.heartbeatWaitedForSync)
                 acknowledgeWhenDurable(route)
             }
             return
@@ -255,6 +263,7 @@ extension ServerCore {
         streams[held: uri].writerCatchUp = decision == nil ? catchUp : nil
         guard case .succeeded? = decision, let newest = catchUp.newest else { return }
         note("writer catch-up on \(uri): majority knows \(newest.writerID)")
+        probe(.writerCaughtUp)
         streams[held: uri].adoptWriter(newest, now: time.monotonic, writes: &pendingWrites)
     }
 
@@ -277,7 +286,10 @@ extension ServerCore {
     mutating func resolve(_ routes: [Route], _ outcome: PutOutcome, _ uri: StreamURI, _ entry: Entry) {
         switch outcome {
         case .applied, .gapCommitted:
-            if outcome == .gapCommitted { note("gap commit of \(entry.brief) on \(uri)") }
+            if outcome == .gapCommitted {
+                probe(.gapCommitted)
+                note("gap commit of \(entry.brief) on \(uri)")
+            }
             for route in routes { acknowledgeWhenDurable(route) }
         case .failed(let error):
             for route in routes { reply(route, .failed(error)) }
@@ -306,6 +318,7 @@ extension ServerCore {
         streams[held: uri].retryPendingCommit(limits: limits, writes: &pendingWrites)
         for overtaken in streams[held: uri].removeOvertakenQueued() {
             timers.cancel(.queuedPutExpiry(uri, overtaken.entry.id))
+            probe(.queuedPutOvertaken)
             resolve(
                 overtaken.routes,
                 .failed(WalleError(.outOfRange, "entry \(overtaken.entry.id) was overtaken by a commit")),
@@ -324,6 +337,7 @@ extension ServerCore {
         guard let expired = streams[uri]?.expire(entryID, now: time.monotonic) else {
             preconditionFailure("a queued put's deadline outlived it or came early")
         }
+        probe(.queuedPutExpired)
         let error = WalleError(.outOfRange, "entry \(entryID) waited too long for entry \(entryID - 1)")
         resolve(expired.routes, .refused(.queuedPutTimeout, error), uri, expired.entry)
     }

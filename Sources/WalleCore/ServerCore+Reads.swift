@@ -126,6 +126,7 @@ extension ServerCore {
     /// then below the first entry, and another member can answer.
     private mutating func answerPoll(_ route: Route, _ replica: StreamReplica) {
         guard replica.committedID >= replica.metadata.firstEntryID else {
+            probe(.pollBehindTrim)
             let first = replica.metadata.firstEntryID
             let committed = replica.committedID
             let uri = replica.uri
@@ -185,6 +186,7 @@ extension ServerCore {
         // A trim learned while the read was on disk: nothing below the new first entry goes
         // out once the member knows it, whenever the read started.
         if let replica = streams[read.uri], let error = Self.belowFirstEntry(replica, read.start) {
+            probe(.readOvertakenByTrim)
             fail(read.purpose.route, error.code, error.message)
             return
         }

@@ -183,7 +183,9 @@ extension ServerCore {
 
     mutating func trimStep(_ uri: StreamURI) {
         guard streams[uri] != nil else { return }
+        let deletes = pendingWrites.count
         let more = streams[held: uri].trimStep(stepMax: configuration.trimStepEntriesMax, writes: &pendingWrites)
+        if pendingWrites.count > deletes { probe(.trimStepDeleted) }
         if more { scheduleTrimStep(uri) }
     }
 

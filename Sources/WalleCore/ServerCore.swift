@@ -47,6 +47,8 @@ public struct ServerCore {
     /// The server table of the newest applied topology (`Effect.servers` reports changes).
     var knownServers: [NodeID: ServerAddress] = [:]
     var nextDiskToken: UInt64 = 1 << 32
+    /// The subtle branches this incarnation took (`Probe`); the simulator collects them.
+    public internal(set) var probes = ProbeSet()
     /// The time of the event being handled.
     var time = NodeTime(monotonic: Instant(nanoseconds: 0), wall: WallTime(nanosecondsSinceEpoch: 0))
 

@@ -89,6 +89,9 @@ extension WriterClient {
     }
 
     public mutating func wake(now: Instant) {
+        if let until = exclusiveUntil, until <= now, session.pending.contains(where: { $0.requestID != nil }) {
+            probes.insert(.writerLeaseLapsedWithPutsInFlight)
+        }
         // Sorted: the order of the resulting retries must not depend on hashing.
         let expired = outstanding.filter { $0.value.deadline <= now }.keys.sorted()
         for requestID in expired {
@@ -119,6 +122,7 @@ extension WriterClient {
             requestID > claimRequestID, requestID <= nextRequestID,
             case .failed(let error) = reply, error.isFinal
         else { return }
+        probes.insert(.writerLateRefusalClosed)
         close(error)
     }
 
@@ -206,6 +210,7 @@ extension WriterClient {
     /// Nothing outlives the close: answers still in flight are ignored when they come, so
     /// their deadlines go too, and a closed writer wakes for nothing.
     private mutating func close(_ error: WalleError) {
+        if error.code == .failedPrecondition { probes.insert(.writerFenced) }
         state = .closed(error)
         events.append(.closed(error))
         session.dropPipeline()

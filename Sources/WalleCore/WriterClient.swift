@@ -118,6 +118,8 @@ public struct WriterClient {
     var events: [WriterEvent] = []
     var follower: TopologyFollower?
     var followed = Followed()
+    /// The subtle branches this writer took (`Probe`); the simulator collects them.
+    public internal(set) var probes = ProbeSet()
 
     /// `requestIDBase`: where this writer's request ids start. A writer that shares its node id
     /// with a server (the topology manager runs under its server's id) numbers its requests

@@ -95,7 +95,8 @@ struct DeterminismTests {
 /// The walle-sim executable built next to this test bundle.
 func walleSimBinary() throws -> URL { try builtProduct("walle-sim") }
 
-func runProcess(_ binary: URL, _ arguments: [String]) throws -> String {
+/// Runs `binary` and returns its standard output; the exit status must be `expectStatus`.
+func runProcess(_ binary: URL, _ arguments: [String], expectStatus: Int32 = 0) throws -> String {
     let process = Process()
     process.executableURL = binary
     process.arguments = arguments
@@ -104,5 +105,6 @@ func runProcess(_ binary: URL, _ arguments: [String]) throws -> String {
     try process.run()
     let data = pipe.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
+    #expect(process.terminationStatus == expectStatus, "walle-sim \(arguments.joined(separator: " "))")
     return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
 }
