@@ -3,6 +3,9 @@
 # failure, and prints a table: bug, caught or not, seeds to the first failure, the oracle.
 #
 # Usage: scripts/mutation-check.sh [seeds per bug, default 500] [jobs, default 2] [name filter]
+# SWEEP_ARGS adds options to every sweep. COMPARE_ARGS runs a second sweep of each mutation with
+# these options and adds its figure as a last column, e.g. COMPARE_ARGS=--no-targeted-faults for
+# what random faults alone reach.
 # Each mutation is a one-line source edit (below), so the table tests the code as shipped,
 # not a seam. Needs about 1 minute of build per mutation on 2 cores.
 set -euo pipefail
@@ -34,15 +37,31 @@ mutations=(
   "member serves entry below first entry@@Sources/WalleCore/ServerCore+Reads.swift@@        guard start < first else { return nil }@@        guard start < first, false else { return nil }"
   "trim deletes the first entry too@@Sources/WalleCore/StreamReplica+Trim.swift@@    var trimTarget: EntryID { min(metadata.firstEntryID, committedID) }@@    var trimTarget: EntryID { min(metadata.firstEntryID + 1, committedID) }"
   "clients stop following the topology@@Sources/WalleCore/TopologyFollower.swift@@                pollAt = now@@                pollAt = nil"
+  "heartbeat OK before the install syncs@@Sources/WalleCore/ServerCore+Member.swift@@            if groupCommit.everythingSynced {@@            if true {"
+  "WriterInfo before it is durable@@Sources/WalleCore/ServerCore+Member.swift@@            whenDurable(.reply(route, .writerInfo(writerInfo(uri))))@@            reply(route, .writerInfo(writerInfo(uri)))"
+  "NewWriter OK before the install syncs@@Sources/WalleCore/ServerCore+Member.swift@@        whenDurable(.newWriterAnswer(waitID))@@        run(.newWriterAnswer(waitID))"
+  "re-stamp OK before it syncs@@Sources/WalleCore/ServerCore+Member.swift@@        streams[uri] = replica@@        streams[uri] = replica; reply(route, .ok); pendingWrites.append(contentsOf: writes); afterWindowChange(uri); return"
   "manager trims past the committed id@@Sources/WalleCore/TopologyManager+Status.swift@@        guard first > committed else { return nil }@@        guard first > committed, false else { return nil }"
 )
 
-printf '%-36s %-7s %-17s %s\n' "bug" "caught" "seeds to failure" "oracle"
+# Seeds to the first failure of one sweep with extra options ($1), or >seeds.
+first_failure() {
+  local out first oracle
+  # shellcheck disable=SC2086 # the options are a list
+  out=$("$scratch/src/.build/release/walle-sim" sweep --seeds "$seeds" --jobs "$jobs" --fail-fast $1 \
+    2>/dev/null || true)
+  first=$(printf '%s\n' "$out" | sed -n 's/^first failing seed: \([0-9]*\).*/\1/p')
+  oracle=$(printf '%s\n' "$out" | sed -n 's/^first failing seed: [0-9]* (\(.*\))$/\1/p')
+  if [ -n "$first" ]; then echo "$first $oracle"; else echo ">$seeds -"; fi
+}
+
+printf '%-36s %-7s %-17s %s\n' "bug" "caught" "seeds to failure" "oracle${COMPARE_ARGS:+ | with $COMPARE_ARGS}"
 for mutation in "${mutations[@]}"; do
   name=${mutation%%@@*}
   if [ -n "$only" ] && [[ "$name" != *"$only"* ]]; then continue; fi
-  rm -rf "$scratch/src"
+  # Everything but the build directory goes: the next build recompiles only what changed.
   mkdir -p "$scratch/src"
+  find "$scratch/src" -mindepth 1 -maxdepth 1 ! -name .build -exec rm -rf {} +
   # The committed code (HEAD), whatever the work tree holds.
   git archive HEAD | tar -x -C "$scratch/src"
   if ! python3 - "$scratch/src" "$mutation" <<'PY'
@@ -62,12 +81,13 @@ PY
     printf '%-36s %s\n' "$name" "BUILD FAILED"
     continue
   fi
-  out=$("$scratch/src/.build/release/walle-sim" sweep --seeds "$seeds" --jobs "$jobs" --fail-fast 2>/dev/null || true)
-  first=$(printf '%s\n' "$out" | sed -n 's/^first failing seed: \([0-9]*\).*/\1/p')
-  oracle=$(printf '%s\n' "$out" | sed -n 's/^first failing seed: [0-9]* (\(.*\))$/\1/p')
-  if [ -n "$first" ]; then
-    printf '%-36s %-7s %-17s %s\n' "$name" "yes" "$first" "$oracle"
-  else
-    printf '%-36s %-7s %-17s %s\n' "$name" "NO" ">$seeds" "-"
+  read -r first oracle <<<"$(first_failure "${SWEEP_ARGS:-}")"
+  caught=yes
+  if [[ "$first" == ">"* ]]; then caught=NO; fi
+  compare=""
+  if [ -n "${COMPARE_ARGS:-}" ]; then
+    read -r compare_first _ <<<"$(first_failure "${SWEEP_ARGS:-} $COMPARE_ARGS")"
+    compare=" | $compare_first"
   fi
+  printf '%-36s %-7s %-17s %s\n' "$name" "$caught" "$first" "$oracle$compare"
 done

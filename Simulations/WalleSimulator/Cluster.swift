@@ -29,6 +29,13 @@ final class Cluster {
 
     var serverIDs: [NodeID] { servers.map(\.id) }
 
+    /// Whether a majority of the servers in service stays up when `server` goes down.
+    func majorityStaysUp(without server: NodeID) -> Bool {
+        let alive = servers.filter { !$0.isRetired }.count
+        let upAfter = servers.filter { $0.isUp && !$0.isRetired && $0.id != server }.count
+        return upAfter > alive / 2
+    }
+
     var clientIDs: [NodeID] { writers.map(\.id) + readers.map(\.id) + [NodeID.client(900)] }
 }
 

@@ -95,6 +95,11 @@ public enum FaultKind: String, CaseIterable, Sendable {
     case topologyLag = "topology watch stalled"
     case hostileRequest = "hostile request (refused or harmless)"
     case trim = "trim (a stream's first entry moves up)"
+    case targetedCrashAfterReply = "targeted: crash after a reply, writes unsynced"
+    case targetedClaimPhase = "targeted: claim coordinator crashed or cut off"
+    case targetedCompletionLoss = "targeted: claim/put completion lost or held"
+    case targetedGroupCommitStall = "targeted: group commit's sync stalled"
+    case serverPause = "server process paused (SIGSTOP)"
 }
 
 enum FaultAction {
@@ -108,6 +113,9 @@ enum FaultAction {
     case replaceNow
     case move
     case topologyLag
+    case pauseServer
+    /// A targeted point's crash, at the end of the event that struck.
+    case targetedCrash(NodeID)
     /// End of the fault phase: everything heals and the liveness phase begins.
     case healAll
     case checkLiveness
@@ -124,6 +132,7 @@ final class Nemesis {
     private let counters: SimCounters
     private let cluster: Cluster
     private let network: SimNetwork
+    private let targeted: TargetedFaults
     /// The workload's streams, which replica moves pick from.
     private let streams: [StreamURI]
     private unowned let serverControl: any ServerControl
@@ -134,8 +143,8 @@ final class Nemesis {
 
     init(
         random: SimRandom, profile: FaultProfile, duration: Duration, replaceServerAt: Duration?, agenda: Agenda,
-        trace: Trace, counters: SimCounters, cluster: Cluster, network: SimNetwork, streams: [StreamURI],
-        servers: any ServerControl, manager: any TopologyControl, phase: any FaultPhase
+        trace: Trace, counters: SimCounters, cluster: Cluster, network: SimNetwork, targeted: TargetedFaults,
+        streams: [StreamURI], servers: any ServerControl, manager: any TopologyControl, phase: any FaultPhase
     ) {
         self.random = random
         self.profile = profile
@@ -146,6 +155,7 @@ final class Nemesis {
         self.counters = counters
         self.cluster = cluster
         self.network = network
+        self.targeted = targeted
         self.streams = streams
         self.serverControl = servers
         self.manager = manager
@@ -153,7 +163,9 @@ final class Nemesis {
     }
 
     /// The faults that recur as Poisson processes, in the order their first gaps are drawn.
-    private static let recurring: [FaultAction] = [.partition, .crash, .stall, .wallStep, .replace, .move, .topologyLag]
+    private static let recurring: [FaultAction] = [
+        .partition, .crash, .stall, .wallStep, .replace, .move, .topologyLag, .pauseServer,
+    ]
 
     func start() {
         for action in Self.recurring { scheduleNext(action, perMinute: rate(of: action)) }
@@ -170,6 +182,7 @@ final class Nemesis {
         case .replace: return profile.replacementsPerMinute
         case .move: return profile.movesPerMinute
         case .topologyLag: return profile.topologyLagsPerMinute
+        case .pauseServer: return targeted.profile.serverPausesPerMinute
         default: preconditionFailure("\(action) does not recur")
         }
     }
@@ -184,7 +197,7 @@ final class Nemesis {
 
     func perform(_ action: FaultAction) {
         switch action {
-        case .partition, .crash, .stall, .wallStep, .replace, .move, .topologyLag:
+        case .partition, .crash, .stall, .wallStep, .replace, .move, .topologyLag, .pauseServer:
             guard !healed else { return }
             performRecurring(action)
             scheduleNext(action, perMinute: rate(of: action))
@@ -192,6 +205,8 @@ final class Nemesis {
             if generation == partitionGeneration { network.heal() }
         case .restart(let index):
             serverControl.restartServer(index)
+        case .targetedCrash(let server):
+            targetedCrash(server)
         case .replaceNow:
             if manager.isIdle && manager.topology.version >= 1 {
                 replaceSomeServer()
@@ -214,6 +229,7 @@ final class Nemesis {
         case .replace: replaceSomeServer()
         case .move: moveSomeReplica()
         case .topologyLag: stallTopologyWatch()
+        case .pauseServer: pauseSomeServer()
         default: preconditionFailure("\(action) does not recur")
         }
     }
@@ -279,8 +295,39 @@ final class Nemesis {
         let pending = cluster.servers[index].disk.unsyncedCount
         let keep = profile.crashKeepsPrefix && pending > 0 ? Int(random.int(in: Int64(1)...Int64(pending))) : 0
         serverControl.crashServer(index, keep: keep)
+        scheduleRestart(index)
+    }
+
+    /// A targeted point struck at this server during the event that just ended: it dies now,
+    /// keeping a prefix of its unsynced writes but never all of them (the writes the reply
+    /// may depend on are what the point aims at), and restarts after a downtime.
+    private func targetedCrash(_ server: NodeID) {
+        defer { targeted.crashed(server) }
+        guard !healed, let index = cluster.servers.firstIndex(where: { $0.id == server }), cluster.servers[index].isUp
+        else { return }
+        let pending = cluster.servers[index].disk.unsyncedCount
+        let keep = pending > 1 ? Int(random.int(in: Int64(0)...Int64(pending - 1))) : 0
+        serverControl.crashServer(index, keep: keep)
+        scheduleRestart(index)
+    }
+
+    private func scheduleRestart(_ index: Int) {
         let downtime = random.int(in: Int64(1_000_000)...max(1_000_000, profile.downtimeMax.nanoseconds))
         agenda.schedule(at: agenda.trueNow + downtime, .fault(.restart(server: index)))
+    }
+
+    /// One server process stops like SIGSTOP: its state stays, its clocks run on, and what
+    /// reaches it (messages, disk completions, timers) waits until it resumes (the world
+    /// holds its events back).
+    private func pauseSomeServer() {
+        let candidates = cluster.servers.filter { $0.isUp && !$0.isRetired && $0.pausedUntil <= agenda.trueNow }
+        guard !candidates.isEmpty else { return }
+        let host = random.pick(candidates)
+        let length = random.int(in: Int64(1_000_000)...max(1_000_000, targeted.profile.serverPauseMax.nanoseconds))
+        host.pausedUntil = agenda.trueNow + length
+        serverControl.serverPaused(until: host.pausedUntil)
+        counters.count(.serverPause)
+        trace.line(agenda.trueNow, "\(host.id.short) PAUSED for \(Duration.nanoseconds(length).formattedMilliseconds)")
     }
 
     /// Wipes one server for good and has the manager move its streams to a new server: add the
@@ -349,8 +396,10 @@ final class Nemesis {
     /// crashed servers restart, paused writers resume.
     private func healAll() {
         healed = true
+        targeted.stop()
         network.heal()
         network.stopFaults()
+        for host in cluster.servers { host.pausedUntil = min(host.pausedUntil, agenda.trueNow) }
         for index in cluster.servers.indices where !cluster.servers[index].isUp { serverControl.restartServer(index) }
         trace.line(agenda.trueNow, "heal: faults end, liveness phase begins")
         phase.faultPhaseEnded()
@@ -383,6 +432,8 @@ protocol ServerControl: AnyObject {
     func restartServer(_ index: Int)
     /// Wipes a server for good and starts a new one; returns the new server's id.
     func replaceServer(_ index: Int) -> NodeID
+    /// A server was paused until this true time: its events wait until then.
+    func serverPaused(until: Int64)
 }
 
 /// The topology manager as faults use it: read the topology, queue membership changes.

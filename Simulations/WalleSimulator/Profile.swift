@@ -50,6 +50,8 @@ public struct Profile: Sendable, CustomStringConvertible {
     public var duration: Duration
     public var faults: FaultProfile
     public var hostile: HostileProfile
+    /// Targeted fault points (`TargetedFaults`); none when faults or targeted faults are off.
+    public var targeted: TargetedProfile
     public var limits: LimitsProfile
     public var load: LoadProfile
     public var beyondModel: Bool
@@ -91,11 +93,18 @@ public struct Profile: Sendable, CustomStringConvertible {
             duration: longRunDuration(seed: seed, options: options, load: load) ?? options.duration,
             faults: options.faults ? FaultProfile.draw(&faultRandom, replicaMoves: options.replicaMoves) : .none,
             hostile: options.faults && options.hostileClients ? HostileProfile.draw(seed: seed) : .none,
+            targeted: Self.targeted(seed: seed, options: options),
             limits: options.drawnLimits
                 ? LimitsProfile.draw(seed: seed, load: load).keepingBase(options.baseLimitNames) : .base,
             load: load,
             beyondModel: options.beyondModel,
             trimsPerMinute: trims.perMinute, trimStepEntriesMax: trims.stepEntriesMax)
+    }
+
+    private static func targeted(seed: UInt64, options: RunOptions) -> TargetedProfile {
+        guard options.faults && options.targetedFaults else { return .none }
+        let drawn = TargetedProfile.draw(seed: seed)
+        return options.allTargetedFaults ? drawn.allOn : drawn
     }
 
     /// Its own fork, so the rest of the profile is drawn as before trims existed.
@@ -131,6 +140,7 @@ public struct Profile: Sendable, CustomStringConvertible {
             + "duration=\(duration.milliseconds / 1000)s\(beyondModel ? " BEYOND-MODEL" : "")\n"
             + "faults: \(faults)\n"
             + "hostile: \(hostile)\n"
+            + "targeted: \(targeted)\n"
             + "limits: \(limits)\n"
             + "load: \(load)\n"
             + "trims: \(Int((trimsPerMinute * 10).rounded()))/10min, \(trimStepEntriesMax) ids per delete step"
@@ -154,6 +164,11 @@ public struct RunOptions: Sendable {
     /// Mix adversarial clients into the traffic (malformed, out-of-range, forged, stale and
     /// replayed requests) during the fault phase, as the swarm draws them.
     public var hostileClients = true
+    /// Let the swarm turn on targeted fault points (`TargetedProfile`): crashes right after a
+    /// reply, around claim phases, lost completions, stalled group commits, server pauses.
+    public var targetedFaults = true
+    /// Turn every targeted point on in every seed, not as the swarm draws them.
+    public var allTargetedFaults = false
     /// Move replicas between live servers (add one, remove another, which may be alive and
     /// lagging: the setting of WS-2 and WS-3).
     public var replicaMoves = true

@@ -64,6 +64,8 @@ public final class SimDisk: Disk {
     /// acknowledged-durability oracle.
     private(set) var everDurable: Set<DurableEntryKey> = []
     var incarnation: UInt64 = 0
+    /// Asked at every sync: the true time it may not complete before (a targeted stall).
+    var syncStall: ((SimDisk) -> Int64?)?
 
     init(scheduler: any SimScheduler, node: NodeID, random: SimRandom, profile: DiskProfile) {
         self.scheduler = scheduler
@@ -79,6 +81,7 @@ public final class SimDisk: Disk {
             unsynced.append(operations)
             submittedCount += 1
         case .sync(let token):
+            if let until = syncStall?(self) { stall(until: until) }
             let latency = random.int(in: profile.syncLatencyMin.nanoseconds...profile.syncLatencyMax.nanoseconds)
             let done = max(lastSyncDone, scheduler.trueNow + latency)
             lastSyncDone = done

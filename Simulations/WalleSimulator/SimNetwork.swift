@@ -46,6 +46,20 @@ public final class SimNetwork: Network {
 
     func heal() { blocked.removeAll() }
 
+    /// The targeted fault points of the seed, asked about every message (nil: none on).
+    var targeted: TargetedFaults?
+    /// Servers cut off from everyone until a true time (a targeted claim-phase fault).
+    private var isolatedUntil: [NodeID: Int64] = [:]
+
+    func isolate(_ node: NodeID, until: Int64) {
+        isolatedUntil[node] = max(isolatedUntil[node] ?? 0, until)
+    }
+
+    private func isIsolated(_ node: NodeID) -> Bool {
+        guard let until = isolatedUntil[node] else { return false }
+        return agenda.trueNow < until
+    }
+
     /// Servers whose root-stream polls are dropped until the given true time.
     private var topologyDeafUntil: [NodeID: Int64] = [:]
 
@@ -100,22 +114,33 @@ public final class SimNetwork: Network {
     func stopFaults() {
         faults = .none
         topologyDeafUntil.removeAll()
+        isolatedUntil.removeAll()
     }
 
     public func send(_ message: Message, from source: NodeID, to target: NodeID) {
         observer.sent(message, from: source, to: target)
+        var targetedDelay: Int64 = 0
+        if let targeted {
+            switch targeted.verdict(message, from: source, to: target) {
+            case .send: break
+            case .drop: return
+            case .delay(let nanoseconds): targetedDelay = nanoseconds
+            }
+        }
         if !topologyDeafUntil.isEmpty, case .pollStream(_, let uri, _) = message, uri == World.rootStream,
             let until = topologyDeafUntil[source], agenda.trueNow < until
         {
             return // even to itself: a root member learns versions from its own replica this way
         }
         noteClientRootPoll(message, from: source)
-        let held = clientTopologyDelay(message, to: target)
+        let held = clientTopologyDelay(message, to: target) + targetedDelay
         if source == target {
             agenda.schedule(at: agenda.trueNow, .deliver(from: source, to: target, message))
             return
         }
-        if !blocked.isEmpty && blocked.contains(LinkKey(source: source, target: target)) {
+        if !blocked.isEmpty && blocked.contains(LinkKey(source: source, target: target))
+            || !isolatedUntil.isEmpty && (isIsolated(source) || isIsolated(target))
+        {
             counters.count(.messageBlocked)
             return
         }

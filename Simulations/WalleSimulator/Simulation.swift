@@ -85,6 +85,8 @@ public enum Simulation {
         if options.beyondModel { command += " --beyond-model" }
         if !options.replicaMoves { command += " --no-replica-moves" }
         if !options.hostileClients { command += " --no-hostile" }
+        if !options.targetedFaults { command += " --no-targeted-faults" }
+        if options.allTargetedFaults { command += " --all-targeted-faults" }
         if !options.drawnLimits { command += " --base-limits" }
         if !options.highLoad { command += " --no-high-load" }
         for name in options.baseLimitNames.sorted() { command += " --base-limit \(name)" }

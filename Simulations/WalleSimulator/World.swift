@@ -25,6 +25,8 @@ final class ServerHost {
     var isUp = true
     /// Replaced: its disk is wiped and it never comes back.
     var isRetired = false
+    /// Paused (SIGSTOP) until this true time: its events wait until then (0: never paused).
+    var pausedUntil: Int64 = 0
 
     init(id: NodeID, clock: SimClock, disk: SimDisk) {
         self.id = id
@@ -68,6 +70,9 @@ public final class World: SendObserver, ClockControl, TopologyListener, ServerCo
     private(set) var workload: Workload!
     private var trimmer: Trimmer!
     private(set) var nemesis: Nemesis!
+    private(set) var targeted: TargetedFaults!
+    /// The latest end of a server pause: before it, events for servers are checked for pauses.
+    private var pausesEndBy: Int64 = 0
     private(set) var liveness: Liveness!
     private(set) var manager: ManagerHost!
     static let rootStream = try! StreamURI("/cluster/root")
@@ -120,11 +125,15 @@ public final class World: SendObserver, ClockControl, TopologyListener, ServerCo
         self.liveness = Liveness(
             agenda: agenda, trace: trace, livenessTimeout: options.livenessTimeout, cluster: cluster,
             topology: manager, acknowledgements: oracle, workload: workload)
+        self.targeted = TargetedFaults(
+            profile: profile.targeted, random: SimRandom.fork(seed: seed, "targeted"), agenda: agenda, trace: trace,
+            counters: counters, cluster: cluster, network: network)
+        if !profile.targeted.isOff { network.targeted = targeted }
         self.nemesis = Nemesis(
             random: SimRandom.fork(seed: seed, "nemesis"), profile: profile.faults, duration: profile.duration,
             replaceServerAt: options.replaceServerAt, agenda: agenda, trace: trace, counters: counters,
-            cluster: cluster, network: network, streams: workload.streams, servers: self, manager: manager,
-            phase: self)
+            cluster: cluster, network: network, targeted: targeted, streams: workload.streams, servers: self,
+            manager: manager, phase: self)
         self.trimmer = Trimmer(
             random: SimRandom.fork(seed: seed, "trims"), agenda: agenda, trace: trace, counters: counters,
             streams: workload.streams, manager: manager, acknowledgements: oracle, perMinute: profile.trimsPerMinute)
@@ -225,6 +234,7 @@ public final class World: SendObserver, ClockControl, TopologyListener, ServerCo
         let clock = makeClock(id, rateIndex: index % profile.clockRates.count)
         let disk = SimDisk(
             scheduler: agenda, node: id, random: SimRandom.fork(seed: seed, "disk-\(index)"), profile: profile.disk)
+        if profile.targeted.groupCommitStalls { disk.syncStall = { [unowned self] in targeted.syncSubmitted($0) } }
         cluster.register(id, .server(index))
         return ServerHost(id: id, clock: clock, disk: disk)
     }
@@ -263,6 +273,7 @@ public final class World: SendObserver, ClockControl, TopologyListener, ServerCo
         crashedProbes.formUnion(host.node.core.probes)
         let kept = host.disk.crash(keep: keep)
         host.isUp = false
+        host.pausedUntil = 0
         host.clock.cancelWakeup()
         count(kept > 0 ? .crashPrefixKept : .crashAllPendingLost)
         trace.line(trueNow, "\(host.id.short) CRASH: kept \(kept) of \(pending) unsynced transactions")
@@ -327,6 +338,10 @@ public final class World: SendObserver, ClockControl, TopologyListener, ServerCo
     }
 
     private func handle(_ event: SimEvent) {
+        if trueNow < pausesEndBy, let until = pausedUntil(event) {
+            agenda.schedule(at: until, event)
+            return
+        }
         switch event {
         case .deliver(let source, let target, let message):
             trace.event(at: trueNow, node: target, kind: 1)
@@ -375,6 +390,22 @@ public final class World: SendObserver, ClockControl, TopologyListener, ServerCo
             hostiles[index].act()
         }
     }
+
+    /// When the event is for a paused server: the end of its pause, where the event waits
+    /// (in order: the agenda keeps insertion order among events of one instant).
+    private func pausedUntil(_ event: SimEvent) -> Int64? {
+        let node: NodeID
+        switch event {
+        case .deliver(_, let target, _): node = target
+        case .diskSynced(let server, _, _, _), .diskRead(let server, _, _, _), .wakeup(let server, _): node = server
+        case .workload, .fault, .hostile: return nil
+        }
+        guard let host = cluster.serverHost(node), host.isUp, trueNow < host.pausedUntil else { return nil }
+        return host.pausedUntil
+    }
+
+    /// A server was paused until `until`: events for servers are checked until then.
+    func serverPaused(until: Int64) { pausesEndBy = max(pausesEndBy, until) }
 
     private func deliver(_ message: Message, from source: NodeID, to target: NodeID) {
         switch cluster.ref(target) {

@@ -41,6 +41,12 @@ struct SimulationOptions: ParsableArguments {
     @Flag(help: "Leave out the hostile clients (malformed, forged, stale and replayed requests).")
     var noHostile = false
 
+    @Flag(help: "No targeted fault points (crash after a reply, around claim phases, lost completions, ...).")
+    var noTargetedFaults = false
+
+    @Flag(help: "Every targeted fault point on in every seed (the swarm turns each on in half of them).")
+    var allTargetedFaults = false
+
     @Flag(help: "Every seed runs the base server limits and the usual load (no swarm-drawn limits).")
     var baseLimits = false
 
@@ -78,6 +84,11 @@ struct SimulationOptions: ParsableArguments {
         options.beyondModel = beyondModel
         options.replicaMoves = !noReplicaMoves
         options.hostileClients = !noHostile
+        options.targetedFaults = !noTargetedFaults
+        options.allTargetedFaults = allTargetedFaults
+        if noTargetedFaults && allTargetedFaults {
+            throw ValidationError("--no-targeted-faults and --all-targeted-faults contradict each other")
+        }
         options.drawnLimits = !baseLimits
         options.highLoad = !noHighLoad
         for name in baseLimitNames where !LimitsProfile.names.contains(name) {

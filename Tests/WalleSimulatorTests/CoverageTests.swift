@@ -30,12 +30,13 @@ struct CoverageTests {
         var faulty = RunOptions()
         faulty.duration = .seconds(5)
         faulty.highLoad = false
-        let faultOnly: [Probe] = [.gapCommitted, .fastForwarded, .writerFenced]
+        // Measured on these seeds: no quiet run catches a writer up or expires a queued put.
+        let faultOnly: [Probe] = [.writerCaughtUp, .queuedPutExpired]
         var reached = ProbeSet()
         for seed in UInt64(1)...4 {
             let result = Simulation.run(seed: seed, options: quiet)
             #expect(result.passed && result.probes.count > 0)
-            #expect(!result.probes.contains(.gapCommitted), "seed \(seed) gap-committed without faults")
+            for probe in faultOnly { #expect(!result.probes.contains(probe), "seed \(seed), no faults: \(probe.name)") }
             let again = Simulation.run(seed: seed, options: faulty)
             #expect(again.traceHash == Simulation.run(seed: seed, options: faulty).traceHash)
             reached.formUnion(again.probes)
@@ -51,5 +52,51 @@ struct CoverageTests {
             expectStatus: 4)
         #expect(output.contains("coverage: MISSED must-reach:"))
         #expect(output.contains("gap-committed"))
+    }
+}
+
+@Suite("Targeted faults")
+struct TargetedFaultTests {
+    @Test("The swarm turns each point on in some seeds and off in others; the switch turns them all off")
+    func swarm() {
+        let profiles = (UInt64(1)...200).map { Profile.draw(seed: $0, options: RunOptions()).targeted }
+        #expect(profiles.contains { $0.crashAfterReply } && profiles.contains { !$0.crashAfterReply })
+        #expect(profiles.contains { $0.claimPhases } && profiles.contains { !$0.claimPhases })
+        #expect(profiles.contains { $0.completionLoss } && profiles.contains { !$0.completionLoss })
+        #expect(profiles.contains { $0.groupCommitStalls } && profiles.contains { !$0.groupCommitStalls })
+        #expect(profiles.contains { $0.serverPausesPerMinute > 0 })
+        #expect(profiles.contains { $0.serverPausesPerMinute == 0 })
+        var off = RunOptions()
+        off.targetedFaults = false
+        #expect((UInt64(1)...50).allSatisfy { Profile.draw(seed: $0, options: off).targeted.isOff })
+        var all = RunOptions()
+        all.allTargetedFaults = true
+        #expect((UInt64(1)...50).allSatisfy {
+            let targeted = Profile.draw(seed: $0, options: all).targeted
+            return targeted.crashAfterReply && targeted.claimPhases && targeted.completionLoss
+                && targeted.groupCommitStalls && targeted.serverPausesPerMinute > 0
+        })
+    }
+
+    /// Each point strikes at its moment (a crash right after a reply with writes unsynced, a
+    /// claim phase, a completion, a group sync, a pause) and the cluster still passes.
+    @Test("With every point on, every kind strikes in a few seeds and the seeds pass")
+    func strikes() {
+        var options = RunOptions()
+        options.duration = .seconds(10)
+        options.highLoad = false
+        options.allTargetedFaults = true
+        let kinds: [FaultKind] = [
+            .targetedCrashAfterReply, .targetedClaimPhase, .targetedCompletionLoss, .targetedGroupCommitStall,
+            .serverPause,
+        ]
+        var struck: Set<FaultKind> = []
+        for seed in UInt64(1)...4 {
+            let result = Simulation.run(seed: seed, options: options)
+            let replay = Simulation.replayCommand(seed: seed, options: options)
+            #expect(result.passed, "\(result.summary)\nreplay: \(replay)")
+            struck.formUnion(kinds.filter { (result.faults[$0] ?? 0) > 0 })
+        }
+        #expect(struck == Set(kinds), "struck: \(struck.map(\.rawValue))")
     }
 }

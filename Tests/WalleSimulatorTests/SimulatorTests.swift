@@ -79,14 +79,17 @@ struct DeterminismTests {
             != Simulation.run(seed: 2, options: options).traceHash)
     }
 
-    @Test("The same seed gives the same trace hash in another process, for 20 seeds")
-    func crossProcess() throws {
+    /// Twice: as the swarm draws the faults, and with every targeted fault point on.
+    @Test("The same seed gives the same trace hash in another process, for 20 seeds", arguments: [false, true])
+    func crossProcess(allTargeted: Bool) throws {
         let binary = try walleSimBinary()
         var options = RunOptions()
         options.duration = .seconds(5)
+        options.allTargetedFaults = allTargeted
         for seed in UInt64(1)...20 {
             let mine = String(Simulation.run(seed: seed, options: options).traceHash, radix: 16)
-            let other = try runProcess(binary, ["run", "--seed", String(seed), "--duration", "5", "--hash-only"])
+            let arguments = ["run", "--seed", String(seed), "--duration", "5", "--hash-only"]
+            let other = try runProcess(binary, arguments + (allTargeted ? ["--all-targeted-faults"] : []))
             #expect(mine == other, "seed \(seed): \(mine) here, \(other) in a second process")
         }
     }
