@@ -84,6 +84,9 @@ protocol ClientObserver: AnyObject {
     func writerEvent(_ host: WriterHost, _ event: WriterEvent)
     func observeWriter(_ host: WriterHost)
     func entryWritten(_ uri: StreamURI, _ entry: Entry)
+    /// A writer client invoked a claim or a put (the put's entry is `entry`).
+    func claimInvoked(_ host: WriterHost)
+    func putInvoked(_ host: WriterHost, _ entry: Entry)
     func readAnswered(_ request: ReaderHost.ReadRequest, _ reply: Reply, reader: NodeID)
     func hostileAnswered(
         _ expectation: HostileExpectation, _ what: String, _ reply: Reply, client: NodeID, server: NodeID)

@@ -66,6 +66,10 @@ final class Oracle: AcknowledgementView, ClientObserver, MembershipObserver {
     // MARK: The committed log
 
     /// A well-behaved writer made `entry` (hostile clients' forgeries are not recorded).
+    func claimInvoked(_ host: WriterHost) {}
+
+    func putInvoked(_ host: WriterHost, _ entry: Entry) { entryWritten(host.uri, entry) }
+
     func entryWritten(_ uri: StreamURI, _ entry: Entry) {
         fencing.written(uri, entry)
     }

@@ -169,6 +169,9 @@ public struct RunOptions: Sendable {
     public var targetedFaults = true
     /// Turn every targeted point on in every seed, not as the swarm draws them.
     public var allTargetedFaults = false
+    /// Let the server-side oracles fail a run; off (`--no-server-oracles`), only the
+    /// client-history checker can (to show what it catches on its own).
+    public var serverOracles = true
     /// Move replicas between live servers (add one, remove another, which may be alive and
     /// lagging: the setting of WS-2 and WS-3).
     public var replicaMoves = true

@@ -50,6 +50,7 @@ public enum Simulation {
         world.trace.line(0, "seed \(seed): \(world.profile)")
         world.runEvents()
         if world.oracle.violation == nil { world.oracle.finish() }
+        if world.oracle.violation == nil { world.finishHistory() }
         if world.oracle.violation == nil && world.liveness.convergedAt == nil && world.liveness.stuck == nil {
             world.liveness.giveUp()
         }
@@ -87,6 +88,7 @@ public enum Simulation {
         if !options.hostileClients { command += " --no-hostile" }
         if !options.targetedFaults { command += " --no-targeted-faults" }
         if options.allTargetedFaults { command += " --all-targeted-faults" }
+        if !options.serverOracles { command += " --no-server-oracles" }
         if !options.drawnLimits { command += " --base-limits" }
         if !options.highLoad { command += " --no-high-load" }
         for name in options.baseLimitNames.sorted() { command += " --base-limit \(name)" }

@@ -163,6 +163,7 @@ final class Workload: WorkloadControl {
             switch host.node.client.phase {
             case .idle, .closed:
                 trace.line(agenda.trueNow, "\(host.id.short) claims \(host.uri)")
+                observer.claimInvoked(host)
                 writerEvents(host, host.node.claim())
             default:
                 return
@@ -219,7 +220,7 @@ final class Workload: WorkloadControl {
             let data = [UInt8](repeating: fill, count: size)
             do {
                 let (entry, events) = try host.node.put(data)
-                observer.entryWritten(host.uri, entry)
+                observer.putInvoked(host, entry)
                 putsIssued += 1
                 writerEvents(host, events)
             } catch {

@@ -66,6 +66,8 @@ public final class World: SendObserver, ClockControl, TopologyListener, ServerCo
     let trace = Trace()
     let counters = SimCounters()
     private(set) var oracle: Oracle!
+    /// The oracle's and the client-history checker's view of client events (`ClientEvents`).
+    private(set) var clientEvents: ClientEvents!
     private(set) var network: SimNetwork!
     private(set) var workload: Workload!
     private var trimmer: Trimmer!
@@ -111,13 +113,16 @@ public final class World: SendObserver, ClockControl, TopologyListener, ServerCo
         self.oracle = Oracle(
             agenda: agenda, trace: trace, counters: counters, cluster: cluster, beyondModel: profile.beyondModel,
             clockRateMin: profile.clockRateRange.lowerBound)
+        oracle.verdict.serverOraclesOff = !options.serverOracles
+        let history = HistoryChecker(verdict: oracle.verdict, now: { [unowned agenda] in agenda.trueNow })
+        self.clientEvents = ClientEvents(oracle: oracle, history: history)
         self.network = SimNetwork(
             agenda: agenda, trace: trace, counters: counters, observer: self,
             random: SimRandom.fork(seed: seed, "network"), profile: profile.network, faults: profile.faults)
         self.workload = Workload(
             agenda: agenda, trace: trace, counters: counters, random: SimRandom.fork(seed: seed, "workload"),
             profile: profile, plantedBugs: options.plantedBugs, cluster: cluster, clocks: clocks, network: network,
-            observer: oracle, clockControl: self)
+            observer: clientEvents, clockControl: self)
         buildServers()
         let initial = workload.buildClients(rootMembers: rootMembers)
         oracle.checkedStreams = checkedStreams
@@ -154,6 +159,21 @@ public final class World: SendObserver, ClockControl, TopologyListener, ServerCo
                 network: network, overheard: overheard, observer: oracle))
             register(id, .hostile(index))
             schedule(at: 1_000_000 * Int64(100 + index), .hostile(id))
+        }
+    }
+
+    /// The client-history checker's final read (H4): each workload stream's committed entries
+    /// as its most advanced live member serves them.
+    func finishHistory() {
+        for uri in workload.streams {
+            let members = servers.filter { $0.isUp && !$0.isRetired && $0.node.metadata(of: uri) != nil }
+            guard let best = members.max(by: {
+                ($0.node.metadata(of: uri)?.committedID ?? 0) < ($1.node.metadata(of: uri)?.committedID ?? 0)
+            }), let metadata = best.node.metadata(of: uri), let image = best.disk.current.streams[uri]
+            else { continue }
+            let first = metadata.firstEntryID
+            let entries = stride(from: first, through: metadata.committedID, by: 1).compactMap { image.servedEntry($0) }
+            clientEvents.history.finalRead(uri, first: first, entries)
         }
     }
 

@@ -47,6 +47,9 @@ struct SimulationOptions: ParsableArguments {
     @Flag(help: "Every targeted fault point on in every seed (the swarm turns each on in half of them).")
     var allTargetedFaults = false
 
+    @Flag(help: "Only the client-history checker may fail a run (the server-side oracles still run, unheard).")
+    var noServerOracles = false
+
     @Flag(help: "Every seed runs the base server limits and the usual load (no swarm-drawn limits).")
     var baseLimits = false
 
@@ -86,6 +89,7 @@ struct SimulationOptions: ParsableArguments {
         options.hostileClients = !noHostile
         options.targetedFaults = !noTargetedFaults
         options.allTargetedFaults = allTargetedFaults
+        options.serverOracles = !noServerOracles
         if noTargetedFaults && allTargetedFaults {
             throw ValidationError("--no-targeted-faults and --all-targeted-faults contradict each other")
         }

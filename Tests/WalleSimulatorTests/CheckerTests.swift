@@ -41,7 +41,7 @@ struct CheckerTests {
             "committed-immutability", "acknowledged-durability", "chain-validity", "claim-monotonicity",
             "writer-fencing", "lease-exclusivity", "server-reads", "committed-id-monotonic",
             "writer-ids-never-decrease", "topology", "claim-stamp-quorum", "hostile-acknowledged",
-            "writer-closed-unfenced",
+            "writer-closed-unfenced", "client-history",
         ])
         let violation = Violation(invariant: .topology, time: .milliseconds(5), nodes: [NodeID(1)], detail: "x")
         #expect(violation.description.hasPrefix("topology at "))
