@@ -73,27 +73,34 @@ public enum Simulation {
 
     /// The one command that replays a seed exactly.
     public static func replayCommand(seed: UInt64, options: RunOptions) -> String {
-        var command = "swift run walle-sim replay --seed \(seed)"
+        (["swift run walle-sim replay --seed \(seed)"] + arguments(options)).joined(separator: " ")
+    }
+
+    /// The command-line options that give `options`, each one that differs from the default:
+    /// what a replay and `run --check-determinism`'s second process pass, so no option can be
+    /// left out of one and not the other.
+    public static func arguments(_ options: RunOptions) -> [String] {
+        var arguments: [String] = []
         if options.duration != .seconds(30) {
-            command += " --duration \(options.duration.milliseconds / 1000)"
+            arguments += ["--duration", String(options.duration.milliseconds / 1000)]
         } else if !options.longRuns {
-            command += " --no-long-runs"
+            arguments.append("--no-long-runs")
         }
         if options.livenessTimeout != .seconds(60) {
-            command += " --liveness-timeout \(options.livenessTimeout.milliseconds / 1000)"
+            arguments += ["--liveness-timeout", String(options.livenessTimeout.milliseconds / 1000)]
         }
-        if !options.faults { command += " --no-faults" }
-        if options.beyondModel { command += " --beyond-model" }
-        if !options.replicaMoves { command += " --no-replica-moves" }
-        if !options.hostileClients { command += " --no-hostile" }
-        if !options.targetedFaults { command += " --no-targeted-faults" }
-        if options.allTargetedFaults { command += " --all-targeted-faults" }
-        if !options.serverOracles { command += " --no-server-oracles" }
-        if !options.drawnLimits { command += " --base-limits" }
-        if !options.highLoad { command += " --no-high-load" }
-        for name in options.baseLimitNames.sorted() { command += " --base-limit \(name)" }
-        if let at = options.replaceServerAt { command += " --replace-at \(at.milliseconds / 1000)" }
-        for bug in options.plantedBugs.map(\.rawValue).sorted() { command += " --plant \(bug)" }
-        return command
+        if !options.faults { arguments.append("--no-faults") }
+        if options.beyondModel { arguments.append("--beyond-model") }
+        if !options.replicaMoves { arguments.append("--no-replica-moves") }
+        if !options.hostileClients { arguments.append("--no-hostile") }
+        if !options.targetedFaults { arguments.append("--no-targeted-faults") }
+        if options.allTargetedFaults { arguments.append("--all-targeted-faults") }
+        if !options.serverOracles { arguments.append("--no-server-oracles") }
+        if !options.drawnLimits { arguments.append("--base-limits") }
+        if !options.highLoad { arguments.append("--no-high-load") }
+        for name in options.baseLimitNames.sorted() { arguments += ["--base-limit", name] }
+        if let at = options.replaceServerAt { arguments += ["--replace-at", String(at.milliseconds / 1000)] }
+        for bug in options.plantedBugs.map(\.rawValue).sorted() { arguments += ["--plant", bug] }
+        return arguments
     }
 }

@@ -148,7 +148,7 @@ struct Run: ParsableCommand {
             throw ExitCode(result.violation != nil ? ExitStatus.violation : ExitStatus.stuck)
         }
         if checkDeterminism {
-            let other = try hashInSecondProcess(seed: seed, simulation: simulation)
+            let other = try hashInSecondProcess(seed: seed, options: options)
             let mine = String(result.traceHash, radix: 16)
             print("determinism: this process \(mine), second process \(other): \(mine == other ? "same" : "DIFFERENT")")
             if mine != other { throw ExitCode(ExitStatus.nondeterministic) }
@@ -172,24 +172,10 @@ struct Replay: ParsableCommand {
 }
 
 /// Runs `walle-sim run --seed N --hash-only` as a child process and returns its hash.
-func hashInSecondProcess(seed: UInt64, simulation: SimulationOptions) throws -> String {
+func hashInSecondProcess(seed: UInt64, options: RunOptions) throws -> String {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
-    var arguments = [
-        "run", "--seed", String(seed), "--hash-only", "--liveness-timeout", String(simulation.livenessTimeout),
-    ]
-    if let duration = simulation.duration { arguments += ["--duration", String(duration)] }
-    if simulation.noLongRuns { arguments.append("--no-long-runs") }
-    if simulation.noFaults { arguments.append("--no-faults") }
-    if simulation.beyondModel { arguments.append("--beyond-model") }
-    if simulation.noReplicaMoves { arguments.append("--no-replica-moves") }
-    if simulation.noHostile { arguments.append("--no-hostile") }
-    if simulation.baseLimits { arguments.append("--base-limits") }
-    if simulation.noHighLoad { arguments.append("--no-high-load") }
-    for name in simulation.baseLimitNames { arguments += ["--base-limit", name] }
-    if let at = simulation.replaceAt { arguments += ["--replace-at", String(at)] }
-    for bug in simulation.plantedBugs { arguments += ["--plant", bug] }
-    process.arguments = arguments
+    process.arguments = ["run", "--seed", String(seed), "--hash-only"] + Simulation.arguments(options)
     let pipe = Pipe()
     process.standardOutput = pipe
     try process.run()

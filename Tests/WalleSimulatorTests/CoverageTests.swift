@@ -78,6 +78,15 @@ struct TargetedFaultTests {
         })
     }
 
+    /// The second process gets every option from `Simulation.arguments`: before, it missed the
+    /// targeted ones and reported a different hash for the same run.
+    @Test("run --check-determinism passes the targeted options to its second process")
+    func checkDeterminismForwardsOptions() throws {
+        let output = try runProcess(
+            walleSimBinary(), ["run", "--seed", "1", "--duration", "3", "--all-targeted-faults", "--check-determinism"])
+        #expect(output.contains(": same"), "\(output.suffix(200))")
+    }
+
     /// Each point strikes at its moment (a crash right after a reply with writes unsynced, a
     /// claim phase, a completion, a group sync, a pause) and the cluster still passes.
     @Test("With every point on, every kind strikes in a few seeds and the seeds pass")
